@@ -141,6 +141,10 @@ TOPOFR_HD constexpr matrix_view<T> make_matrix_view(T* p, index_t rows, index_t 
 
 namespace detail {
 
+/// Puts a parameter in a non-deduced context (C++20's std::type_identity_t).
+template <class T> struct identity { using type = T; };
+template <class T> using identity_t = typename identity<T>::type;
+
 /// Shape checks shared by all blocks; `fn`/`arg` name the caller and the argument in the message.
 template <class T>
 void check_view(const matrix_view<T>& m, const char* fn, const char* arg) {
