@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what topofr's build, tests, benchmarks and oracles need from Debian's packages (root, or sudo).
+# Only missing packages are installed; `apt-get update` runs first when anything is missing.
+set -euo pipefail
+pkgs=(build-essential cmake libeigen3-dev catch2 libbenchmark-dev
+      python3 python3-numpy python3-torch python3-torchvision python3-gudhi ripser)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install_deps: all ${#pkgs[@]} packages present"
+  exit 0
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "install_deps: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
