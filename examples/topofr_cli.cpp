@@ -15,12 +15,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <functional>
-#include <iostream>
+#include <limits>
 #include <map>
 #include <new>
 #include <optional>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -150,7 +148,7 @@ class args {
     if (!(x > 0)) throw usage_error(str(name, ": must be > 0, got ", *get(name)));
     return x;
   }
-  long integer(const std::string& name, long fallback, long min) const {
+  long integer(const std::string& name, long fallback, long min, long max = std::numeric_limits<int>::max()) const {
     const auto v = get(name);
     if (!v) return fallback;
     const char* s = v->c_str();
@@ -159,7 +157,7 @@ class args {
     const long x = std::strtol(s, &end, 10);
     if (end == s || *end != '\0' || errno == ERANGE)
       throw usage_error(str(name, ": expected an integer, got '", *v, "'"));
-    if (x < min) throw usage_error(str(name, ": must be >= ", min, ", got ", x));
+    if (x < min || x > max) throw usage_error(str(name, ": must be in [", min, ", ", max, "], got ", *v));
     return x;
   }
   /// One of `choices`, or `fallback` when the flag is absent.

@@ -207,14 +207,15 @@ def margin_ce_oracle(cos, y, w, s, m1, m2, m3, eps):
     C = torch.tensor(np.asarray(cos, np.float64), requires_grad=True)
     yt = torch.tensor(y.astype(np.int64))
     logits = margin_torch(C, yt, s, m1, m2, m3)
-    logp = torch.log_softmax(logits, dim=1)
-    p = logp.exp()
-    rows = torch.arange(len(y))
-    loss = -logp[rows, yt]
+    lse = torch.logsumexp(logits, 1)
+    p = torch.softmax(logits, dim=1)
+    rows, valid, yc = torch.arange(len(y)), yt >= 0, yt.clamp(min=0)
+    zero = torch.zeros(len(y))
+    loss = torch.where(valid, lse - logits[rows, yc], zero)  # label -1: class not in this shard, no loss
     (torch.tensor(w) * loss).mean().backward()
     ent = -(p * torch.log(p + eps)).sum(1)
-    return (loss.detach().numpy(), ent.detach().numpy(), p[rows, yt].detach().numpy(),
-            torch.logsumexp(logits, 1).detach().numpy(), C.grad.numpy())
+    return (loss.detach().numpy(), ent.detach().numpy(), torch.where(valid, p[rows, yc], zero).detach().numpy(),
+            lse.detach().numpy(), C.grad.numpy())
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -435,6 +436,7 @@ def test_gum():
     gum_case("odd n no-symmetrize", e[:33], "--no-symmetrize", symmetrize=False)
     gum_case("uniform", rng.uniform(0, 4, 40))
     gum_case("n=2", np.array([0.1, 2.0]))
+    gum_case("n=1", np.array([0.4]))
     gum_case("all equal", np.full(10, 0.7))
     gum_case("all equal no-symmetrize", np.full(10, 0.7), "--no-symmetrize", symmetrize=False)
     e32 = e.astype(np.float32)
@@ -453,10 +455,12 @@ def test_gum():
         eb = e.copy()
         eb[5] = v
         bad(["gum", "--entropy", save(f"e{label}.npy", eb), "--out", H], "entropy")
-    bad(["gum", "--entropy", save("e1.npy", np.ones(1)), "--out", H], "entropy")
+    bad(["gum", "--entropy", save("e0.npy", np.ones(0)), "--out", H], "entropy")
     bad(["gum", "--entropy", save("eint.npy", np.ones(8, np.int32)), "--out", H], "--entropy", "<i4")
     bad(["gum", "--entropy", E, "--out", H, "--mode", "fast"], "--mode", "fast")
     bad(["gum", "--entropy", E, "--out", H, "--max-iter", "0"], "--max-iter")
+    bad(["gum", "--entropy", E, "--out", H, "--max-iter", "99999999999"], "--max-iter", "99999999999")
+    bad(["gum", "--entropy", E, "--out", H, "--max-iter", "1e3"], "--max-iter", "1e3")
     bad(["gum", "--entropy", E, "--out", H, "--tol", "-1"], "--tol")
     bad(["gum", "--entropy", E, "--out", H, "--no-symmetrize=yes"], "--no-symmetrize")
     bad(["gum", "--entropy", E, "--out", E], "--out", "--entropy")
@@ -499,7 +503,7 @@ def test_arcface(oracle):
                   f"(max err {np.abs(load(GO) - want_g).max()})")
             # The margin-ce head on the same data.
             w = rng.uniform(0.5, 2.0, n)
-            yy = np.where(y < 0, 0, y)  # every row has its class in this (single) shard
+            yy = y  # row 5 has label -1: zero loss, p_gt and gradient
             Yy, W = save("yy.npy", yy), save("w.npy", w)
             outs = [path(f"ce_{k}.npy") for k in ("loss", "ent", "pgt", "lse", "grad")]
             stdout = ok("margin-ce", "--cos", Cp, "--labels", Yy, *margins, "--weights", W, "--entropy-eps", 1e-5,
@@ -548,6 +552,8 @@ def test_arcface(oracle):
     bad(["arcface", "--cos", Cp, "--labels", Y32, "--logits-out", LO, "--grad-in", save("gs.npy", gin[:3]), "--grad-out", GO],
         "--grad-in")
     bad(["arcface", "--cos", Cp, "--labels", Y32, "--logits-out", LO, "--s", "big"], "--s", "big")
+    bad(["arcface", "--cos", Cp, "--labels", Y32, "--logits-out", LO, "--s", "0"], "margin.s")
+    bad(["arcface", "--cos", Cp, "--labels", Y32, "--logits-out", LO, "--m2", "nan"], "--m2", "nan")
     bad(["arcface", "--cos", Cp, "--labels", Y32, "--logits-out", LO, "--m2"], "--m2", "missing")
     bad(["arcface", "--cos", Cp, "--labels", Y32, "--logits-out", Y32], "--logits-out", "--labels")
     bad(["arcface", "--cos", Cp, "--labels", Y32], "--logits-out")
