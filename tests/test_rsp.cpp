@@ -430,6 +430,13 @@ TEST_CASE("rsp: bad input throws and names the argument; nothing is written", "[
   CHECK_THROWS_WITH(rsp_perturb(cpu, view(3, 6, 5), rsp_options{1.0, 0, 0}), Contains("index 100") && Contains("sample 1"));
   img[100] = orig[100];
   CHECK(img == orig);  // every failed call left the batch untouched
+  {  // past the first 4096-element block of the scan, and -inf
+    std::vector<double> big(2 * 3 * 40 * 40, 0.5);
+    big[9000] = -std::numeric_limits<double>::infinity();
+    big[9500] = nan;
+    CHECK_THROWS_WITH(rsp_perturb(cpu, image_batch_view<double>(big.data(), 2, 3, 40, 40), rsp_options{}),
+                      Contains("index 9000") && Contains("sample 1"));
+  }
 
   rsp_plan p;
   p.kind = rsp_kind::blur;

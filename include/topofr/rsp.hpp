@@ -267,13 +267,22 @@ inline void rsp_check_shape(const char* fn, const char* arg, index_t c, index_t 
   require(h >= 1 && w >= 1, fn, arg, "expected H, W >= 1, got ", h, " x ", w);
 }
 
-/// First non-finite element of data[0, n) (deterministic: the smallest index), or n.
+/// First non-finite element of data[0, n) (deterministic: the smallest index), or n. Blocks are scanned
+/// with a branch-free, vectorisable test; only a block that fails is searched element by element.
 template <class T>
 index_t rsp_first_nonfinite(const T* data, index_t n) {
+  constexpr index_t block = 4096;
+  const index_t blocks = (n + block - 1) / block;
   index_t bad = n;
 #pragma omp parallel for reduction(min : bad) schedule(static)
-  for (index_t i = 0; i < n; ++i)
-    if (!std::isfinite(data[i]) && i < bad) bad = i;
+  for (index_t b = 0; b < blocks; ++b) {
+    const index_t lo = b * block, hi = std::min(n, lo + block);
+    bool ok = true;
+    for (index_t i = lo; i < hi; ++i) ok &= std::abs(data[i]) <= std::numeric_limits<T>::max();  // NaN: false
+    if (ok) continue;
+    for (index_t i = lo; i < hi; ++i)
+      if (!std::isfinite(data[i])) { bad = std::min(bad, i); break; }
+  }
   return bad;
 }
 
