@@ -771,9 +771,13 @@ void main_help() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+  if (argc < 2) {
+    std::fprintf(stderr, "topofr: missing subcommand (see topofr --help)\n");
+    return 2;
+  }
+  if (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     main_help();
-    return argc < 2 ? 2 : 0;
+    return 0;
   }
   const std::string name = argv[1];
   const command* cmd = nullptr;
@@ -790,7 +794,9 @@ int main(int argc, char** argv) {
     }
   auto fail = [&](const std::string& msg, int code) {
     std::string line = msg;
-    std::replace(line.begin(), line.end(), '\n', ' ');  // always exactly one line
+    for (char& ch : line)  // always exactly one printable line (messages may quote a corrupt header)
+      if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = ch == '\n' ? ' ' : '?';
+    while (!line.empty() && line.back() == ' ') line.pop_back();
     std::fflush(stdout);
     std::fprintf(stderr, "topofr %s: %s\n", cmd->name, line.c_str());
     return code;

@@ -54,7 +54,8 @@ def save(name, a):
 
 
 def run(*args):
-    return subprocess.run([BIN, *[str(a) for a in args]], capture_output=True, text=True, timeout=120)
+    return subprocess.run([BIN, *[str(a) for a in args]], capture_output=True, encoding="utf-8", errors="replace",
+                          timeout=120)
 
 
 def ok(*args):
@@ -324,6 +325,17 @@ def test_pairs():
     with open(path("junk.npy"), "wb") as f:
         f.write(b"this is not an npy file at all")
     bad(["pairs", "--dist", path("junk.npy"), "--out", out], "--dist", "junk.npy")
+    # Corrupted headers and sizes: never a crash, always exit 0 or 2 (a byte flip may still be valid).
+    small = open(save("small.npy", cdist(rng.normal(size=(6, 2)))), "rb").read()
+    for k in range(40):
+        b = bytearray(small[:rng.integers(8, len(small) + 1)] if k % 4 == 0 else small)
+        for _ in range(rng.integers(1, 4)):
+            b[rng.integers(0, min(len(b), 128))] = rng.integers(0, 256)
+        with open(path("fuzz.npy"), "wb") as f:
+            f.write(bytes(b))
+        p = run("pairs", "--dist", path("fuzz.npy"), "--out", out)
+        check(p.returncode in (0, 2) and p.stderr.count("\n") == (p.returncode != 0),
+              f"pairs: corrupted file #{k}: rc={p.returncode} stderr={p.stderr!r}")
     bad(["pairs", "--dist", path("missing.npy"), "--out", out], "--dist", "missing.npy", code=1)
     bad(["pairs", "--dist", Dp, "--out", path("no_such_dir/P.npy")], "--out", "no_such_dir", code=1)
     check(not os.path.exists(path("no_such_dir")), "pairs: no directory created on failure")
@@ -596,7 +608,7 @@ def test_top_level():
     p = run("frobnicate")
     check(p.returncode == 2 and p.stderr.count("\n") == 1 and "frobnicate" in p.stderr, "unknown subcommand")
     p = run()
-    check(p.returncode == 2, "no subcommand: usage, exit 2")
+    check(p.returncode == 2 and p.stderr.count("\n") == 1, "no subcommand: one stderr line, exit 2")
 
 
 def main():
