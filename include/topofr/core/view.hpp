@@ -145,6 +145,10 @@ namespace detail {
 template <class T> struct identity { using type = T; };
 template <class T> using identity_t = typename identity<T>::type;
 
+/// The scalar types every block supports.
+template <class T>
+constexpr bool is_real_v = std::is_same<T, float>::value || std::is_same<T, double>::value;
+
 /// Shape checks shared by all blocks; `fn`/`arg` name the caller and the argument in the message.
 template <class T>
 void check_view(const matrix_view<T>& m, const char* fn, const char* arg) {
