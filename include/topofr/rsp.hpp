@@ -123,7 +123,9 @@ inline index_t rsp_reflect(index_t i, index_t n) {
   return i < n ? i : period - i;
 }
 
-inline double rsp_clamp01(double v) { return v < 0.0 ? 0.0 : (v > 1.0 ? 1.0 : v); }
+// min(max(.)) rather than nested ?: so that both comparisons are unconditional and loops using it can be
+// if-converted and vectorised without -fno-trapping-math.
+inline double rsp_clamp01(double v) { return std::min(std::max(v, 0.0), 1.0); }
 
 /// torchvision gaussian_blur(kernel [5, 9], sigma [s, s]) on a C x H x W image x in [0,1]; the 2-d kernel
 /// is the outer product of two normalised 1-d kernels, so two 1-d passes (tmp: C*H*W).
@@ -171,32 +173,31 @@ inline double rsp_gray(const double* x, index_t hw, index_t p) {
   return rsp_param::gray_r * x[p] + rsp_param::gray_g * x[hw + p] + rsp_param::gray_b * x[2 * hw + p];
 }
 
-/// torchvision adjust_hue for one pixel (its _rgb2hsv / _hsv2rgb, including the max == min branch).
-inline void rsp_hue_pixel(double& r, double& g, double& b, double hue) {
-  const double maxc = std::max(r, std::max(g, b)), minc = std::min(r, std::min(g, b));
-  const bool eqc = maxc == minc;
-  const double cr = maxc - minc;
-  const double s = cr / (eqc ? 1.0 : maxc);
-  const double div = eqc ? 1.0 : cr;
-  const double rc = (maxc - r) / div, gc = (maxc - g) / div, bc = (maxc - b) / div;
-  double hh;
-  if (maxc == r) hh = bc - gc;
-  else if (maxc == g) hh = 2.0 + rc - bc;
-  else hh = 4.0 + gc - rc;
-  hh = std::fmod(hh / 6.0 + 1.0, 1.0);
-  hh += hue;
-  hh -= std::floor(hh);  // torch's % (remainder): result in [0, 1)
-  const double v = maxc;
-  const double i6 = std::floor(hh * 6.0), f = hh * 6.0 - i6;
-  const double pp = rsp_clamp01(v * (1.0 - s)), q = rsp_clamp01(v * (1.0 - s * f)),
-               t = rsp_clamp01(v * (1.0 - s * (1.0 - f)));
-  switch (static_cast<int>(i6) % 6) {
-    case 0: r = v; g = t; b = pp; break;
-    case 1: r = q; g = v; b = pp; break;
-    case 2: r = pp; g = v; b = t; break;
-    case 3: r = pp; g = q; b = v; break;
-    case 4: r = t; g = pp; b = v; break;
-    default: r = v; g = pp; b = q; break;
+/// torchvision adjust_hue (its _rgb2hsv / _hsv2rgb, including the max == min case) on the planes r, g,
+/// b of n pixels. Selects rather than a switch: GCC turns them into cmov/blends where it can.
+inline void rsp_hue(double* r, double* g, double* b, index_t n, double hue) {
+  for (index_t i = 0; i < n; ++i) {
+    const double R = r[i], G = g[i], B = b[i];
+    const double maxc = std::max(R, std::max(G, B)), minc = std::min(R, std::min(G, B));
+    const bool eqc = maxc == minc;  // torchvision then divides by 1: s = 0, h = 0
+    const double cr = maxc - minc;
+    const double s = cr / (eqc ? 1.0 : maxc);
+    const double inv = 1.0 / (eqc ? 1.0 : cr);
+    const double rc = (maxc - R) * inv, gc = (maxc - G) * inv, bc = (maxc - B) * inv;
+    double hh = maxc == R ? bc - gc : (maxc == G ? 2.0 + rc - bc : 4.0 + gc - rc);
+    hh = hh / 6.0 + 1.0;   // in [5/6, 11/6]
+    hh -= std::floor(hh);  // = torch.fmod(hh, 1) for hh >= 0 (exact)
+    hh += hue;
+    hh -= std::floor(hh);  // torch's % (remainder): in [0, 1)
+    const double i6 = std::floor(hh * 6.0), f = hh * 6.0 - i6;
+    const double sec = i6 >= 6.0 ? 0.0 : i6;  // torch: i % 6 (i6 <= 6)
+    const double v = maxc;
+    const double p = rsp_clamp01(v * (1.0 - s)), q = rsp_clamp01(v * (1.0 - s * f)),
+                 t = rsp_clamp01(v * (1.0 - s * (1.0 - f)));
+    // sector 0..5 -> (r, g, b) = (v,t,p) (q,v,p) (p,v,t) (p,q,v) (t,p,v) (v,p,q)
+    r[i] = (sec == 0.0 || sec == 5.0) ? v : (sec == 1.0 ? q : (sec == 4.0 ? t : p));
+    g[i] = (sec == 1.0 || sec == 2.0) ? v : (sec == 0.0 ? t : (sec == 3.0 ? q : p));
+    b[i] = (sec == 3.0 || sec == 4.0) ? v : (sec == 2.0 ? t : (sec == 5.0 ? q : p));
   }
 }
 
@@ -227,7 +228,7 @@ inline void rsp_jitter(const rsp_plan& p, double* x, index_t c, index_t h, index
         break;
       default:
         if (c != 3) break;
-        for (index_t i = 0; i < hw; ++i) rsp_hue_pixel(x[i], x[hw + i], x[2 * hw + i], p.hue);
+        rsp_hue(x, x + hw, x + 2 * hw, hw, p.hue);
         break;
     }
   }
@@ -277,9 +278,9 @@ index_t rsp_first_nonfinite(const T* data, index_t n) {
 #pragma omp parallel for reduction(min : bad) schedule(static)
   for (index_t b = 0; b < blocks; ++b) {
     const index_t lo = b * block, hi = std::min(n, lo + block);
-    bool ok = true;
-    for (index_t i = lo; i < hi; ++i) ok &= std::abs(data[i]) <= std::numeric_limits<T>::max();  // NaN: false
-    if (ok) continue;
+    int nonfinite = 0;  // an int sum rather than a bool &= : GCC vectorises this form
+    for (index_t i = lo; i < hi; ++i) nonfinite += std::abs(data[i]) <= std::numeric_limits<T>::max() ? 0 : 1;
+    if (nonfinite == 0) continue;
     for (index_t i = lo; i < hi; ++i)
       if (!std::isfinite(data[i])) { bad = std::min(bad, i); break; }
   }
