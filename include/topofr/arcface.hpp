@@ -1,0 +1,384 @@
+// topofr/arcface.hpp — combined-margin ArcFace logits and the fused margin-softmax cross-entropy head
+// (DESIGN §2.5–2.7, §3.6). Math and fidelity notes: docs/blocks/arcface.md.
+//
+// The head is memory-bound (an N x C cosine matrix with C ~ 10^5 classes): every pass reads the cosines
+// once from memory, validates them while it reads, and keeps the row in cache for the rest of its work.
+// Rows are independent and each is reduced by one thread in a fixed order, so results do not depend on
+// the number of OpenMP threads.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+#include "core/error.hpp"
+#include "core/execution.hpp"
+#include "core/fastmath.hpp"
+#include "core/view.hpp"
+
+namespace topofr {
+
+/// Target logit s (cos(m1 theta + m2) - m3): SphereFace (m1), ArcFace (m2), CosFace (m3) in one.
+/// Defaults: ArcFace as in TopoFR (s = 64, m = 0.5). CosFace: m2 = 0, m3 = 0.35.
+struct combined_margin {
+  double s = 64.0, m1 = 1.0, m2 = 0.5, m3 = 0.0;
+};
+
+namespace detail {
+namespace arc {
+
+template <class T>
+constexpr bool is_real_v = std::is_same<T, float>::value || std::is_same<T, double>::value;
+
+// Elements per inner block: one 64-byte vector. The fixed-size inner loops below are how the row
+// reductions vectorise without -ffast-math: each lane keeps its own partial sum, so no reassociation is
+// needed (and the summation order is fixed, whatever the SIMD width).
+template <class T>
+constexpr index_t lanes = 64 / sizeof(T);
+
+/// The target-logit function f and its derivative (docs/blocks/arcface.md, Math).
+struct margin_fn {
+  double s, m1, m2, m3, cos_m2, sin_m2, threshold, sinmm;
+
+  explicit margin_fn(const combined_margin& m)
+      : s(m.s), m1(m.m1), m2(m.m2), m3(m.m3), cos_m2(std::cos(m.m2)), sin_m2(std::sin(m.m2)) {
+    const double pi = 3.14159265358979323846;
+    double angle = (pi - m2) / m1;  // beyond it m1 theta + m2 passes pi and cos(.) stops decreasing
+    angle = angle < 0.0 ? 0.0 : (angle > pi ? pi : angle);
+    threshold = std::cos(angle);
+    sinmm = std::sin(pi - m2) * m2;
+  }
+  // sin(theta) = sqrt(1 - x^2), computed as (1 - x)(1 + x) to keep its accuracy near x = +-1.
+  static double sin_theta(double x) { return std::sqrt((1.0 - x) * (1.0 + x)); }
+
+  double f(double x) const {
+    if (!(x > threshold)) return x - m3 - sinmm;
+    if (m1 == 1.0) return x * cos_m2 - sin_theta(x) * sin_m2 - m3;  // the insightface form
+    return std::cos(m1 * std::acos(x) + m2) - m3;
+  }
+  /// df/dx, with sin(theta) floored at sin_floor so that x = +-1 gives a finite slope.
+  double df(double x, double sin_floor) const {
+    if (!(x > threshold)) return 1.0;
+    const double st = std::max(sin_theta(x), sin_floor);
+    if (m1 == 1.0) return cos_m2 + x * sin_m2 / st;
+    return m1 * std::sin(m1 * std::acos(x) + m2) / st;
+  }
+};
+
+/// sqrt(machine epsilon of T): the smallest sin(theta) of a representable cos(theta) < 1.
+template <class T>
+double sin_floor() {
+  return std::sqrt(static_cast<double>(std::numeric_limits<T>::epsilon()));
+}
+
+inline margin_fn checked_margin(const combined_margin& m, const char* fn) {
+  require_scale(m.s, fn, "margin.s");
+  require(std::isfinite(m.m1) && m.m1 > 0.0, fn, "margin.m1", "must be finite and > 0, got ", m.m1);
+  require(std::isfinite(m.m2), fn, "margin.m2", "must be finite, got ", m.m2);
+  require(std::isfinite(m.m3), fn, "margin.m3", "must be finite, got ", m.m3);
+  return margin_fn(m);
+}
+
+template <class InC>
+void check_cos_view(matrix_view<InC> cos, const char* fn) {
+  check_view(cos, fn, "cos");
+  require(cos.cols() >= 1 || cos.rows() == 0, fn, "cos", "expected at least one class column, got ",
+          cos.rows(), " x ", cos.cols());
+}
+
+template <class L>
+void check_labels(vector_view<L> labels, index_t n, index_t c, const char* fn) {
+  static_assert(std::is_same<std::remove_const_t<L>, std::int32_t>::value ||
+                    std::is_same<std::remove_const_t<L>, std::int64_t>::value,
+                "labels must be int32 or int64");
+  check_size(labels, n, fn, "labels");
+  for (index_t i = 0; i < n; ++i) {
+    const index_t y = static_cast<index_t>(labels[i]);
+    require(y >= -1 && y < c, fn, "labels", "element ", i, " is ", y, ", expected -1 (ignored) or a class in [0, ",
+            c, ")");
+  }
+}
+
+template <class In>
+void check_finite(vector_view<In> v, const char* fn, const char* arg) {
+  for (index_t i = 0; i < v.size(); ++i)
+    require(std::isfinite(static_cast<double>(v[i])), fn, arg, "element ", i, " is not finite, got ",
+            static_cast<double>(v[i]));
+}
+
+/// Called when row i of cos failed the fused range check: names the first bad element.
+template <class InC>
+[[noreturn]] void fail_cos(matrix_view<InC> cos, index_t i, const char* fn) {
+  for (index_t j = 0; j < cos.cols(); ++j) {
+    const double v = static_cast<double>(cos(i, j));
+    if (!(std::fabs(v) <= 1.0))
+      fail(fn, "cos", "element (", i, ", ", j, ") is ", v, ", expected a finite cosine in [-1, 1]");
+  }
+  fail(fn, "cos", "row ", i, " failed the range check");  // unreachable
+}
+
+/// Runs body(i) for every row, in parallel; body returns false when row i holds an invalid cosine.
+/// The first such row (deterministically, the smallest index) is reported after the loop: nothing may
+/// throw inside an OpenMP region.
+template <class InC, class Body>
+void for_rows(matrix_view<InC> cos, const char* fn, Body body) {
+  const index_t n = cos.rows();
+  index_t first_bad = n;
+#pragma omp parallel for schedule(static) reduction(min : first_bad)
+  for (index_t i = 0; i < n; ++i)
+    if (!body(i) && i < first_bad) first_bad = i;
+  if (first_bad < n) fail_cos(cos, first_bad, fn);
+}
+
+/// Sum of term(j) over [b, e) in W lanes; each lane adds blocks of 4 terms in T to its double total. No
+/// reassociation is needed to vectorise it, and the order is fixed by the code, not by the SIMD width.
+template <class T, class Term>
+double lane_sum(index_t b, index_t e, Term term) {
+  constexpr index_t W = lanes<T>, B = 4 * W;
+  double acc[W];
+  for (index_t l = 0; l < W; ++l) acc[l] = 0.0;
+  index_t j = b;
+  for (; j + B <= e; j += B) {
+    T part[W];
+    for (index_t l = 0; l < W; ++l) part[l] = term(j + l);
+    for (index_t k = W; k < B; k += W)
+      for (index_t l = 0; l < W; ++l) part[l] += term(j + k + l);
+    for (index_t l = 0; l < W; ++l) acc[l] += static_cast<double>(part[l]);
+  }
+  for (; j < e; ++j) acc[0] += static_cast<double>(term(j));
+  double sum = 0.0;
+  for (index_t l = 0; l < W; ++l) sum += acc[l];
+  return sum;
+}
+
+/// Runs op(j) for j in [0, n) and checks |c[j]| <= 1 (false for NaN) in W lanes: true when all pass.
+template <class T, class Op>
+bool map_checked(const T* c, index_t n, Op op) {
+  constexpr index_t W = lanes<T>;
+  T bad[W];
+  for (index_t l = 0; l < W; ++l) bad[l] = T(0);
+  index_t j = 0;
+  for (; j + W <= n; j += W)
+    for (index_t l = 0; l < W; ++l) {
+      op(j + l);
+      bad[l] = fastmath::detail::select(std::fabs(c[j + l]) <= T(1), bad[l], T(1));
+    }
+  bool ok = true;
+  for (; j < n; ++j) op(j), ok &= std::fabs(c[j]) <= T(1);
+  for (index_t l = 0; l < W; ++l) ok &= bad[l] == T(0);
+  return ok;
+}
+
+/// Largest c[j] over [b, e) into mx, and the range check of the same elements.
+template <class T>
+bool max_checked(const T* c, index_t b, index_t e, T& mx) {
+  constexpr index_t W = lanes<T>;
+  T m[W], bad[W];
+  for (index_t l = 0; l < W; ++l) m[l] = -std::numeric_limits<T>::infinity(), bad[l] = T(0);
+  index_t j = b;
+  for (; j + W <= e; j += W)
+    for (index_t l = 0; l < W; ++l) {
+      const T v = c[j + l];
+      m[l] = fastmath::detail::select(v > m[l], v, m[l]);
+      bad[l] = fastmath::detail::select(std::fabs(v) <= T(1), bad[l], T(1));
+    }
+  bool ok = true;
+  for (; j < e; ++j) mx = c[j] > mx ? c[j] : mx, ok &= std::fabs(c[j]) <= T(1);
+  for (index_t l = 0; l < W; ++l) mx = m[l] > mx ? m[l] : mx, ok &= bad[l] == T(0);
+  return ok;
+}
+
+}  // namespace arc
+}  // namespace detail
+
+/// logits(i, j) = s f(cos(i, j)) for j = labels[i], s cos(i, j) otherwise (no margin when labels[i] = -1).
+/// cos: N x C, entries in [-1, 1]; labels: N, int32 or int64, in [-1, C); logits: N x C.
+template <class InC, class L, class T = std::remove_const_t<InC>>
+void margin_logits(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const combined_margin& m,
+                   matrix_view<T> logits) {
+  static_assert(detail::arc::is_real_v<T> && std::is_same<std::remove_const_t<InC>, T>::value,
+                "margin_logits: float or double, the same for cos and logits");
+  constexpr const char* fn = "margin_logits";
+  const auto mf = detail::arc::checked_margin(m, fn);
+  detail::arc::check_cos_view(cos, fn);
+  const index_t n = cos.rows(), c = cos.cols();
+  detail::arc::check_labels(labels, n, c, fn);
+  detail::check_shape(logits, n, c, fn, "logits");
+  const T s = static_cast<T>(mf.s);
+  detail::arc::for_rows(cos, fn, [&](index_t i) {
+    const T* ci = cos.row(i);
+    T* zi = logits.row(i);
+    const bool ok = detail::arc::map_checked(ci, c, [&](index_t j) { zi[j] = s * ci[j]; });
+    const index_t y = static_cast<index_t>(labels[i]);
+    if (ok && y >= 0) logits(i, y) = static_cast<T>(mf.s * mf.f(static_cast<double>(ci[y])));
+    return ok;
+  });
+}
+
+/// grad_cos = d <grad_logits, logits> / d cos: s grad_logits, times f'(cos) in the label column.
+template <class InC, class L, class InG, class T = std::remove_const_t<InC>>
+void margin_logits_backward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const combined_margin& m,
+                            matrix_view<InG> grad_logits, matrix_view<T> grad_cos) {
+  static_assert(detail::arc::is_real_v<T> && std::is_same<std::remove_const_t<InC>, T>::value &&
+                    std::is_same<std::remove_const_t<InG>, T>::value,
+                "margin_logits_backward: float or double, the same for every matrix");
+  constexpr const char* fn = "margin_logits_backward";
+  const auto mf = detail::arc::checked_margin(m, fn);
+  detail::arc::check_cos_view(cos, fn);
+  const index_t n = cos.rows(), c = cos.cols();
+  detail::arc::check_labels(labels, n, c, fn);
+  detail::check_shape(grad_logits, n, c, fn, "grad_logits");
+  detail::check_shape(grad_cos, n, c, fn, "grad_cos");
+  const T s = static_cast<T>(mf.s);
+  const double floor = detail::arc::sin_floor<T>();
+  detail::arc::for_rows(cos, fn, [&](index_t i) {
+    const T* ci = cos.row(i);
+    const T* gi = grad_logits.row(i);
+    T* oi = grad_cos.row(i);
+    const bool ok = detail::arc::map_checked(ci, c, [&](index_t j) { oi[j] = s * gi[j]; });
+    const index_t y = static_cast<index_t>(labels[i]);
+    if (ok && y >= 0)
+      grad_cos(i, y) = static_cast<T>(mf.s * mf.df(static_cast<double>(ci[y]), floor) * static_cast<double>(gi[y]));
+    return ok;
+  });
+}
+
+/// Fused head, pass 1. Per row i with z = margin logits: loss_i = lse_i - z_i,y (0 when labels[i] = -1),
+/// entropy_i = -sum_j p_ij log(p_ij + eps) with p = softmax(z) (eps = 0: the limit 0 log 0 = 0),
+/// p_gt_i = p_i,y (0 when labels[i] = -1), lse_i = log sum_j exp z_ij (input of pass 2).
+/// entropy, p_gt, lse may be empty (not computed).
+template <class InC, class L, class T = std::remove_const_t<InC>>
+void margin_ce_forward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const combined_margin& m,
+                       double entropy_eps, vector_view<T> loss, vector_view<T> entropy = {},
+                       vector_view<T> p_gt = {}, vector_view<T> lse = {}) {
+  static_assert(detail::arc::is_real_v<T> && std::is_same<std::remove_const_t<InC>, T>::value,
+                "margin_ce_forward: float or double, the same for cos and the outputs");
+  constexpr const char* fn = "margin_ce_forward";
+  const auto mf = detail::arc::checked_margin(m, fn);
+  detail::require(entropy_eps >= 0.0 && entropy_eps <= static_cast<double>(std::numeric_limits<T>::max()), fn,
+                  "entropy_eps", "must be >= 0 and finite in the scalar type, got ", entropy_eps);
+  detail::arc::check_cos_view(cos, fn);
+  const index_t n = cos.rows(), c = cos.cols();
+  detail::arc::check_labels(labels, n, c, fn);
+  detail::check_size(loss, n, fn, "loss");
+  if (!entropy.empty()) detail::check_size(entropy, n, fn, "entropy");
+  if (!p_gt.empty()) detail::check_size(p_gt, n, fn, "p_gt");
+  if (!lse.empty()) detail::check_size(lse, n, fn, "lse");
+
+  const bool want_h = !entropy.empty();
+  // eps below the smallest normal T is treated as 0: |p log(p + eps) - p log p| <= eps for every p, so the
+  // difference is below C * eps, far under T's resolution.
+  const bool eps_log = want_h && entropy_eps >= static_cast<double>(std::numeric_limits<T>::min());
+  const T s = static_cast<T>(mf.s), eps = static_cast<T>(entropy_eps);
+#if defined(_OPENMP)
+  const int threads = omp_get_max_threads();
+#else
+  const int threads = 1;
+#endif
+  // Per-thread row of exponentials, reused by the entropy sweep while it is still in cache.
+  std::vector<T> work(static_cast<std::size_t>(threads) * static_cast<std::size_t>(c));
+
+  detail::arc::for_rows(cos, fn, [&](index_t i) {
+    const T* ci = cos.row(i);
+    const index_t y = static_cast<index_t>(labels[i]);
+    // Pass A: the largest cosine outside the label column, and the range check.
+    T mx = -std::numeric_limits<T>::infinity();
+    const index_t split = y >= 0 ? y : c;
+    bool ok = detail::arc::max_checked(ci, 0, split, mx);
+    if (y >= 0) ok &= detail::arc::max_checked(ci, y + 1, c, mx) && std::fabs(ci[y]) <= T(1);
+    if (!ok) return false;
+    const double fy = y >= 0 ? mf.f(static_cast<double>(ci[y])) : 0.0;  // margin target (cosine units)
+    // Reference in cosine units: z - z_max = s (c - ref) with c - ref exact (or nearly) near the max.
+    const T ref = y >= 0 ? (static_cast<double>(mx) > fy ? mx : static_cast<T>(fy)) : mx;
+    // Pass B, from the cached row: e_j = exp(z_j - s ref) into the thread's buffer, and S = sum_j e_j.
+#if defined(_OPENMP)
+    T* e = work.data() + static_cast<std::size_t>(omp_get_thread_num()) * static_cast<std::size_t>(c);
+#else
+    T* e = work.data();
+#endif
+    // c - ref is exact (or nearly) near the maximum, so z - s ref keeps a small relative error there.
+    auto exp_term = [&](index_t j) { return e[j] = fastmath::exp(s * (ci[j] - ref)); };
+    double sum = detail::arc::lane_sum<T>(0, split, exp_term), ey = 0.0, dy = 0.0;
+    if (y >= 0) {
+      sum += detail::arc::lane_sum<T>(y + 1, c, exp_term);
+      dy = mf.s * (fy - static_cast<double>(ref));  // the target in double
+      ey = std::exp(dy);
+      sum += ey;
+      e[y] = static_cast<T>(ey);
+    }
+    const double log_sum = std::log(sum);
+    if (!lse.empty()) lse[i] = static_cast<T>(mf.s * static_cast<double>(ref) + log_sum);
+    loss[i] = y >= 0 ? static_cast<T>(log_sum - dy) : T(0);
+    if (!p_gt.empty()) p_gt[i] = y >= 0 ? static_cast<T>(ey / sum) : T(0);
+    if (!want_h) return true;
+    // Pass C, from the buffer (still in cache).
+    double h;
+    if (eps_log) {  // -sum_j p_j log(p_j + eps); p + eps is a positive normal number
+      const T inv = static_cast<T>(1.0 / sum);
+      h = -detail::arc::lane_sum<T>(0, c, [&](index_t j) {
+        const T p = e[j] * inv;
+        return p * fastmath::log_normal(p + eps);
+      });
+    } else {  // eps = 0: -sum p log p = log S - sum_j e_j d_j / S, d_j = z_j - s ref <= 0: no cancellation
+      auto ed = [&](index_t j) { return e[j] * (s * (ci[j] - ref)); };
+      const double sum_ed = detail::arc::lane_sum<T>(0, split, ed) +
+                            (y >= 0 ? detail::arc::lane_sum<T>(y + 1, c, ed) + ey * dy : 0.0);
+      h = log_sum - sum_ed / sum;
+    }
+    entropy[i] = static_cast<T>(h);
+    return true;
+  });
+}
+
+/// Fused head, pass 2: grad_cos(i, j) = weights[i] grad_scale d loss_i / d cos(i, j), from the lse of
+/// pass 1. weights empty: all 1. Rows with labels[i] = -1 get a zero gradient.
+template <class InC, class L, class InS, class InW, class T = std::remove_const_t<InC>>
+void margin_ce_backward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const combined_margin& m,
+                        vector_view<InS> lse, vector_view<InW> weights, double grad_scale,
+                        matrix_view<T> grad_cos) {
+  static_assert(detail::arc::is_real_v<T> && std::is_same<std::remove_const_t<InC>, T>::value &&
+                    std::is_same<std::remove_const_t<InS>, T>::value &&
+                    std::is_same<std::remove_const_t<InW>, T>::value,
+                "margin_ce_backward: float or double, the same for every argument");
+  constexpr const char* fn = "margin_ce_backward";
+  const auto mf = detail::arc::checked_margin(m, fn);
+  detail::arc::check_cos_view(cos, fn);
+  const index_t n = cos.rows(), c = cos.cols();
+  detail::arc::check_labels(labels, n, c, fn);
+  detail::check_size(lse, n, fn, "lse");
+  detail::arc::check_finite(lse, fn, "lse");
+  if (!weights.empty()) detail::check_size(weights, n, fn, "weights");
+  detail::arc::check_finite(weights, fn, "weights");
+  detail::require(std::isfinite(grad_scale), fn, "grad_scale", "must be finite, got ", grad_scale);
+  detail::check_shape(grad_cos, n, c, fn, "grad_cos");
+  const double floor = detail::arc::sin_floor<T>();
+
+  detail::arc::for_rows(cos, fn, [&](index_t i) {
+    const T* ci = cos.row(i);
+    T* gi = grad_cos.row(i);
+    const index_t y = static_cast<index_t>(labels[i]);
+    const double w = weights.empty() ? 1.0 : static_cast<double>(weights[i]);
+    // d loss / d z_j = p_j - [j = y], and d z_j / d cos_j = s (s f'(cos) in the label column).
+    if (y < 0) return detail::arc::map_checked(ci, c, [&](index_t j) { gi[j] = T(0); });  // still checked
+    const double l = static_cast<double>(lse[i]);
+    const T coef = static_cast<T>(w * grad_scale * mf.s);
+    // p_j = exp(s c_j - lse) with the exponent in double: lse ~ s, and s c - lse in T would lose low bits.
+    const bool ok = detail::arc::map_checked(ci, c, [&](index_t j) {
+      gi[j] = coef * fastmath::exp(static_cast<T>(mf.s * static_cast<double>(ci[j]) - l));
+    });
+    if (ok) {
+      const double x = static_cast<double>(ci[y]);
+      const double p_minus_1 = std::expm1(mf.s * mf.f(x) - l);  // accurate when p_y is close to 1
+      gi[y] = static_cast<T>(coef * p_minus_1 * mf.df(x, floor));
+    }
+    return ok;
+  });
+}
+
+}  // namespace topofr

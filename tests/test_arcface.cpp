@@ -1,0 +1,459 @@
+// Tests of the ArcFace head (include/topofr/arcface.hpp) and of core/fastmath.hpp. Oracles: PyTorch
+// autograd in float64 of the insightface formula (tests/oracles/arcface_oracle.py), finite differences in
+// double, closed forms and brute-force double computations written here, and libm (long double) for
+// fastmath.
+#include "support.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+#include <topofr/arcface.hpp>
+
+using namespace topofr;
+using namespace topofr::test;
+
+namespace {
+
+/// A cosine batch with padding (ld = c + pad), labels (some -1) and the targets spread over both
+/// branches of the margin (x above and below cos(pi - m)).
+template <class T>
+struct batch {
+  index_t n, c, ld;
+  std::vector<T> cos;  // n x ld
+  std::vector<std::int64_t> labels;
+  batch(index_t n_, index_t c_, std::uint64_t seed, index_t pad = 3) : n(n_), c(c_), ld(c_ + pad) {
+    auto g = normal<double>(static_cast<std::size_t>(n * ld), seed, 0.3);
+    auto t = uniform<double>(static_cast<std::size_t>(n), seed + 1, -0.99, 0.99);
+    auto y = uniform<double>(static_cast<std::size_t>(n), seed + 2, 0.0, 1.0);
+    cos.resize(g.size());
+    for (std::size_t k = 0; k < g.size(); ++k) cos[k] = static_cast<T>(std::clamp(g[k], -0.999, 0.999));
+    labels.resize(static_cast<std::size_t>(n));
+    for (index_t i = 0; i < n; ++i) {
+      labels[i] = (i % 7 == 3) ? -1 : std::min<std::int64_t>(c - 1, static_cast<std::int64_t>(y[i] * c));
+      if (labels[i] >= 0) cos[i * ld + labels[i]] = static_cast<T>(t[i]);
+    }
+    if (n > 1 && labels[1] >= 0) cos[1 * ld + labels[1]] = static_cast<T>(-0.95);  // second branch
+  }
+  matrix_view<const T> view() const { return {cos.data(), n, c, ld}; }
+  vector_view<const std::int64_t> yv() const { return {labels.data(), n}; }
+  std::vector<T> dense() const {  // contiguous n x c copy for the oracle
+    std::vector<T> d(static_cast<std::size_t>(n * c));
+    for (index_t i = 0; i < n; ++i)
+      for (index_t j = 0; j < c; ++j) d[i * c + j] = cos[i * ld + j];
+    return d;
+  }
+};
+
+struct head_out {
+  std::vector<double> logits, glogits, loss, entropy, pgt, lse, grad;
+};
+
+template <class T>
+bool run_oracle(const std::string& tag, const batch<T>& b, const combined_margin& m, double eps, double gs,
+                const std::vector<T>& w, const std::vector<T>& gup, head_out& o) {
+  const std::string p = scratch(tag);
+  save(p + "_cos.npy", b.dense(), {b.n, b.c});
+  save(p + "_labels.npy", b.labels, {b.n});
+  save(p + "_weights.npy", w, {b.n});
+  save(p + "_gup.npy", gup, {b.n, b.c});
+  if (!oracle("arcface_oracle.py", {p, detail::concat(m.s), detail::concat(m.m1), detail::concat(m.m2),
+                                     detail::concat(m.m3), detail::concat(eps), detail::concat(gs)}))
+    return false;
+  o.logits = load<double>(p + "_logits.npy");
+  o.glogits = load<double>(p + "_glogits.npy");
+  o.loss = load<double>(p + "_loss.npy");
+  o.entropy = load<double>(p + "_entropy.npy");
+  o.pgt = load<double>(p + "_pgt.npy");
+  o.lse = load<double>(p + "_lse.npy");
+  o.grad = load<double>(p + "_grad.npy");
+  return true;
+}
+
+/// |got - want| <= rtol |want| + atol, element by element, with the worst offender reported.
+template <class T>
+void check_close(const std::string& what, const std::vector<T>& got, const std::vector<double>& want,
+                 double rtol, double atol) {
+  REQUIRE(got.size() == want.size());
+  double worst = 0.0;
+  std::size_t at = 0;
+  for (std::size_t k = 0; k < got.size(); ++k) {
+    const double err = std::abs(static_cast<double>(got[k]) - want[k]) / (rtol * std::abs(want[k]) + atol);
+    if (!(err <= worst)) worst = err, at = k;
+  }
+  INFO(what << ": worst element " << at << ": got " << static_cast<double>(got[at]) << ", want " << want[at]
+            << " (rtol " << rtol << ", atol " << atol << ")");
+  CHECK(worst <= 1.0);
+}
+
+double max_abs(const std::vector<double>& v) {
+  double m = 0.0;
+  for (double x : v) m = std::max(m, std::abs(x));
+  return m;
+}
+
+/// Runs every public function on b and compares with the PyTorch oracle.
+template <class T>
+void compare_with_oracle(const std::string& tag, const batch<T>& b, const combined_margin& m, double eps) {
+  const double rtol = std::is_same<T, float>::value ? 1e-5 : 1e-10;
+  const index_t n = b.n, c = b.c;
+  const double gs = 1.0 / static_cast<double>(n);
+  std::vector<T> w = uniform<T>(static_cast<std::size_t>(n), 7, 0.0, 2.0), gup = normal<T>(n * c, 8);
+  head_out o;
+  if (!run_oracle(tag, b, m, eps, gs, w, gup, o)) return;
+
+  const index_t ld = c + 5;  // outputs padded too
+  std::vector<T> logits(n * ld), gl(n * ld), grad(n * ld), loss(n), entropy(n), pgt(n), lse(n);
+  margin_logits(cpu, b.view(), b.yv(), m, matrix_view<T>(logits.data(), n, c, ld));
+  margin_logits_backward(cpu, b.view(), b.yv(), m, matrix_view<const T>(gup.data(), n, c),
+                         matrix_view<T>(gl.data(), n, c, ld));
+  margin_ce_forward(cpu, b.view(), b.yv(), m, eps, vector_view<T>(loss.data(), n),
+                    vector_view<T>(entropy.data(), n), vector_view<T>(pgt.data(), n), vector_view<T>(lse.data(), n));
+  margin_ce_backward(cpu, b.view(), b.yv(), m, vector_view<const T>(lse.data(), n),
+                     vector_view<const T>(w.data(), n), gs, matrix_view<T>(grad.data(), n, c, ld));
+  auto unpad = [&](const std::vector<T>& v) {
+    std::vector<T> d(static_cast<std::size_t>(n * c));
+    for (index_t i = 0; i < n; ++i)
+      for (index_t j = 0; j < c; ++j) d[i * c + j] = v[i * ld + j];
+    return d;
+  };
+  check_close("logits", unpad(logits), o.logits, rtol, rtol * 1e-2);
+  check_close("margin_logits_backward", unpad(gl), o.glogits, rtol, rtol * 1e-2 * max_abs(o.glogits));
+  check_close("loss", loss, o.loss, rtol, rtol * 1e-2);
+  check_close("lse", lse, o.lse, rtol, rtol * 1e-2);
+  check_close("p_gt", pgt, o.pgt, rtol, rtol * 1e-2);
+  check_close("entropy", entropy, o.entropy, rtol, rtol * 1e-1);
+  check_close("margin_ce_backward", unpad(grad), o.grad, rtol, rtol * 1e-2 * max_abs(o.grad));
+}
+
+const combined_margin arcface{64.0, 1.0, 0.5, 0.0};
+const combined_margin cosface{64.0, 1.0, 0.0, 0.35};
+const combined_margin combined{30.0, 1.35, 0.25, 0.15};
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("margin head matches PyTorch autograd of the insightface formula (float64 oracle)", "[arcface]",
+                   float, double) {
+  SECTION("ArcFace s = 64, m = 0.5, eps = 1e-5") {
+    compare_with_oracle<TestType>("arc", batch<TestType>(23, 301, 11), arcface, 1e-5);
+  }
+  SECTION("CosFace m3 = 0.35, eps = 0") {
+    compare_with_oracle<TestType>("cosface", batch<TestType>(19, 97, 12), cosface, 0.0);
+  }
+  SECTION("combined margin m1 = 1.35, m2 = 0.25, m3 = 0.15, s = 30, eps = 1e-3") {
+    compare_with_oracle<TestType>("combined", batch<TestType>(17, 130, 13), combined, 1e-3);
+  }
+  SECTION("wide rows with a near-uniform softmax (s = 2)") {
+    compare_with_oracle<TestType>("wide", batch<TestType>(5, 4099, 14), combined_margin{2.0, 1.0, 0.5, 0.0}, 1e-5);
+  }
+}
+
+TEST_CASE("gradients of the combined margin match central finite differences in double", "[arcface]") {
+  const combined_margin m{10.0, 1.35, 0.25, 0.15};
+  const index_t n = 6, c = 9;
+  batch<double> b(n, c, 21, 0);
+  for (index_t i = 0; i < n; ++i) b.labels[i] = (i == 2) ? -1 : (i * 5) % c;
+  b.cos[0 * c + b.labels[0]] = -0.9;  // below cos((pi - m2) / m1): the linear branch
+  std::vector<double> w = uniform<double>(n, 22, 0.5, 1.5), gup = normal<double>(n * c, 23);
+  const double gs = 0.25, h = 1e-5;
+
+  auto logits_dot = [&](const std::vector<double>& x) {
+    std::vector<double> z(n * c);
+    margin_logits(cpu, matrix_view<const double>(x.data(), n, c), b.yv(), m, matrix_view<double>(z.data(), n, c));
+    double s = 0.0;
+    for (index_t k = 0; k < n * c; ++k) s += z[k] * gup[k];
+    return s;
+  };
+  auto weighted_loss = [&](const std::vector<double>& x) {
+    std::vector<double> loss(n);
+    margin_ce_forward(cpu, matrix_view<const double>(x.data(), n, c), b.yv(), m, 0.0,
+                      vector_view<double>(loss.data(), n));
+    double s = 0.0;
+    for (index_t i = 0; i < n; ++i) s += w[i] * loss[i];
+    return gs * s;
+  };
+  std::vector<double> g1(n * c), g2(n * c), lse(n), loss(n);
+  margin_logits_backward(cpu, b.view(), b.yv(), m, matrix_view<const double>(gup.data(), n, c),
+                         matrix_view<double>(g1.data(), n, c));
+  margin_ce_forward(cpu, b.view(), b.yv(), m, 0.0, vector_view<double>(loss.data(), n), {}, {},
+                    vector_view<double>(lse.data(), n));
+  margin_ce_backward(cpu, b.view(), b.yv(), m, vector_view<const double>(lse.data(), n),
+                     vector_view<const double>(w.data(), n), gs, matrix_view<double>(g2.data(), n, c));
+  for (index_t k = 0; k < n * c; ++k) {
+    std::vector<double> xp = b.cos, xm = b.cos;
+    xp[k] += h, xm[k] -= h;
+    const double fd1 = (logits_dot(xp) - logits_dot(xm)) / (2 * h);
+    const double fd2 = (weighted_loss(xp) - weighted_loss(xm)) / (2 * h);
+    INFO("element " << k);
+    CHECK(g1[k] == Approx(fd1).epsilon(1e-6).margin(1e-7));
+    CHECK(g2[k] == Approx(fd2).epsilon(1e-6).margin(1e-8));  // gradients are O(s gs) = O(1)
+  }
+}
+
+TEMPLATE_TEST_CASE("cos = +1 and -1 at the label give finite logits and gradients (floored sin theta)", "[arcface]",
+                   float, double) {
+  using T = TestType;
+  const index_t n = 4, c = 5;
+  std::vector<T> cos = {1, 0.2f, -0.3f, 0.1f, 0,   -1, 0.2f, 0.3f, 0.1f, 0,
+                        0.1f, 1, 0.5f, 0, 0,      0.1f, 0.2f, -1, 0, 0.3f};
+  std::vector<std::int32_t> labels = {0, 0, 1, 2};
+  const matrix_view<const T> cv(cos.data(), n, c);
+  const vector_view<const std::int32_t> yv(labels.data(), n);
+  for (const combined_margin& m : {arcface, combined}) {
+    std::vector<T> z(n * c), gup(n * c, T(1)), gz(n * c), loss(n), ent(n), pgt(n), lse(n), g(n * c);
+    margin_logits(cpu, cv, yv, m, matrix_view<T>(z.data(), n, c));
+    margin_logits_backward(cpu, cv, yv, m, matrix_view<const T>(gup.data(), n, c), matrix_view<T>(gz.data(), n, c));
+    margin_ce_forward(cpu, cv, yv, m, 1e-5, vector_view<T>(loss.data(), n), vector_view<T>(ent.data(), n),
+                      vector_view<T>(pgt.data(), n), vector_view<T>(lse.data(), n));
+    margin_ce_backward(cpu, cv, yv, m, vector_view<const T>(lse.data(), n), vector_view<const T>(), 1.0,
+                       matrix_view<T>(g.data(), n, c));
+    for (index_t k = 0; k < n * c; ++k) {
+      INFO("element " << k);
+      CHECK(std::isfinite(z[k]));
+      CHECK(std::isfinite(gz[k]));
+      CHECK(std::isfinite(g[k]));
+    }
+    for (index_t i = 0; i < n; ++i) CHECK((std::isfinite(loss[i]) && std::isfinite(ent[i]) && std::isfinite(lse[i])));
+  }
+  // The documented slope at x = 1 (m1 = 1): cos m + sin m / sqrt(eps_T), x = 1 > cos(pi - m); at x = -1 the
+  // linear branch, slope 1. Written from the formula, independently of the implementation.
+  std::vector<T> gup(n * c, T(1)), gz(n * c);
+  margin_logits_backward(cpu, cv, yv, arcface, matrix_view<const T>(gup.data(), n, c), matrix_view<T>(gz.data(), n, c));
+  const double floor = std::sqrt(static_cast<double>(std::numeric_limits<T>::epsilon()));
+  CHECK(gz[0] == Approx(64.0 * (std::cos(0.5) + std::sin(0.5) / floor)).epsilon(1e-6));
+  CHECK(gz[5] == Approx(64.0).epsilon(1e-6));
+}
+
+TEMPLATE_TEST_CASE("degenerate batches against brute-force double formulas", "[arcface]", float, double) {
+  using T = TestType;
+  const double tol = std::is_same<T, float>::value ? 1e-5 : 1e-12;
+
+  SECTION("label -1 rows: loss 0, p_gt 0, zero gradient, plain-softmax entropy and lse") {
+    const index_t n = 2, c = 7;
+    std::vector<T> cos = uniform<T>(n * c, 31, -0.9, 0.9);
+    std::vector<std::int32_t> labels = {-1, -1};
+    std::vector<T> loss(n, T(9)), ent(n), pgt(n, T(9)), lse(n), g(n * c, T(9));
+    const matrix_view<const T> cv(cos.data(), n, c);
+    const vector_view<const std::int32_t> yv(labels.data(), n);
+    margin_ce_forward(cpu, cv, yv, arcface, 1e-5, vector_view<T>(loss.data(), n), vector_view<T>(ent.data(), n),
+                      vector_view<T>(pgt.data(), n), vector_view<T>(lse.data(), n));
+    margin_ce_backward(cpu, cv, yv, arcface, vector_view<const T>(lse.data(), n), vector_view<const T>(), 1.0,
+                       matrix_view<T>(g.data(), n, c));
+    for (index_t i = 0; i < n; ++i) {
+      double mx = -1e300, sum = 0.0, h = 0.0;
+      for (index_t j = 0; j < c; ++j) mx = std::max(mx, 64.0 * cos[i * c + j]);
+      for (index_t j = 0; j < c; ++j) sum += std::exp(64.0 * cos[i * c + j] - mx);
+      for (index_t j = 0; j < c; ++j) {
+        const double p = std::exp(64.0 * cos[i * c + j] - mx) / sum;
+        h -= p * std::log(p + 1e-5);
+      }
+      CHECK(loss[i] == T(0));
+      CHECK(pgt[i] == T(0));
+      CHECK(lse[i] == Approx(mx + std::log(sum)).epsilon(tol));
+      CHECK(ent[i] == Approx(h).epsilon(tol).margin(tol));
+    }
+    for (T v : g) CHECK(v == T(0));
+  }
+
+  SECTION("C = 1 and N = 1: p = 1, loss 0, entropy -log(1 + eps), zero gradient") {
+    std::vector<T> cos = {T(0.3)}, loss(1), ent(1), pgt(1), lse(1), g(1);
+    std::vector<std::int32_t> labels = {0};
+    const matrix_view<const T> cv(cos.data(), 1, 1);
+    const vector_view<const std::int32_t> yv(labels.data(), 1);
+    margin_ce_forward(cpu, cv, yv, arcface, 1e-5, vector_view<T>(loss.data(), 1), vector_view<T>(ent.data(), 1),
+                      vector_view<T>(pgt.data(), 1), vector_view<T>(lse.data(), 1));
+    margin_ce_backward(cpu, cv, yv, arcface, vector_view<const T>(lse.data(), 1), vector_view<const T>(), 1.0,
+                       matrix_view<T>(g.data(), 1, 1));
+    const double x = 0.3, target = 64.0 * (x * std::cos(0.5) - std::sqrt(1 - x * x) * std::sin(0.5));
+    CHECK(loss[0] == Approx(0.0).margin(tol));
+    CHECK(pgt[0] == Approx(1.0).epsilon(tol));
+    CHECK(ent[0] == Approx(-std::log1p(1e-5)).margin(2 * std::numeric_limits<T>::epsilon()));  // 1 + eps rounds in T
+    CHECK(lse[0] == Approx(target).epsilon(tol));
+    CHECK(g[0] == Approx(0.0).margin(64.0 * tol));  // gradients scale with s; lse is stored in T
+  }
+
+  SECTION("all-equal cosines: entropy log C (eps = 0) and -log(1/C + eps) (eps > 0)") {
+    const index_t n = 3, c = 1000;
+    std::vector<T> cos(n * c, T(0.25)), loss(n), ent(n), ent0(n);
+    std::vector<std::int32_t> labels(n, -1);
+    const matrix_view<const T> cv(cos.data(), n, c);
+    const vector_view<const std::int32_t> yv(labels.data(), n);
+    margin_ce_forward(cpu, cv, yv, arcface, 1e-5, vector_view<T>(loss.data(), n), vector_view<T>(ent.data(), n));
+    margin_ce_forward(cpu, cv, yv, arcface, 0.0, vector_view<T>(loss.data(), n), vector_view<T>(ent0.data(), n));
+    for (index_t i = 0; i < n; ++i) {
+      CHECK(ent0[i] == Approx(std::log(double(c))).epsilon(tol));
+      CHECK(ent[i] == Approx(-std::log(1.0 / c + 1e-5)).epsilon(tol));
+    }
+  }
+
+  SECTION("eps = 0 with underflowing probabilities: 0 log 0 = 0") {
+    const index_t c = 200;
+    std::vector<T> cos(c, T(-1)), loss(1), ent(1);
+    cos[0] = T(1);
+    cos[1] = T(0.98);
+    std::vector<std::int32_t> labels = {-1};
+    margin_ce_forward(cpu, matrix_view<const T>(cos.data(), 1, c), vector_view<const std::int32_t>(labels.data(), 1),
+                      arcface, 0.0, vector_view<T>(loss.data(), 1), vector_view<T>(ent.data(), 1));
+    const double a = std::exp(64.0 * (0.98 - 1.0)), p0 = 1 / (1 + a), p1 = a / (1 + a);  // e^-128 terms vanish
+    const double h = -(p0 * std::log(p0) + p1 * std::log(p1));
+    CHECK(std::isfinite(ent[0]));
+    CHECK(ent[0] == Approx(h).epsilon(std::is_same<T, float>::value ? 1e-4 : 1e-10));
+  }
+
+  SECTION("weights all zero: zero gradient") {
+    batch<T> b(5, 40, 41);
+    std::vector<T> loss(5), lse(5), w(5, T(0)), g(5 * 40, T(7));
+    margin_ce_forward(cpu, b.view(), b.yv(), arcface, 1e-5, vector_view<T>(loss.data(), 5), {}, {},
+                      vector_view<T>(lse.data(), 5));
+    margin_ce_backward(cpu, b.view(), b.yv(), arcface, vector_view<const T>(lse.data(), 5),
+                       vector_view<const T>(w.data(), 5), 0.2, matrix_view<T>(g.data(), 5, 40));
+    for (T v : g) CHECK(v == T(0));
+  }
+}
+
+#if defined(_OPENMP)
+TEST_CASE("results do not depend on the number of threads (the one-thread run is the oracle)", "[arcface]") {
+  batch<float> b(16, 2000, 51);
+  auto run = [&](int threads, std::vector<float>& out) {
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    const index_t n = b.n, c = b.c;
+    out.assign(static_cast<std::size_t>(4 * n + n * c), 0.f);
+    float* o = out.data();
+    margin_ce_forward(cpu, b.view(), b.yv(), arcface, 1e-5, vector_view<float>(o, n), vector_view<float>(o + n, n),
+                      vector_view<float>(o + 2 * n, n), vector_view<float>(o + 3 * n, n));
+    margin_ce_backward(cpu, b.view(), b.yv(), arcface, vector_view<const float>(o + 3 * n, n),
+                       vector_view<const float>(), 1.0 / n, matrix_view<float>(o + 4 * n, n, c));
+    omp_set_num_threads(saved);
+  };
+  std::vector<float> one, two, three;
+  run(1, one);
+  run(2, two);
+  run(3, three);
+  CHECK(one == two);
+  CHECK(one == three);
+}
+#endif
+
+TEMPLATE_TEST_CASE("fastmath exp and log are within 2 ulp of libm (long double)", "[fastmath]", float, double) {
+  using T = TestType;
+  auto ulp_err = [](T got, long double want) {
+    const T w = static_cast<T>(want);
+    const long double ulp = std::nextafter(w, std::numeric_limits<T>::infinity()) - w;
+    return static_cast<double>(std::fabs(static_cast<long double>(got) - want) / ulp);
+  };
+  const double emax = std::log(static_cast<double>(std::numeric_limits<T>::max()));
+  const double emin = std::log(static_cast<double>(std::numeric_limits<T>::min()));
+  const std::size_t k = 200000;
+  const auto xs = uniform<T>(k, 61, emin, emax), ls = uniform<double>(k, 62, emin - 15, emax);
+  std::vector<T> e(k), l(k), lx(k);
+  for (std::size_t i = 0; i < k; ++i) lx[i] = static_cast<T>(std::exp(ls[i]));  // includes subnormals
+  for (std::size_t i = 0; i < k; ++i) e[i] = fastmath::exp(xs[i]);  // a loop the compiler vectorises
+  for (std::size_t i = 0; i < k; ++i) l[i] = fastmath::log(lx[i]);
+  double we = 0.0, wl = 0.0;
+  for (std::size_t i = 0; i < k; ++i) {
+    we = std::max(we, ulp_err(e[i], std::exp(static_cast<long double>(xs[i]))));
+    wl = std::max(wl, ulp_err(l[i], std::log(static_cast<long double>(lx[i]))));
+  }
+  CHECK(we <= 2.0);
+  CHECK(wl <= 2.0);
+  const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+  CHECK(fastmath::exp(-inf) == T(0));
+  CHECK(fastmath::exp(inf) == inf);
+  CHECK(fastmath::exp(T(emax + 1)) == inf);
+  CHECK(fastmath::exp(T(emin - 1)) == T(0));
+  CHECK(std::isnan(fastmath::exp(nan)));
+  CHECK(fastmath::exp(T(0)) == T(1));
+  CHECK(fastmath::log(T(0)) == -inf);
+  CHECK(fastmath::log(inf) == inf);
+  CHECK(std::isnan(fastmath::log(T(-1))));
+  CHECK(std::isnan(fastmath::log(nan)));
+  CHECK(fastmath::log(T(1)) == T(0));
+}
+
+TEST_CASE("invalid arguments are rejected with the argument named", "[arcface][errors]") {
+  const index_t n = 2, c = 3;
+  std::vector<float> cos = {0.1f, 0.2f, 0.3f, -0.4f, 0.5f, 0.6f}, out(n * c), g(n * c, 1.f), v(n), w(n, 1.f);
+  std::vector<std::int32_t> labels = {0, 2};
+  const matrix_view<const float> cv(cos.data(), n, c);
+  const vector_view<const std::int32_t> yv(labels.data(), n);
+  const matrix_view<float> ov(out.data(), n, c);
+  const matrix_view<const float> gv(g.data(), n, c);
+  const vector_view<float> vv(v.data(), n);
+  const vector_view<const float> wv(w.data(), n), lv(w.data(), n);
+  using Catch::Contains;
+
+  auto all = [&](matrix_view<const float> cc, vector_view<const std::int32_t> yy, combined_margin m,
+                 const std::string& arg) {
+    CHECK_THROWS_WITH(margin_logits(cpu, cc, yy, m, ov), Contains(arg));
+    CHECK_THROWS_WITH(margin_logits_backward(cpu, cc, yy, m, gv, ov), Contains(arg));
+    CHECK_THROWS_WITH(margin_ce_forward(cpu, cc, yy, m, 1e-5, vv), Contains(arg));
+    CHECK_THROWS_WITH(margin_ce_backward(cpu, cc, yy, m, lv, wv, 0.5, ov), Contains(arg));
+  };
+  SECTION("cos outside [-1, 1], NaN, Inf: the element is named") {
+    for (float bad : {1.5f, -1.0001f, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+      for (index_t at : {index_t(0), index_t(4), index_t(5)}) {  // label column, other column, last element
+        std::vector<float> b = cos;
+        b[at] = bad;
+        const std::string where = "(" + std::to_string(at / c) + ", " + std::to_string(at % c) + ")";
+        all(matrix_view<const float>(b.data(), n, c), yv, arcface, "cos: element " + where);
+      }
+    }
+  }
+  SECTION("labels >= C or < -1") {
+    std::vector<std::int32_t> y1 = {0, 3}, y2 = {-2, 0};
+    all(cv, vector_view<const std::int32_t>(y1.data(), n), arcface, "labels: element 1 is 3");
+    all(cv, vector_view<const std::int32_t>(y2.data(), n), arcface, "labels: element 0 is -2");
+    all(cv, vector_view<const std::int32_t>(labels.data(), 1), arcface, "labels");
+  }
+  SECTION("margin parameters: s <= 0 or not finite, m1 <= 0, m2 / m3 not finite") {
+    all(cv, yv, combined_margin{0.0, 1.0, 0.5, 0.0}, "margin.s");
+    all(cv, yv, combined_margin{-64.0, 1.0, 0.5, 0.0}, "margin.s");
+    all(cv, yv, combined_margin{std::numeric_limits<double>::infinity(), 1.0, 0.5, 0.0}, "margin.s");
+    all(cv, yv, combined_margin{64.0, 0.0, 0.5, 0.0}, "margin.m1");
+    all(cv, yv, combined_margin{64.0, 1.0, std::numeric_limits<double>::quiet_NaN(), 0.0}, "margin.m2");
+    all(cv, yv, combined_margin{64.0, 1.0, 0.5, std::numeric_limits<double>::infinity()}, "margin.m3");
+  }
+  SECTION("shape mismatches") {
+    std::vector<float> big(3 * 4);
+    const matrix_view<float> wrong(big.data(), 3, 3);
+    CHECK_THROWS_WITH(margin_logits(cpu, cv, yv, arcface, wrong), Contains("logits"));
+    CHECK_THROWS_WITH(margin_logits_backward(cpu, cv, yv, arcface, matrix_view<const float>(big.data(), 2, 4), ov),
+                      Contains("grad_logits"));
+    CHECK_THROWS_WITH(margin_logits_backward(cpu, cv, yv, arcface, gv, wrong), Contains("grad_cos"));
+    CHECK_THROWS_WITH(margin_ce_forward(cpu, cv, yv, arcface, 1e-5, vector_view<float>(v.data(), 1)), Contains("loss"));
+    CHECK_THROWS_WITH(margin_ce_forward(cpu, cv, yv, arcface, 1e-5, vv, vector_view<float>(big.data(), 3)),
+                      Contains("entropy"));
+    CHECK_THROWS_WITH(margin_ce_forward(cpu, cv, yv, arcface, 1e-5, vv, {}, vector_view<float>(big.data(), 3)),
+                      Contains("p_gt"));
+    CHECK_THROWS_WITH(margin_ce_forward(cpu, cv, yv, arcface, 1e-5, vv, {}, {}, vector_view<float>(big.data(), 1)),
+                      Contains("lse"));
+    CHECK_THROWS_WITH(margin_ce_backward(cpu, cv, yv, arcface, vector_view<const float>(w.data(), 1), wv, 1.0, ov),
+                      Contains("lse"));
+    CHECK_THROWS_WITH(margin_ce_backward(cpu, cv, yv, arcface, lv, vector_view<const float>(big.data(), 3), 1.0, ov),
+                      Contains("weights"));
+    CHECK_THROWS_WITH(margin_ce_backward(cpu, cv, yv, arcface, lv, wv, 1.0, wrong), Contains("grad_cos"));
+    CHECK_THROWS_WITH(margin_logits(cpu, matrix_view<const float>(cos.data(), 2, 0), yv, arcface, ov), Contains("cos"));
+    CHECK_THROWS_WITH(margin_logits(cpu, matrix_view<const float>(cos.data(), 2, 3, 2), yv, arcface, ov),
+                      Contains("cos: leading dimension"));
+  }
+  SECTION("entropy_eps, lse, weights, grad_scale values") {
+    CHECK_THROWS_WITH(margin_ce_forward(cpu, cv, yv, arcface, -1e-5, vv), Contains("entropy_eps"));
+    CHECK_THROWS_WITH(margin_ce_forward(cpu, cv, yv, arcface, std::numeric_limits<double>::quiet_NaN(), vv),
+                      Contains("entropy_eps"));
+    CHECK_THROWS_WITH(margin_ce_forward(cpu, cv, yv, arcface, 1e300, vv), Contains("entropy_eps"));
+    std::vector<float> bad = {0.f, std::numeric_limits<float>::quiet_NaN()};
+    const vector_view<const float> bv(bad.data(), n);
+    CHECK_THROWS_WITH(margin_ce_backward(cpu, cv, yv, arcface, bv, wv, 1.0, ov), Contains("lse: element 1"));
+    CHECK_THROWS_WITH(margin_ce_backward(cpu, cv, yv, arcface, lv, bv, 1.0, ov), Contains("weights: element 1"));
+    CHECK_THROWS_WITH(margin_ce_backward(cpu, cv, yv, arcface, lv, wv, std::numeric_limits<double>::infinity(), ov),
+                      Contains("grad_scale"));
+  }
+}
