@@ -248,7 +248,8 @@ TEST_CASE("rsp_apply matches torchvision (oracle: rsp_oracle.py), C = 3 and C = 
 }
 
 TEST_CASE("rsp_perturb = rsp_draw plans applied with torchvision (oracle: rsp_oracle.py)", "[rsp][oracle]") {
-  const index_t n = 40, c = 3, h = 16, w = 14;
+  const index_t c = GENERATE(3, 1);
+  const index_t n = 40, h = 16, w = 14;
   auto img = test_images<float>(n, c, h, w, 5);
   const auto orig = img;
   const rsp_options opt{1.0, 1234, 77};
