@@ -56,24 +56,40 @@ struct head_out {
   std::vector<double> logits, glogits, loss, entropy, pgt, lse, grad;
 };
 
+/// One oracle case: a batch, a margin, eps; the weights, upstream gradient and grad_scale are derived.
 template <class T>
-bool run_oracle(const std::string& tag, const batch<T>& b, const combined_margin& m, double eps, double gs,
-                const std::vector<T>& w, const std::vector<T>& gup, head_out& o) {
-  const std::string p = scratch(tag);
-  save(p + "_cos.npy", b.dense(), {b.n, b.c});
-  save(p + "_labels.npy", b.labels, {b.n});
-  save(p + "_weights.npy", w, {b.n});
-  save(p + "_gup.npy", gup, {b.n, b.c});
-  if (!oracle("arcface_oracle.py", {p, detail::concat(m.s), detail::concat(m.m1), detail::concat(m.m2),
-                                     detail::concat(m.m3), detail::concat(eps), detail::concat(gs)}))
-    return false;
-  o.logits = load<double>(p + "_logits.npy");
-  o.glogits = load<double>(p + "_glogits.npy");
-  o.loss = load<double>(p + "_loss.npy");
-  o.entropy = load<double>(p + "_entropy.npy");
-  o.pgt = load<double>(p + "_pgt.npy");
-  o.lse = load<double>(p + "_lse.npy");
-  o.grad = load<double>(p + "_grad.npy");
+struct oracle_case {
+  std::string tag;
+  batch<T> b;
+  combined_margin m;
+  double eps;
+  double gs() const { return 1.0 / static_cast<double>(b.n); }
+  std::vector<T> w() const { return uniform<T>(static_cast<std::size_t>(b.n), 7, 0.0, 2.0); }
+  std::vector<T> gup() const { return normal<T>(static_cast<std::size_t>(b.n * b.c), 8); }
+};
+
+/// Runs the PyTorch oracle once for all cases (importing torch dominates its time).
+template <class T>
+bool run_oracle(const std::vector<oracle_case<T>>& cases, std::vector<head_out>& out) {
+  std::vector<std::string> args;
+  for (const auto& k : cases) {
+    const std::string p = scratch(k.tag);
+    save(p + "_cos.npy", k.b.dense(), {k.b.n, k.b.c});
+    save(p + "_labels.npy", k.b.labels, {k.b.n});
+    save(p + "_weights.npy", k.w(), {k.b.n});
+    save(p + "_gup.npy", k.gup(), {k.b.n, k.b.c});
+    for (const std::string& a : {p, detail::concat(k.m.s), detail::concat(k.m.m1), detail::concat(k.m.m2),
+                                 detail::concat(k.m.m3), detail::concat(k.eps), detail::concat(k.gs())})
+      args.push_back(a);
+  }
+  if (!oracle("arcface_oracle.py", args)) return false;
+  out.clear();
+  for (const auto& k : cases) {
+    const std::string p = scratch(k.tag);
+    out.push_back({load<double>(p + "_logits.npy"), load<double>(p + "_glogits.npy"), load<double>(p + "_loss.npy"),
+                   load<double>(p + "_entropy.npy"), load<double>(p + "_pgt.npy"), load<double>(p + "_lse.npy"),
+                   load<double>(p + "_grad.npy")});
+  }
   return true;
 }
 
@@ -99,25 +115,22 @@ double max_abs(const std::vector<double>& v) {
   return m;
 }
 
-/// Runs every public function on b and compares with the PyTorch oracle.
+/// Runs every public function on the case (outputs padded: ld = C + 5) and compares with the oracle.
 template <class T>
-void compare_with_oracle(const std::string& tag, const batch<T>& b, const combined_margin& m, double eps) {
+void compare(const oracle_case<T>& k, const head_out& o) {
+  INFO("case " << k.tag);
   const double rtol = std::is_same<T, float>::value ? 1e-5 : 1e-10;
-  const index_t n = b.n, c = b.c;
-  const double gs = 1.0 / static_cast<double>(n);
-  std::vector<T> w = uniform<T>(static_cast<std::size_t>(n), 7, 0.0, 2.0), gup = normal<T>(n * c, 8);
-  head_out o;
-  if (!run_oracle(tag, b, m, eps, gs, w, gup, o)) return;
-
-  const index_t ld = c + 5;  // outputs padded too
+  const batch<T>& b = k.b;
+  const index_t n = b.n, c = b.c, ld = c + 5;
+  const std::vector<T> w = k.w(), gup = k.gup();
   std::vector<T> logits(n * ld), gl(n * ld), grad(n * ld), loss(n), entropy(n), pgt(n), lse(n);
-  margin_logits(cpu, b.view(), b.yv(), m, matrix_view<T>(logits.data(), n, c, ld));
-  margin_logits_backward(cpu, b.view(), b.yv(), m, matrix_view<const T>(gup.data(), n, c),
+  margin_logits(cpu, b.view(), b.yv(), k.m, matrix_view<T>(logits.data(), n, c, ld));
+  margin_logits_backward(cpu, b.view(), b.yv(), k.m, matrix_view<const T>(gup.data(), n, c),
                          matrix_view<T>(gl.data(), n, c, ld));
-  margin_ce_forward(cpu, b.view(), b.yv(), m, eps, vector_view<T>(loss.data(), n),
+  margin_ce_forward(cpu, b.view(), b.yv(), k.m, k.eps, vector_view<T>(loss.data(), n),
                     vector_view<T>(entropy.data(), n), vector_view<T>(pgt.data(), n), vector_view<T>(lse.data(), n));
-  margin_ce_backward(cpu, b.view(), b.yv(), m, vector_view<const T>(lse.data(), n),
-                     vector_view<const T>(w.data(), n), gs, matrix_view<T>(grad.data(), n, c, ld));
+  margin_ce_backward(cpu, b.view(), b.yv(), k.m, vector_view<const T>(lse.data(), n),
+                     vector_view<const T>(w.data(), n), k.gs(), matrix_view<T>(grad.data(), n, c, ld));
   auto unpad = [&](const std::vector<T>& v) {
     std::vector<T> d(static_cast<std::size_t>(n * c));
     for (index_t i = 0; i < n; ++i)
@@ -141,18 +154,16 @@ const combined_margin combined{30.0, 1.35, 0.25, 0.15};
 
 TEMPLATE_TEST_CASE("margin head matches PyTorch autograd of the insightface formula (float64 oracle)", "[arcface]",
                    float, double) {
-  SECTION("ArcFace s = 64, m = 0.5, eps = 1e-5") {
-    compare_with_oracle<TestType>("arc", batch<TestType>(23, 301, 11), arcface, 1e-5);
-  }
-  SECTION("CosFace m3 = 0.35, eps = 0") {
-    compare_with_oracle<TestType>("cosface", batch<TestType>(19, 97, 12), cosface, 0.0);
-  }
-  SECTION("combined margin m1 = 1.35, m2 = 0.25, m3 = 0.15, s = 30, eps = 1e-3") {
-    compare_with_oracle<TestType>("combined", batch<TestType>(17, 130, 13), combined, 1e-3);
-  }
-  SECTION("wide rows with a near-uniform softmax (s = 2)") {
-    compare_with_oracle<TestType>("wide", batch<TestType>(5, 4099, 14), combined_margin{2.0, 1.0, 0.5, 0.0}, 1e-5);
-  }
+  using T = TestType;
+  const std::vector<oracle_case<T>> cases = {
+      {"arcface_s64_m05_eps1e-5", batch<T>(23, 301, 11), arcface, 1e-5},
+      {"cosface_m3_035_eps0", batch<T>(19, 97, 12), cosface, 0.0},
+      {"combined_m1_135_m2_025_m3_015_s30_eps1e-3", batch<T>(17, 130, 13), combined, 1e-3},
+      {"near_uniform_s2_c4099", batch<T>(5, 4099, 14), combined_margin{2.0, 1.0, 0.5, 0.0}, 1e-5},
+  };
+  std::vector<head_out> out;
+  if (!run_oracle(cases, out)) return;
+  for (std::size_t k = 0; k < cases.size(); ++k) compare(cases[k], out[k]);
 }
 
 TEST_CASE("gradients of the combined margin match central finite differences in double", "[arcface]") {

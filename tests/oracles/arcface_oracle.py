@@ -2,9 +2,9 @@
 """Oracle for the combined-margin ArcFace head: PyTorch autograd in float64 of the reference formula
 (insightface's ArcFace, as TopoFR uses it), independent of the C++ implementation.
 
-usage: arcface_oracle.py PREFIX S M1 M2 M3 EPS GRAD_SCALE
+usage: arcface_oracle.py PREFIX S M1 M2 M3 EPS GRAD_SCALE [PREFIX S M1 M2 M3 EPS GRAD_SCALE ...]
 
-Reads PREFIX_cos.npy (N x C), PREFIX_labels.npy (N, -1 = ignored), PREFIX_weights.npy (N) and
+(several cases per run: importing torch dominates the time.) For each case, reads PREFIX_cos.npy (N x C), PREFIX_labels.npy (N, -1 = ignored), PREFIX_weights.npy (N) and
 PREFIX_gup.npy (N x C, an upstream gradient of the logits), all as float64 / int64. Writes (float64)
   PREFIX_logits.npy     N x C  s * margin logits
   PREFIX_glogits.npy    N x C  d <gup, logits> / d cos            (margin_logits_backward)
@@ -42,9 +42,7 @@ def margin_logits(cos, labels, s, m1, m2, m3):
     return logits * s
 
 
-def main():
-    prefix = sys.argv[1]
-    s, m1, m2, m3, eps, grad_scale = (float(a) for a in sys.argv[2:8])
+def run(prefix, s, m1, m2, m3, eps, grad_scale):
     cos_np = np.load(prefix + "_cos.npy").astype(np.float64)
     labels = torch.from_numpy(np.load(prefix + "_labels.npy").astype(np.int64))
     w = torch.from_numpy(np.load(prefix + "_weights.npy").astype(np.float64))
@@ -70,6 +68,14 @@ def main():
            "grad": grad}
     for name, t in out.items():
         np.save("%s_%s.npy" % (prefix, name), t.detach().numpy().astype(np.float64))
+
+
+def main():
+    args = sys.argv[1:]
+    if not args or len(args) % 7:
+        sys.exit("usage: arcface_oracle.py PREFIX S M1 M2 M3 EPS GRAD_SCALE [...]")
+    for k in range(0, len(args), 7):
+        run(args[k], *(float(a) for a in args[k + 1:k + 7]))
 
 
 if __name__ == "__main__":
