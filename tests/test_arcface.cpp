@@ -363,7 +363,8 @@ TEMPLATE_TEST_CASE("fastmath exp and log are within 2 ulp of libm (long double)"
   const double emax = std::log(static_cast<double>(std::numeric_limits<T>::max()));
   const double emin = std::log(static_cast<double>(std::numeric_limits<T>::min()));
   const std::size_t k = 200000;
-  const auto xs = uniform<T>(k, 61, emin, emax), ls = uniform<double>(k, 62, emin - 15, emax);
+  const std::vector<T> xs = uniform<T>(k, 61, emin, emax);
+  const std::vector<double> ls = uniform<double>(k, 62, emin - 15, emax);
   std::vector<T> e(k), l(k), lx(k);
   for (std::size_t i = 0; i < k; ++i) lx[i] = static_cast<T>(std::exp(ls[i]));  // includes subnormals
   for (std::size_t i = 0; i < k; ++i) e[i] = fastmath::exp(xs[i]);  // a loop the compiler vectorises
