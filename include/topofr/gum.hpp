@@ -10,6 +10,7 @@
 
 #include "core/error.hpp"
 #include "core/execution.hpp"
+#include "core/fastmath.hpp"
 #include "core/view.hpp"
 
 namespace topofr {
@@ -138,17 +139,30 @@ gum_result gum_fit(cpu_t, vector_view<In> entropy, vector_view<T> hard_posterior
     k = -0.5 / var;
     a = pi * norm;
     b = (1.0 - pi) * c;
-    double n1 = 0.0, sg2 = 0.0, su1 = 0.0, su2 = 0.0, se = 0.0;
-    for (index_t i = 0; i < n; ++i) {  // fused: E-step and every M-step sum in one pass
-      const double e = std::exp(k * eps2[i]);
+    // Fused pass: E-step and every M-step sum. L lanes of fixed-order partial sums vectorise without
+    // reassociation flags and give the same result whatever the SIMD width or thread count.
+    constexpr index_t L = 8;
+    double acc[5][L] = {};
+    const auto step = [&](index_t i, index_t l) {
+      const double e = fastmath::exp(k * eps2[i]);
       const double t = a * e, r = 1.0 / (t + b);
       const double g = t * r, u = b * r;
-      n1 += g;
-      sg2 += g * eps2[i];
-      su1 += u * eps[i];
-      su2 += u * eps2[i];
-      se += e;
+      acc[0][l] += g;
+      acc[1][l] += g * eps2[i];
+      acc[2][l] += u * eps[i];
+      acc[3][l] += u * eps2[i];
+      acc[4][l] += e;
+    };
+    index_t i0 = 0;
+    for (; i0 + L <= n; i0 += L)
+      for (index_t l = 0; l < L; ++l) step(i0 + l, l);
+    for (index_t l = 0; i0 + l < n; ++l) step(i0 + l, l);
+    double sum[5];
+    for (int q = 0; q < 5; ++q) {
+      sum[q] = 0.0;
+      for (index_t l = 0; l < L; ++l) sum[q] += acc[q][l];
     }
+    const double n1 = sum[0], sg2 = sum[1], su1 = sum[2], su2 = sum[3], se = sum[4];
     res.iterations = it + 1;
     // M-step (mu stays 0).
     if (opt.mode == gum_mode::robust) {
@@ -178,8 +192,8 @@ gum_result gum_fit(cpu_t, vector_view<In> entropy, vector_view<T> hard_posterior
   res.pi = pi;
   res.sigma = sigma;
   res.c = c;
-  for (index_t i = 0; i < n; ++i)  // same arithmetic as the last E-step
-    hard_posterior[i] = empty_gaussian ? T(1) : static_cast<T>(b / (a * std::exp(k * eps2[i]) + b));
+  for (index_t i = 0; i < n; ++i)  // 1 - gamma_i of the last E-step, by the same formula
+    hard_posterior[i] = empty_gaussian ? T(1) : static_cast<T>(b / (a * fastmath::exp(k * eps2[i]) + b));
   return res;
 }
 
