@@ -130,7 +130,7 @@ template <class InC, class Body>
 void for_rows(matrix_view<InC> cos, const char* fn, Body body) {
   const index_t n = cos.rows();
   index_t first_bad = n;
-#pragma omp parallel for schedule(static) reduction(min : first_bad)
+#pragma omp parallel for schedule(dynamic) reduction(min : first_bad)
   for (index_t i = 0; i < n; ++i)
     if (!body(i) && i < first_bad) first_bad = i;
   if (first_bad < n) fail_cos(cos, first_bad, fn);
