@@ -1,0 +1,174 @@
+// examples/train/autograd.hpp — the library's hand-written gradients as LibTorch autograd functions.
+//   MarginCE: (cos, labels) -> mean_i w_i L_arc,i, with w = SDS weights from the GUM posterior (constants,
+//             as the paper) or 1; backward = topofr::margin_ce_backward with w and 1/N.
+//   ISA:      (x_clean, z) -> isa_loss_from_points(x, z); backward = the saved dL/dz times grad_output.
+// The library runs on host memory: tensors on another device are copied to the CPU for the call and the
+// gradient is copied back (the head's N x C cosines and the N x d embeddings are small next to the
+// backbone). Float and double tensors are supported (the library's two scalar types).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <topofr/arcface.hpp>
+#include <topofr/distance.hpp>
+#include <topofr/gum.hpp>
+#include <topofr/isa.hpp>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace topofr::train {
+
+struct margin_ce_config {
+  combined_margin margin{};  // s = 64, m = 0.5
+  bool sds = false;          // weight the samples by the structure damage score
+  double lambda = 1.0;
+  bool focal = true;         // false: the released code (omega = (1 + h)^lambda)
+  double entropy_eps = 1e-5;
+  gum_options gum{};
+};
+
+/// Diagnostics of the last MarginCE forward (optional output).
+struct margin_ce_stats {
+  double loss_unweighted = 0;  // mean_i L_arc,i
+  double pi = 0, sigma = 0, hard_fraction = 0;
+  int gum_iterations = 0;
+  torch::Tensor weights;        // N, the SDS weights used (CPU, the cosines' dtype)
+};
+
+namespace detail {
+
+inline torch::Tensor host(const torch::Tensor& t) { return t.detach().to(torch::kCPU).contiguous(); }
+
+inline void check_float(const torch::Tensor& t, const char* fn, const char* arg) {
+  if (t.scalar_type() != torch::kFloat && t.scalar_type() != torch::kDouble)
+    throw std::invalid_argument(std::string(fn) + ": " + arg + " must be float32 or float64, got " +
+                                std::string(c10::toString(t.scalar_type())));
+}
+
+template <class T>
+matrix_view<const T> cmat(const torch::Tensor& t) {
+  return {t.data_ptr<T>(), t.size(0), t.numel() / std::max<std::int64_t>(1, t.size(0))};
+}
+template <class T>
+matrix_view<T> mat(torch::Tensor& t) {
+  return {t.data_ptr<T>(), t.size(0), t.numel() / std::max<std::int64_t>(1, t.size(0))};
+}
+template <class T>
+vector_view<T> vec(torch::Tensor& t) {
+  return {t.data_ptr<T>(), t.numel()};
+}
+
+}  // namespace detail
+
+class MarginCE : public torch::autograd::Function<MarginCE> {
+ public:
+  /// cos: N x C cosines (float or double, requires grad); labels: N int64 in [-1, C).
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& cos,
+                               const torch::Tensor& labels, const margin_ce_config& cfg, margin_ce_stats* stats) {
+    detail::check_float(cos, "MarginCE", "cos");
+    if (cos.dim() != 2) throw std::invalid_argument("MarginCE: cos must be N x C, got " + std::to_string(cos.dim()) + " dims");
+    const torch::Tensor c = detail::host(cos);
+    const torch::Tensor y = detail::host(labels).to(torch::kLong);
+    if (y.dim() != 1 || y.size(0) != c.size(0))
+      throw std::invalid_argument("MarginCE: labels must have N = " + std::to_string(c.size(0)) + " entries");
+    const std::int64_t n = c.size(0);
+    const auto o = c.options();
+    torch::Tensor loss = torch::empty({n}, o), ent = torch::empty({n}, o), pgt = torch::empty({n}, o),
+                  lse = torch::empty({n}, o), w = torch::ones({n}, o);
+    double value = 0, unweighted = 0;
+    AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "MarginCE", [&] {
+      using T = scalar_t;
+      const vector_view<const std::int64_t> yv(y.data_ptr<std::int64_t>(), n);
+      margin_ce_forward(cpu, detail::cmat<T>(c), yv, cfg.margin, cfg.entropy_eps, detail::vec<T>(loss),
+                        detail::vec<T>(ent), detail::vec<T>(pgt), detail::vec<T>(lse));
+      if (cfg.sds) {
+        torch::Tensor h = torch::empty({n}, o);
+        const gum_result g = gum_fit(cpu, vector_view<const T>(ent.data_ptr<T>(), n), detail::vec<T>(h), cfg.gum);
+        sds_weights(cpu, vector_view<const T>(h.data_ptr<T>(), n), vector_view<const T>(pgt.data_ptr<T>(), n),
+                    cfg.lambda, cfg.focal, detail::vec<T>(w));
+        if (stats) {
+          stats->pi = g.pi;
+          stats->sigma = g.sigma;
+          stats->gum_iterations = g.iterations;
+          stats->hard_fraction = h.gt(0.5).to(torch::kDouble).mean().item<double>();
+        }
+      }
+      const T* l = loss.data_ptr<T>();
+      const T* wi = w.data_ptr<T>();
+      for (std::int64_t i = 0; i < n; ++i) {
+        value += static_cast<double>(wi[i]) * static_cast<double>(l[i]);
+        unweighted += static_cast<double>(l[i]);
+      }
+    });
+    if (stats) {
+      stats->loss_unweighted = unweighted / static_cast<double>(n);
+      stats->weights = w;
+    }
+    ctx->save_for_backward({c, y, lse, w});
+    ctx->saved_data["s"] = cfg.margin.s;
+    ctx->saved_data["m1"] = cfg.margin.m1;
+    ctx->saved_data["m2"] = cfg.margin.m2;
+    ctx->saved_data["m3"] = cfg.margin.m3;
+    return torch::full({}, value / static_cast<double>(n), cos.options());
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor &c = saved[0], &y = saved[1], &lse = saved[2], &w = saved[3];
+    const combined_margin m{ctx->saved_data["s"].toDouble(), ctx->saved_data["m1"].toDouble(),
+                            ctx->saved_data["m2"].toDouble(), ctx->saved_data["m3"].toDouble()};
+    const double go = grad_out[0].to(torch::kCPU).to(torch::kDouble).item<double>();
+    const std::int64_t n = c.size(0);
+    torch::Tensor g = torch::empty_like(c);
+    AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "MarginCE_backward", [&] {
+      using T = scalar_t;
+      margin_ce_backward(cpu, detail::cmat<T>(c), vector_view<const std::int64_t>(y.data_ptr<std::int64_t>(), n), m,
+                         vector_view<const T>(lse.data_ptr<T>(), n), vector_view<const T>(w.data_ptr<T>(), n),
+                         go / static_cast<double>(n), detail::mat<T>(g));
+    });
+    return {g.to(grad_out[0].device()), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+class ISA : public torch::autograd::Function<ISA> {
+ public:
+  /// x: the clean inputs (N x ..., flattened per sample; no gradient), z: N x d latents (requires grad).
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& z,
+                               const isa_options& opt) {
+    detail::check_float(z, "ISA", "z");
+    if (z.dim() != 2) throw std::invalid_argument("ISA: z must be N x d, got " + std::to_string(z.dim()) + " dims");
+    const torch::Tensor zc = detail::host(z);
+    const torch::Tensor xc = detail::host(x).to(zc.scalar_type()).reshape({x.size(0), -1});
+    torch::Tensor g = torch::empty_like(zc);
+    double value = 0;
+    AT_DISPATCH_FLOATING_TYPES(zc.scalar_type(), "ISA", [&] {
+      using T = scalar_t;
+      value = static_cast<double>(isa_loss_from_points(cpu, detail::cmat<T>(xc), detail::cmat<T>(zc), opt,
+                                                       detail::mat<T>(g)));
+    });
+    ctx->save_for_backward({g});
+    return torch::full({}, value, z.options());
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    const torch::Tensor g = ctx->get_saved_variables()[0];
+    return {torch::Tensor(), (g.to(grad_out[0].device()) * grad_out[0]), torch::Tensor()};
+  }
+};
+
+/// The paper's ISA options for an image batch of C x H x W: input distances / sqrt(4 C H W), latent / 1,
+/// mean over the batch.
+inline isa_options image_isa_options(std::int64_t c, std::int64_t h, std::int64_t w, isa_variant variant) {
+  isa_options o;
+  o.variant = variant;
+  o.reduce = reduction::mean;
+  o.x_scale = image_scale(c, h, w);
+  o.z_scale = 1.0;
+  return o;
+}
+
+}  // namespace topofr::train
