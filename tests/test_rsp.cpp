@@ -9,6 +9,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <set>
 #include <vector>
@@ -45,24 +46,43 @@ std::array<double, 14> row(const rsp_plan& p) {
           double(p.height), double(p.width)};
 }
 
-/// Runs rsp_oracle.py on images (N x C x H x W) with one plan per sample; false when torchvision is missing.
-template <class T>
-bool torchvision_expected(const std::vector<T>& img, index_t n, index_t c, index_t h, index_t w,
-                          const std::vector<rsp_plan>& plans, std::vector<T>& expected) {
-  static int call = 0;
-  const std::string tag = std::to_string(call++);
-  std::vector<double> table;
-  for (const auto& p : plans) for (double v : row(p)) table.push_back(v);
-  test::save(test::scratch("rsp_in" + tag + ".npy"), img, {n, c, h, w});
-  test::save(test::scratch("rsp_plan" + tag + ".npy"), table, {n, 14});
-  if (!test::oracle("rsp_oracle.py", {test::scratch("rsp_in" + tag + ".npy"), test::scratch("rsp_plan" + tag + ".npy"),
-                                      test::scratch("rsp_out" + tag + ".npy")}))
-    return false;
-  std::vector<index_t> shape;
-  expected = test::load<T>(test::scratch("rsp_out" + tag + ".npy"), &shape);
-  REQUIRE(shape == std::vector<index_t>{n, c, h, w});
-  return true;
-}
+/// Oracle jobs, run by ONE rsp_oracle.py call (starting Python + torch dominates the test time): each
+/// job saves its input batch and plans, and keeps a check that compares our result with the output.
+struct torchvision_jobs {
+  std::vector<std::string> args;
+  std::vector<std::function<void()>> checks;
+
+  template <class T>
+  void add(const std::string& name, const std::vector<T>& img, index_t n, index_t c, index_t h, index_t w,
+           const std::vector<rsp_plan>& plans, std::vector<T> ours, double tol) {
+    const std::string tag = std::to_string(checks.size());
+    std::vector<double> table;
+    for (const auto& p : plans) for (double v : row(p)) table.push_back(v);
+    const std::string in = test::scratch("rsp_in" + tag + ".npy"), plan = test::scratch("rsp_plan" + tag + ".npy"),
+                      out = test::scratch("rsp_out" + tag + ".npy");
+    test::save(in, img, {n, c, h, w});
+    test::save(plan, table, {n, 14});
+    args.insert(args.end(), {in, plan, out});
+    checks.push_back([=] {
+      std::vector<index_t> shape;
+      const auto expected = test::load<T>(out, &shape);
+      REQUIRE(shape == std::vector<index_t>{n, c, h, w});
+      const index_t ss = c * h * w;
+      for (index_t i = 0; i < n; ++i) {
+        double m = 0;
+        for (index_t k = i * ss; k < (i + 1) * ss; ++k)
+          m = std::max(m, std::abs(double(ours[k]) - double(expected[k])));
+        INFO(name << ": sample " << i << ", kind " << int(plans[i].kind) << ", C = " << c);
+        CHECK(m <= tol);
+      }
+    });
+  }
+
+  void run() {
+    if (!test::oracle("rsp_oracle.py", args)) return;
+    for (auto& f : checks) f();
+  }
+};
 
 /// Test images in [-1, 1] with the corner cases of the HSV code planted: a gray pixel (max == min),
 /// saturated pixels, and ties between the maximal channels.
@@ -80,17 +100,6 @@ std::vector<T> test_images(index_t n, index_t c, index_t h, index_t w, std::uint
     }
   }
   return v;
-}
-
-double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  double m = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(double(a[i]) - double(b[i])));
-  return m;
-}
-double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
-  double m = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
-  return m;
 }
 
 /// Hand-made plans covering every kind, both sigma extremes, several jitter orders and hue signs.
@@ -132,21 +141,34 @@ std::vector<rsp_plan> hand_plans(index_t h, index_t w) {
   return ps;
 }
 
+/// rsp_apply of the hand-made plans, one per sample.
 template <class T>
-void check_apply_against_torchvision(index_t c, index_t h, index_t w, double tol) {
+void add_apply_job(torchvision_jobs& jobs, index_t c, index_t h, index_t w, double tol) {
   const auto plans = hand_plans(h, w);
   const index_t n = static_cast<index_t>(plans.size());
-  auto img = test_images<T>(n, c, h, w, 42 + c);
-  const std::vector<T> orig = img;
+  const auto orig = test_images<T>(n, c, h, w, 42 + c);
+  auto img = orig;
   for (index_t i = 0; i < n; ++i) rsp_apply(cpu, plans[i], img.data() + i * c * h * w, c, h, w);
-  std::vector<T> expected;
-  if (!torchvision_expected(orig, n, c, h, w, plans, expected)) return;
+  jobs.add("rsp_apply", orig, n, c, h, w, plans, img, tol);
+}
+
+/// rsp_perturb with probability 1 (every kind occurs) against the plans rsp_draw gives.
+void add_perturb_job(torchvision_jobs& jobs, index_t c) {
+  const index_t n = 40, h = 16, w = 14;
+  const auto orig = test_images<float>(n, c, h, w, 5);
+  auto img = orig;
+  const rsp_options opt{1.0, 1234, 77};
+  std::vector<std::int32_t> kinds(n, 99);
+  rsp_perturb(cpu, image_batch_view<float>(img.data(), n, c, h, w), opt, make_vector_view(kinds.data(), n));
+  std::vector<rsp_plan> plans;
+  std::set<int> seen;
   for (index_t i = 0; i < n; ++i) {
-    const std::vector<T> a(img.begin() + i * c * h * w, img.begin() + (i + 1) * c * h * w);
-    const std::vector<T> b(expected.begin() + i * c * h * w, expected.begin() + (i + 1) * c * h * w);
-    INFO("plan " << i << " kind " << int(plans[i].kind) << " C=" << c);
-    CHECK(max_abs_diff(a, b) <= tol);
+    plans.push_back(rsp_draw(opt, i, c, h, w));
+    CHECK(kinds[i] == static_cast<std::int32_t>(plans.back().kind));
+    seen.insert(kinds[i]);
   }
+  CHECK(seen == std::set<int>{0, 1, 2, 3});  // P(a kind missing among 40) < 4 * 0.75^40 = 4e-5
+  jobs.add("rsp_perturb", orig, n, c, h, w, plans, img, 1e-5);
 }
 
 /// Brute-force double oracle for the blur: direct 9 x 5 2-d sum with torch-style reflected indices
@@ -238,34 +260,16 @@ TEST_CASE("counter_rng: documented key/counter layout (oracle: direct philox4x32
   }
 }
 
-TEST_CASE("rsp_apply matches torchvision (oracle: rsp_oracle.py), C = 3 and C = 1", "[rsp][oracle]") {
-  SECTION("float, C = 3") { check_apply_against_torchvision<float>(3, 12, 10, 1e-5); }
-  SECTION("double, C = 3") { check_apply_against_torchvision<double>(3, 11, 9, 1e-6); }
-  SECTION("float, C = 1") { check_apply_against_torchvision<float>(1, 9, 13, 1e-5); }
-  SECTION("double, C = 1, smallest size torch can reflect-pad (5 x 3)") {
-    check_apply_against_torchvision<double>(1, 5, 3, 1e-6);
-  }
-}
-
-TEST_CASE("rsp_perturb = rsp_draw plans applied with torchvision (oracle: rsp_oracle.py)", "[rsp][oracle]") {
-  const index_t c = GENERATE(3, 1);
-  const index_t n = 40, h = 16, w = 14;
-  auto img = test_images<float>(n, c, h, w, 5);
-  const auto orig = img;
-  const rsp_options opt{1.0, 1234, 77};
-  std::vector<std::int32_t> kinds(n, 99);
-  rsp_perturb(cpu, image_batch_view<float>(img.data(), n, c, h, w), opt, make_vector_view(kinds.data(), n));
-  std::vector<rsp_plan> plans;
-  std::set<int> seen;
-  for (index_t i = 0; i < n; ++i) {
-    plans.push_back(rsp_draw(opt, i, c, h, w));
-    CHECK(kinds[i] == static_cast<std::int32_t>(plans.back().kind));
-    seen.insert(kinds[i]);
-  }
-  CHECK(seen == std::set<int>{0, 1, 2, 3});  // P(a kind missing among 40) < 4 * 0.75^40 = 4e-5
-  std::vector<float> expected;
-  if (!torchvision_expected(orig, n, c, h, w, plans, expected)) return;
-  CHECK(max_abs_diff(img, expected) <= 1e-5);
+TEST_CASE("rsp_apply and rsp_perturb match torchvision (oracle: rsp_oracle.py), C = 3 and C = 1",
+          "[rsp][oracle]") {
+  torchvision_jobs jobs;
+  add_apply_job<float>(jobs, 3, 12, 10, 1e-5);
+  add_apply_job<double>(jobs, 3, 11, 9, 1e-6);
+  add_apply_job<float>(jobs, 1, 9, 13, 1e-5);
+  add_apply_job<double>(jobs, 1, 5, 3, 1e-6);  // the smallest image torch can reflect-pad
+  add_perturb_job(jobs, 3);
+  add_perturb_job(jobs, 1);
+  jobs.run();
 }
 
 TEST_CASE("rsp blur: tiny and constant images (oracle: brute-force double 2-d convolution)", "[rsp]") {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Oracle for topofr::rsp_apply: applies given RSP plans with torchvision's own functions.
 
-usage: rsp_oracle.py images.npy plans.npy out.npy
+usage: rsp_oracle.py images.npy plans.npy out.npy [images2.npy plans2.npy out2.npy ...]
   images: N x C x H x W (float32 or float64), normalised to [-1, 1]
   plans:  N x 14 float64 rows [kind, sigma, brightness, contrast, saturation, hue,
           order0, order1, order2, order3, top, left, height, width]  (kind: -1 none, 0 blur,
@@ -54,12 +54,15 @@ def apply(x, p):
 
 
 def main():
-    images = np.load(sys.argv[1])
-    plans = np.load(sys.argv[2])
-    assert images.ndim == 4 and plans.shape == (images.shape[0], 14), (images.shape, plans.shape)
-    x = torch.from_numpy(images)
-    out = torch.stack([apply(x[i], plans[i]) for i in range(x.shape[0])])
-    np.save(sys.argv[3], out.numpy().astype(images.dtype))
+    args = sys.argv[1:]
+    assert args and len(args) % 3 == 0, "expected triples: images.npy plans.npy out.npy"
+    for k in range(0, len(args), 3):
+        images = np.load(args[k])
+        plans = np.load(args[k + 1])
+        assert images.ndim == 4 and plans.shape == (images.shape[0], 14), (images.shape, plans.shape)
+        x = torch.from_numpy(images)
+        out = torch.stack([apply(x[i], plans[i]) for i in range(x.shape[0])])
+        np.save(args[k + 2], out.numpy().astype(images.dtype))
 
 
 if __name__ == "__main__":
