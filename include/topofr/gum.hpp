@@ -114,13 +114,15 @@ gum_result gum_fit(cpu_t, vector_view<In> entropy, vector_view<T> hard_posterior
   detail::require(opt.tol >= 0.0, fn, "opt.tol", "must be >= 0, got ", opt.tol);  // false for NaN
 
   const index_t n = entropy.size();
-  std::vector<double> eps(static_cast<std::size_t>(n)), eps2(static_cast<std::size_t>(n));
+  std::vector<double> eps_buf(static_cast<std::size_t>(n)), eps2_buf(static_cast<std::size_t>(n));
+  double* const eps = eps_buf.data();    // standardised entropies
+  double* const eps2 = eps2_buf.data();  // their squares
   for (index_t i = 0; i < n; ++i) {
     const double v = static_cast<double>(entropy[i]);
     detail::require(std::isfinite(v), fn, "entropy", "must be finite, got ", v, " at index ", i);
     eps[i] = (opt.symmetrize && i % 2 == 0 && i + 1 < n) ? -v : v;  // i = 0, 2, ..., 2(floor(n/2) - 1)
   }
-  detail::gum_standardize(eps);
+  detail::gum_standardize(eps_buf);
   double sigma = 0.0;
   for (index_t i = 0; i < n; ++i) sigma += (eps2[i] = eps[i] * eps[i]);
   sigma /= static_cast<double>(n);
