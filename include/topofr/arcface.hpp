@@ -136,6 +136,17 @@ void for_rows(matrix_view<InC> cos, const char* fn, Body body) {
   if (first_bad < n) fail_cos(cos, first_bad, fn);
 }
 
+/// a b - c with the product unrounded: one FMA where the target has it (GCC/Clang vectorise std::fma
+/// only then), else through double (exact for float products).
+template <class T>
+inline T mul_sub(T a, T b, T c) {
+#if defined(__FMA__)
+  return std::fma(a, b, -c);
+#else
+  return std::is_same<T, float>::value ? static_cast<T>(static_cast<double>(a) * b - c) : a * b - c;
+#endif
+}
+
 /// Sum of term(j) over [b, e) in W lanes; each lane adds blocks of 4 terms in T to its double total. No
 /// reassociation is needed to vectorise it, and the order is fixed by the code, not by the SIMD width.
 template <class T, class Term>
@@ -307,13 +318,13 @@ void margin_ce_forward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const
     double sum = detail::arc::lane_sum<T>(0, split, exp_term), ey = 0.0, dy = 0.0;
     if (y >= 0) {
       sum += detail::arc::lane_sum<T>(y + 1, c, exp_term);
-      dy = mf.s * (fy - static_cast<double>(ref));  // the target in double
+      dy = mf.s * (fy - static_cast<double>(ref));  // the target, in double
       ey = std::exp(dy);
       sum += ey;
       e[y] = static_cast<T>(ey);
     }
     const double log_sum = std::log(sum);
-    if (!lse.empty()) lse[i] = static_cast<T>(mf.s * static_cast<double>(ref) + log_sum);
+    if (!lse.empty()) lse[i] = static_cast<T>(static_cast<double>(s) * static_cast<double>(ref) + log_sum);
     loss[i] = y >= 0 ? static_cast<T>(log_sum - dy) : T(0);
     if (!p_gt.empty()) p_gt[i] = y >= 0 ? static_cast<T>(ey / sum) : T(0);
     if (!want_h) return true;
@@ -358,6 +369,7 @@ void margin_ce_backward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, cons
   detail::require(std::isfinite(grad_scale), fn, "grad_scale", "must be finite, got ", grad_scale);
   detail::check_shape(grad_cos, n, c, fn, "grad_cos");
   const double floor = detail::arc::sin_floor<T>();
+  const T s = static_cast<T>(mf.s);
 
   detail::arc::for_rows(cos, fn, [&](index_t i) {
     const T* ci = cos.row(i);
@@ -366,15 +378,15 @@ void margin_ce_backward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, cons
     const double w = weights.empty() ? 1.0 : static_cast<double>(weights[i]);
     // d loss / d z_j = p_j - [j = y], and d z_j / d cos_j = s (s f'(cos) in the label column).
     if (y < 0) return detail::arc::map_checked(ci, c, [&](index_t j) { gi[j] = T(0); });  // still checked
-    const double l = static_cast<double>(lse[i]);
+    const T l = lse[i];
     const T coef = static_cast<T>(w * grad_scale * mf.s);
-    // p_j = exp(s c_j - lse) with the exponent in double: lse ~ s, and s c - lse in T would lose low bits.
+    // p_j = exp(s c_j - lse), the exponent rounded once: lse ~ s, and a rounded s c would cost low bits.
     const bool ok = detail::arc::map_checked(ci, c, [&](index_t j) {
-      gi[j] = coef * fastmath::exp(static_cast<T>(mf.s * static_cast<double>(ci[j]) - l));
+      gi[j] = coef * fastmath::exp(detail::arc::mul_sub(s, ci[j], l));
     });
     if (ok) {
       const double x = static_cast<double>(ci[y]);
-      const double p_minus_1 = std::expm1(mf.s * mf.f(x) - l);  // accurate when p_y is close to 1
+      const double p_minus_1 = std::expm1(mf.s * mf.f(x) - static_cast<double>(l));  // exact near p_y = 1
       gi[y] = static_cast<T>(coef * p_minus_1 * mf.df(x, floor));
     }
     return ok;
