@@ -353,7 +353,7 @@ TEST_CASE("results do not depend on the number of threads (the one-thread run is
 }
 #endif
 
-TEMPLATE_TEST_CASE("fastmath exp and log are within 2 ulp of libm (long double)", "[fastmath]", float, double) {
+TEMPLATE_TEST_CASE("fastmath exp, exp_finite, log, log_normal are within 2 ulp of libm (long double)", "[fastmath]", float, double) {
   using T = TestType;
   auto ulp_err = [](T got, long double want) {
     const T w = static_cast<T>(want);
@@ -365,17 +365,28 @@ TEMPLATE_TEST_CASE("fastmath exp and log are within 2 ulp of libm (long double)"
   const std::size_t k = 200000;
   const std::vector<T> xs = uniform<T>(k, 61, emin, emax);
   const std::vector<double> ls = uniform<double>(k, 62, emin - 15, emax);
-  std::vector<T> e(k), l(k), lx(k);
+  std::vector<T> e(k), ef(k), l(k), ln(k), lx(k);
   for (std::size_t i = 0; i < k; ++i) lx[i] = static_cast<T>(std::exp(ls[i]));  // includes subnormals
-  for (std::size_t i = 0; i < k; ++i) e[i] = fastmath::exp(xs[i]);  // a loop the compiler vectorises
+  for (std::size_t i = 0; i < k; ++i) e[i] = fastmath::exp(xs[i]);  // loops the compiler vectorises
+  for (std::size_t i = 0; i < k; ++i) ef[i] = fastmath::exp_finite(xs[i]);
   for (std::size_t i = 0; i < k; ++i) l[i] = fastmath::log(lx[i]);
-  double we = 0.0, wl = 0.0;
+  for (std::size_t i = 0; i < k; ++i) ln[i] = fastmath::log_normal(std::max(lx[i], std::numeric_limits<T>::min()));
+  const double fin = (std::numeric_limits<T>::max_exponent - 0.5) * std::log(2.0);  // exp_finite's inf edge
+  double we = 0.0, wf = 0.0, wl = 0.0, wn = 0.0;
   for (std::size_t i = 0; i < k; ++i) {
-    we = std::max(we, ulp_err(e[i], std::exp(static_cast<long double>(xs[i]))));
-    wl = std::max(wl, ulp_err(l[i], std::log(static_cast<long double>(lx[i]))));
+    const long double ex = std::exp(static_cast<long double>(xs[i])), lg = std::log(static_cast<long double>(lx[i]));
+    we = std::max(we, ulp_err(e[i], ex));
+    if (xs[i] < fin) wf = std::max(wf, ulp_err(ef[i], ex));
+    wl = std::max(wl, ulp_err(l[i], lg));
+    if (lx[i] >= std::numeric_limits<T>::min()) wn = std::max(wn, ulp_err(ln[i], lg));
   }
   CHECK(we <= 2.0);
+  CHECK(wf <= 2.0);
   CHECK(wl <= 2.0);
+  CHECK(wn <= 2.0);
+  CHECK(fastmath::exp_finite(T(emin - 1)) == T(0));
+  CHECK(fastmath::exp_finite(T(emax + 1)) == std::numeric_limits<T>::infinity());
+  CHECK(fastmath::exp_finite(T(0)) == T(1));
   const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
   CHECK(fastmath::exp(-inf) == T(0));
   CHECK(fastmath::exp(inf) == inf);

@@ -314,7 +314,7 @@ void margin_ce_forward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const
     T* e = work.data();
 #endif
     // c - ref is exact (or nearly) near the maximum, so z - s ref keeps a small relative error there.
-    auto exp_term = [&](index_t j) { return e[j] = fastmath::exp(s * (ci[j] - ref)); };
+    auto exp_term = [&](index_t j) { return e[j] = fastmath::exp_finite(s * (ci[j] - ref)); };  // <= 0
     double sum = detail::arc::lane_sum<T>(0, split, exp_term), ey = 0.0, dy = 0.0;
     if (y >= 0) {
       sum += detail::arc::lane_sum<T>(y + 1, c, exp_term);
@@ -382,7 +382,7 @@ void margin_ce_backward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, cons
     const T coef = static_cast<T>(w * grad_scale * mf.s);
     // p_j = exp(s c_j - lse), the exponent rounded once: lse ~ s, and a rounded s c would cost low bits.
     const bool ok = detail::arc::map_checked(ci, c, [&](index_t j) {
-      gi[j] = coef * fastmath::exp(detail::arc::mul_sub(s, ci[j], l));
+      gi[j] = coef * fastmath::exp_finite(detail::arc::mul_sub(s, ci[j], l));
     });
     if (ok) {
       const double x = static_cast<double>(ci[y]);

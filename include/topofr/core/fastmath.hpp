@@ -60,6 +60,46 @@ inline double pow2_product(double y, std::int64_t n) {
 
 }  // namespace detail
 
+/// e^x for a finite x, ~30% cheaper than exp: no NaN propagation, one power-of-two factor, so the result
+/// is +inf from x > 127.5 ln 2 ~ 88.38 (float) / 1023.5 ln 2 ~ 709.4 (double) on, a little before the true
+/// overflow (88.72 / 709.78). For arguments known to be finite and moderate, like the x <= 0 of a softmax.
+inline float exp_finite(float x) {
+  constexpr float lo = -87.3365447505f, hi = 88.7228391117f;
+  const float xc = detail::select(x >= lo, detail::select(x <= hi, x, hi), lo);
+  const std::int32_t k = detail::ifloor(xc * 1.44269504088896341f + 0.5f);
+  const float n = static_cast<float>(k);
+  float r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float y = (p * r * r + r + 1.0f) * detail::bit_cast<float>((k + 127) << 23);  // k = 128: inf
+  return detail::select(x < lo, 0.0f, y);
+}
+
+inline double exp_finite(double x) {
+  constexpr double lo = -708.396418532264106, hi = 709.782712893383973;
+  const double xc = detail::select(x >= lo, detail::select(x <= hi, x, hi), lo);
+  const std::int64_t k = detail::ifloor(xc * 1.4426950408889634073599 + 0.5);
+  const double n = static_cast<double>(k);
+  double r = xc - n * 6.93145751953125e-1;
+  r = r - n * 1.42860682030941723212e-6;
+  const double z = r * r;
+  double p = 1.26177193074810590878e-4;
+  p = p * z + 3.02994407707441961300e-2;
+  p = p * z + 9.99999999999999999910e-1;
+  p = p * r;
+  double q = 3.00198505138664455042e-6;
+  q = q * z + 2.52448340349684104192e-3;
+  q = q * z + 2.27265548208155028766e-1;
+  q = q * z + 2.00000000000000000009e0;
+  const double y = (1.0 + 2.0 * (p / (q - p))) * detail::bit_cast<double>((k + 1023) << 52);  // k = 1024: inf
+  return detail::select(x < lo, 0.0, y);
+}
+
 /// e^x (Cephes expf / exp). Branch-free; vectorises.
 inline float exp(float x) {
   constexpr float lo = -87.3365447505f;  // log(smallest normal float): below it the result flushes to 0
