@@ -61,7 +61,7 @@ template <class T>
 void distances_double(const dmatrix& x, matrix_view<T> dist, double scale, dmatrix& gram) {
   const index_t n = x.rows(), d = x.cols();
   gram.setZero(n, n);
-  gram.template selfadjointView<Eigen::Lower>().rankUpdate(x);  // lower triangle of x x^T
+  gram.template selfadjointView<Eigen::Lower>().rankUpdate(x);  // lower triangle of x x^T (half a GEMM)
   for (index_t i = 0; i < n; ++i) {
     const double si = gram(i, i);
     dist(i, i) = T(0);
