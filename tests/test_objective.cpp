@@ -86,8 +86,9 @@ void compare_with_oracle(const objective_options& opt, std::uint64_t seed, doubl
   CHECK(tt::rel(r.loss_cls, stats[1]) < tol);
   CHECK(std::abs(r.discrepancy - stats[2]) <= tol * std::max(1e-3, std::abs(stats[2])));
   if (opt.use_sds) {
-    CHECK(std::abs(r.pi - stats[3]) < 1e-6);
-    CHECK(tt::rel(r.sigma, stats[4], 1e-12) < 1e-6);
+    // float entropies carry float rounding into the EM: pi and sigma then agree to the test tolerance
+    CHECK(std::abs(r.pi - stats[3]) < std::max(1e-6, tol));
+    CHECK(tt::rel(r.sigma, stats[4], 1e-12) < std::max(1e-6, tol));
     CHECK(r.hard_fraction == Approx(stats[5]));
   }
   const auto ref_gz = tt::load<double>(dir + "/grad_z.npy");

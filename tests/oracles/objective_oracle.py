@@ -123,7 +123,7 @@ if use_isa:
 loss = loss_cls + alpha * l_sa
 loss.backward()
 hard_fraction = float((hard > 0.5).double().mean())
-np.save(f"{d}/grad_z.npy", z.grad.numpy())
+np.save(f"{d}/grad_z.npy", (z.grad if z.grad is not None else torch.zeros_like(z)).numpy())
 np.save(f"{d}/grad_cos.npy", cos.grad.numpy())
 np.save(f"{d}/omega.npy", omega.detach().numpy())
 np.save(f"{d}/hard.npy", hard.numpy())
