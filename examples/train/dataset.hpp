@@ -1,0 +1,341 @@
+// examples/train/dataset.hpp — face images for the training driver: an image-folder loader (one subfolder
+// per identity), the held-out split by identity, and the horizontal flip used by flip-augmented embeddings.
+// PNG/JPEG are decoded by stb_image; binary PGM/PPM (P5/P6) by a strict parser of our own, because
+// stb_image silently accepts truncated PNM files. Resizing is the antialiased bilinear (triangle) filter.
+// Header-only; the program includes stb_impl.hpp once (or links libstb).
+#pragma once
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <stb/stb_image.h>
+#include <topofr/core/error.hpp>
+#include <topofr/core/rng.hpp>
+
+namespace topofr::train {
+
+/// N images of one size, 3 x H x W each, values in [-1, 1] (gray / 127.5 - 1, gray replicated to 3 channels).
+struct image_set {
+  std::int64_t channels = 3, height = 0, width = 0;
+  std::vector<float> pixels;         // N x channels x height x width
+  std::vector<std::int64_t> labels;  // N identity ids in 0 .. identities() - 1
+  std::vector<std::string> names;    // identity names, index = id
+  std::vector<std::string> files;    // N source paths ("" for synthetic images)
+
+  std::int64_t size() const { return static_cast<std::int64_t>(labels.size()); }
+  std::int64_t identities() const { return static_cast<std::int64_t>(names.size()); }
+  std::int64_t image_size() const { return channels * height * width; }
+  const float* image(std::int64_t i) const {
+    detail::require(i >= 0 && i < size(), "image_set::image", "i", "index out of range [0, ", size(), "), got ", i);
+    return pixels.data() + i * image_size();
+  }
+};
+
+namespace detail_train {
+
+using topofr::detail::fail;
+using topofr::detail::require;
+
+/// Checks that the members of an image_set agree (sizes, labels in range).
+inline void check_set(const image_set& s, const char* fn, const char* arg) {
+  require(s.channels > 0 && s.height > 0 && s.width > 0, fn, arg, "image shape must be positive, got ",
+          s.channels, " x ", s.height, " x ", s.width);
+  require(static_cast<std::int64_t>(s.pixels.size()) == s.size() * s.image_size(), fn, arg, "pixels has ",
+          s.pixels.size(), " values, expected ", s.size(), " x ", s.image_size());
+  require(s.files.empty() || static_cast<std::int64_t>(s.files.size()) == s.size(), fn, arg, "files has ",
+          s.files.size(), " entries for ", s.size(), " images");
+  for (std::int64_t i = 0; i < s.size(); ++i)
+    require(s.labels[i] >= 0 && s.labels[i] < s.identities(), fn, arg, "labels[", i, "] = ", s.labels[i],
+            " outside [0, ", s.identities(), ")");
+}
+
+/// Gray levels in [0, 255] of one decoded image.
+struct gray_image {
+  int width = 0, height = 0;
+  std::vector<float> v;  // height x width
+};
+
+inline float luma(float r, float g, float b) { return 0.299f * r + 0.587f * g + 0.114f * b; }  // ITU-R BT.601
+
+/// Strict binary PNM (P5 gray / P6 RGB, maxval 1..65535, 16-bit big-endian): header tokens separated by
+/// whitespace or '#' comments, exactly one whitespace byte after maxval, all samples present and <= maxval.
+inline gray_image parse_pnm(const std::vector<unsigned char>& b, const std::string& path) {
+  const char* fn = "load_image_folder";
+  const int chans = b[1] == '5' ? 1 : 3;
+  std::size_t p = 2;
+  auto token = [&](const char* what, long long lo, long long hi) {
+    for (;;) {  // skip whitespace and comments
+      while (p < b.size() && std::isspace(b[p])) ++p;
+      if (p < b.size() && b[p] == '#') {
+        while (p < b.size() && b[p] != '\n' && b[p] != '\r') ++p;
+      } else {
+        break;
+      }
+    }
+    long long v = 0;
+    std::size_t start = p;
+    while (p < b.size() && b[p] >= '0' && b[p] <= '9' && v <= hi) v = v * 10 + (b[p++] - '0');
+    if (p == start || v < lo || v > hi || (p < b.size() && !std::isspace(b[p])))
+      fail(fn, path.c_str(), "corrupt PNM header: bad ", what, " (expected an integer in [", lo, ", ", hi, "])");
+    return v;
+  };
+  const long long w = token("width", 1, 1 << 20), h = token("height", 1, 1 << 20);
+  const long long maxval = token("maxval", 1, 65535);
+  ++p;  // the single whitespace byte that ends the header
+  const long long bps = maxval < 256 ? 1 : 2, count = w * h * chans;
+  if (p > b.size() || static_cast<long long>(b.size() - p) < count * bps)
+    fail(fn, path.c_str(), "truncated PNM: ", w, " x ", h, " x ", chans, " samples of ", bps, " byte(s) need ",
+         count * bps, " bytes of data, the file has ", p > b.size() ? 0 : b.size() - p);
+  gray_image g;
+  g.width = static_cast<int>(w);
+  g.height = static_cast<int>(h);
+  g.v.resize(static_cast<std::size_t>(w * h));
+  const double scale = 255.0 / static_cast<double>(maxval);
+  auto sample = [&](long long k) {
+    const long long s = bps == 1 ? b[p + k] : (b[p + 2 * k] << 8 | b[p + 2 * k + 1]);
+    if (s > maxval) fail(fn, path.c_str(), "corrupt PNM: sample ", k, " = ", s, " exceeds maxval ", maxval);
+    return static_cast<float>(s * scale);
+  };
+  for (long long i = 0; i < w * h; ++i)
+    g.v[i] = chans == 1 ? sample(i) : luma(sample(3 * i), sample(3 * i + 1), sample(3 * i + 2));
+  return g;
+}
+
+/// Decodes one file to gray levels; throws topofr::error naming the file.
+inline gray_image read_gray(const std::string& path) {
+  const char* fn = "load_image_folder";
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(fn, path.c_str(), "cannot open file");
+  std::vector<unsigned char> b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) fail(fn, path.c_str(), "read error");
+  if (b.empty()) fail(fn, path.c_str(), "empty file");
+  if (b.size() >= 2 && b[0] == 'P' && (b[1] == '5' || b[1] == '6')) return parse_pnm(b, path);
+  if (b.size() > static_cast<std::size_t>(INT32_MAX)) fail(fn, path.c_str(), "file too large");
+  int w = 0, h = 0, c = 0;
+  unsigned char* px = stbi_load_from_memory(b.data(), static_cast<int>(b.size()), &w, &h, &c, 3);
+  if (!px) {
+    const char* why = stbi_failure_reason();
+    fail(fn, path.c_str(), "cannot decode image (", why ? why : "unknown reason", ")");
+  }
+  gray_image g;
+  g.width = w;
+  g.height = h;
+  g.v.resize(static_cast<std::size_t>(w) * h);
+  for (std::size_t i = 0; i < g.v.size(); ++i) g.v[i] = luma(px[3 * i], px[3 * i + 1], px[3 * i + 2]);
+  stbi_image_free(px);
+  return g;
+}
+
+/// Taps of the antialiased bilinear (triangle) filter along one axis, as PIL's BILINEAR resize:
+/// output pixel o has centre c = (o + 0.5) * in / out in input coordinates; input pixel i (centre i + 0.5)
+/// gets weight max(0, 1 - |i + 0.5 - c| / s), s = max(1, in / out) (the kernel widens when shrinking, so
+/// every input pixel contributes); taps outside the image are dropped and the rest renormalised.
+struct taps {
+  std::vector<int> first;
+  std::vector<std::vector<double>> w;
+};
+inline taps triangle_taps(int in, int out) {
+  taps t;
+  const double scale = static_cast<double>(in) / out, s = std::max(1.0, scale);
+  for (int o = 0; o < out; ++o) {
+    const double c = (o + 0.5) * scale;
+    const int lo = std::max(0, static_cast<int>(std::floor(c - s))), hi = std::min(in - 1, static_cast<int>(std::ceil(c + s)));
+    std::vector<double> w;
+    double sum = 0;
+    for (int i = lo; i <= hi; ++i) {
+      const double wi = std::max(0.0, 1.0 - std::abs(i + 0.5 - c) / s);
+      w.push_back(wi);
+      sum += wi;
+    }
+    for (auto& x : w) x /= sum;
+    t.first.push_back(lo);
+    t.w.push_back(std::move(w));
+  }
+  return t;
+}
+
+/// Separable triangle-filter resize of one gray image (row-major) to height x width.
+inline std::vector<float> resize(const gray_image& g, int height, int width) {
+  if (g.height == height && g.width == width) return g.v;
+  const taps tx = triangle_taps(g.width, width), ty = triangle_taps(g.height, height);
+  std::vector<double> rows(static_cast<std::size_t>(g.height) * width);
+  for (int y = 0; y < g.height; ++y)
+    for (int x = 0; x < width; ++x) {
+      double acc = 0;
+      const float* src = g.v.data() + static_cast<std::size_t>(y) * g.width + tx.first[x];
+      for (std::size_t k = 0; k < tx.w[x].size(); ++k) acc += tx.w[x][k] * src[k];
+      rows[static_cast<std::size_t>(y) * width + x] = acc;
+    }
+  std::vector<float> out(static_cast<std::size_t>(height) * width);
+  for (int y = 0; y < height; ++y)
+    for (int x = 0; x < width; ++x) {
+      double acc = 0;
+      for (std::size_t k = 0; k < ty.w[y].size(); ++k)
+        acc += ty.w[y][k] * rows[static_cast<std::size_t>(ty.first[y] + k) * width + x];
+      out[static_cast<std::size_t>(y) * width + x] = static_cast<float>(acc);
+    }
+  return out;
+}
+
+inline bool is_image_name(const std::string& name) {
+  std::string ext = std::filesystem::path(name).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext == ".pgm" || ext == ".png" || ext == ".jpg" || ext == ".jpeg";
+}
+
+/// Sorted names of the entries of dir (hidden ones skipped) that are directories (or regular files).
+inline std::vector<std::string> list(const std::filesystem::path& dir, bool directories) {
+  std::error_code ec;
+  std::filesystem::directory_iterator it(dir, ec), end;
+  if (ec) fail("load_image_folder", dir.string().c_str(), "cannot list directory: ", ec.message());
+  std::vector<std::string> names;
+  for (; it != end; it.increment(ec)) {
+    if (ec) fail("load_image_folder", dir.string().c_str(), "cannot list directory: ", ec.message());
+    const std::string name = it->path().filename().string();
+    if (name.empty() || name[0] == '.') continue;
+    std::error_code e2;
+    if (directories ? it->is_directory(e2) : it->is_regular_file(e2)) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+/// Appends image g, resized to the set's size, as 3 replicated channels of gray / 127.5 - 1.
+inline void append_gray(image_set& s, const std::vector<float>& g) {
+  const std::size_t hw = static_cast<std::size_t>(s.height * s.width);
+  const std::size_t base = s.pixels.size();
+  s.pixels.resize(base + s.channels * hw);
+  for (std::int64_t c = 0; c < s.channels; ++c)
+    for (std::size_t k = 0; k < hw; ++k) s.pixels[base + c * hw + k] = g[k] / 127.5f - 1.0f;
+}
+
+}  // namespace detail_train
+
+/// Loads DIR/<identity>/<image>: identities are the subfolders (sorted by name; hidden entries and
+/// non-directories ignored), images their *.pgm *.png *.jpg *.jpeg files (case-insensitive; other files
+/// ignored), converted to gray (BT.601 luma), resized to height x width, replicated to 3 channels.
+/// A corrupt or unreadable image throws topofr::error naming it; with skip_bad it is skipped and a line
+/// naming it is appended to *warnings (when given). An identity folder with no image is dropped (warning).
+inline image_set load_image_folder(const std::string& dir, int height, int width, bool skip_bad,
+                                   std::vector<std::string>* warnings = nullptr) {
+  using namespace detail_train;
+  const char* fn = "load_image_folder";
+  require(height > 0, fn, "height", "must be > 0, got ", height);
+  require(width > 0, fn, "width", "must be > 0, got ", width);
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  require(fs::is_directory(dir, ec), fn, "dir", "not a directory: '", dir, "'");
+  auto warn = [&](std::string line) {
+    if (warnings) warnings->push_back(std::move(line));
+  };
+
+  image_set s;
+  s.height = height;
+  s.width = width;
+  const std::vector<std::string> ids = list(dir, true);
+  require(!ids.empty(), fn, "dir", "no identity subfolders in '", dir, "' (expected DIR/<identity>/<image>)");
+  for (const std::string& id : ids) {
+    const fs::path sub = fs::path(dir) / id;
+    const auto label = s.identities();
+    std::int64_t count = 0;
+    for (const std::string& f : list(sub, false)) {
+      if (!is_image_name(f)) continue;
+      const std::string path = (sub / f).string();
+      gray_image g;
+      try {
+        g = read_gray(path);
+      } catch (const topofr::error& e) {
+        if (!skip_bad) throw;
+        warn(std::string("skipped ") + e.what());
+        continue;
+      }
+      append_gray(s, resize(g, height, width));
+      s.labels.push_back(label);
+      s.files.push_back(path);
+      ++count;
+    }
+    if (count > 0)
+      s.names.push_back(id);
+    else
+      warn("identity folder '" + sub.string() + "' has no readable image; ignored");
+  }
+  require(s.size() > 0, fn, "dir", "no images (*.pgm, *.png, *.jpg, *.jpeg) under '", dir, "'");
+  return s;
+}
+
+struct split {
+  image_set train, eval;
+};
+
+/// Held-out split by identity: M = round(holdout * K) identities (at least 2 when holdout > 0, so that
+/// the evaluation set has impostor pairs; at least one identity must remain for training), chosen by a
+/// Fisher-Yates shuffle of the identity ids driven by counter_rng(seed, 0, 0), go to eval. Both sides keep
+/// the original order of images and of identities; labels are remapped to 0..K-M-1 and 0..M-1.
+inline split split_by_identity(const image_set& all, double holdout, std::uint64_t seed) {
+  using namespace detail_train;
+  const char* fn = "split_by_identity";
+  check_set(all, fn, "all");
+  require(std::isfinite(holdout) && holdout >= 0 && holdout < 1, fn, "holdout", "must be in [0, 1), got ", holdout);
+  const std::int64_t k = all.identities();
+  std::int64_t m = holdout > 0 ? std::max<std::int64_t>(2, std::llround(holdout * k)) : 0;
+  require(m <= k - 1, fn, "holdout", holdout, " holds out ", m, " of ", k,
+          " identities (at least 2 are held out when holdout > 0 and at least 1 must remain for training)");
+
+  std::vector<std::int64_t> perm(k);
+  for (std::int64_t i = 0; i < k; ++i) perm[i] = i;
+  counter_rng rng(seed, 0, 0);
+  for (std::int64_t i = k - 1; i > 0; --i) std::swap(perm[i], perm[rng.below(i + 1)]);
+  std::vector<char> held(k, 0);
+  for (std::int64_t i = 0; i < m; ++i) held[perm[i]] = 1;
+
+  split out;
+  std::vector<std::int64_t> remap(k);
+  for (image_set* s : {&out.train, &out.eval}) {
+    s->channels = all.channels;
+    s->height = all.height;
+    s->width = all.width;
+  }
+  for (std::int64_t id = 0; id < k; ++id) {
+    image_set& s = held[id] ? out.eval : out.train;
+    remap[id] = s.identities();
+    s.names.push_back(all.names[id]);
+  }
+  const std::int64_t sz = all.image_size();
+  for (std::int64_t i = 0; i < all.size(); ++i) {
+    image_set& s = held[all.labels[i]] ? out.eval : out.train;
+    s.pixels.insert(s.pixels.end(), all.pixels.begin() + i * sz, all.pixels.begin() + (i + 1) * sz);
+    s.labels.push_back(remap[all.labels[i]]);
+    s.files.push_back(all.files.empty() ? std::string() : all.files[i]);
+  }
+  return out;
+}
+
+/// out = the image in mirrored left-right (channels x height x width, row-major). out == in is allowed.
+inline void flip_horizontal(const float* in, float* out, std::int64_t channels, std::int64_t height,
+                            std::int64_t width) {
+  using namespace detail_train;
+  const char* fn = "flip_horizontal";
+  require(in != nullptr, fn, "in", "null pointer");
+  require(out != nullptr, fn, "out", "null pointer");
+  require(channels > 0 && height > 0 && width > 0, fn, "channels/height/width", "must be > 0, got ", channels,
+          " x ", height, " x ", width);
+  for (std::int64_t r = 0; r < channels * height; ++r) {
+    const float* a = in + r * width;
+    float* b = out + r * width;
+    if (a == b) {
+      std::reverse(b, b + width);
+    } else {
+      for (std::int64_t x = 0; x < width; ++x) b[x] = a[width - 1 - x];
+    }
+  }
+}
+
+}  // namespace topofr::train
