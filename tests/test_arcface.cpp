@@ -318,6 +318,35 @@ TEMPLATE_TEST_CASE("degenerate batches against brute-force double formulas", "[a
     CHECK(ent[0] == Approx(h).epsilon(std::is_same<T, float>::value ? 1e-4 : 1e-10));
   }
 
+  SECTION("huge s = 1e12: one-hot softmax, finite loss (brute-force log-sum-exp in double)") {
+    const combined_margin big{1e12, 1.0, 0.5, 0.0};
+    std::vector<T> cos = {T(0.3), T(0.9), T(0.5), T(0.3), T(0.9), T(0.5)}, loss(2), ent(2), pgt(2), lse(2), g(6);
+    std::vector<std::int32_t> labels = {1, 0};  // row 0: the target logit is the largest; row 1: it is not
+    const matrix_view<const T> cv(cos.data(), 2, 3);
+    const vector_view<const std::int32_t> yv(labels.data(), 2);
+    margin_ce_forward(cpu, cv, yv, big, 1e-5, vector_view<T>(loss.data(), 2), vector_view<T>(ent.data(), 2),
+                      vector_view<T>(pgt.data(), 2), vector_view<T>(lse.data(), 2));
+    margin_ce_backward(cpu, cv, yv, big, vector_view<const T>(lse.data(), 2), vector_view<const T>(), 1.0,
+                       matrix_view<T>(g.data(), 2, 3));
+    const double sd = static_cast<double>(static_cast<T>(1e12));
+    auto f = [](double x) { return x * std::cos(0.5) - std::sqrt(1 - x * x) * std::sin(0.5); };
+    for (index_t i = 0; i < 2; ++i) {
+      std::vector<double> z(3);
+      for (index_t j = 0; j < 3; ++j) z[j] = sd * static_cast<double>(cos[i * 3 + j]);
+      z[labels[i]] = sd * f(static_cast<double>(cos[i * 3 + labels[i]]));
+      const double mx = *std::max_element(z.begin(), z.end());
+      double sum = 0.0;
+      for (double v : z) sum += std::exp(v - mx);
+      const double want_lse = mx + std::log(sum), want_loss = want_lse - z[labels[i]];
+      INFO("row " << i);
+      CHECK(lse[i] == Approx(want_lse).epsilon(1e-6));
+      CHECK(loss[i] == Approx(want_loss).epsilon(1e-6).margin(1e-6));
+      CHECK(pgt[i] == Approx(std::exp(-want_loss)).margin(1e-6));
+      CHECK(ent[i] == Approx(-std::log1p(1e-5)).margin(1e-6));  // one-hot: -1 log(1 + eps)
+      for (index_t j = 0; j < 3; ++j) CHECK(std::isfinite(g[i * 3 + j]));
+    }
+  }
+
   SECTION("weights all zero: zero gradient") {
     batch<T> b(5, 40, 41);
     std::vector<T> loss(5), lse(5), w(5, T(0)), g(5 * 40, T(7));
@@ -440,6 +469,7 @@ TEST_CASE("invalid arguments are rejected with the argument named", "[arcface][e
     all(cv, yv, combined_margin{0.0, 1.0, 0.5, 0.0}, "margin.s");
     all(cv, yv, combined_margin{-64.0, 1.0, 0.5, 0.0}, "margin.s");
     all(cv, yv, combined_margin{std::numeric_limits<double>::infinity(), 1.0, 0.5, 0.0}, "margin.s");
+    all(cv, yv, combined_margin{1e300, 1.0, 0.5, 0.0}, "margin.s");  // not finite in float
     all(cv, yv, combined_margin{64.0, 0.0, 0.5, 0.0}, "margin.m1");
     all(cv, yv, combined_margin{64.0, 1.0, std::numeric_limits<double>::quiet_NaN(), 0.0}, "margin.m2");
     all(cv, yv, combined_margin{64.0, 1.0, 0.5, std::numeric_limits<double>::infinity()}, "margin.m3");

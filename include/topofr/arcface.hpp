@@ -33,9 +33,6 @@ struct combined_margin {
 namespace detail {
 namespace arc {
 
-template <class T>
-constexpr bool is_real_v = std::is_same<T, float>::value || std::is_same<T, double>::value;
-
 // Elements per inner block: one 64-byte vector. The fixed-size inner loops below are how the row
 // reductions vectorise without -ffast-math: each lane keeps its own partial sum, so no reassociation is
 // needed (and the summation order is fixed, whatever the SIMD width).
@@ -77,12 +74,19 @@ double sin_floor() {
   return std::sqrt(static_cast<double>(std::numeric_limits<T>::epsilon()));
 }
 
-inline margin_fn checked_margin(const combined_margin& m, const char* fn) {
+/// Validates m; the returned s is m.s rounded to T, the scale of every logit (so that the target and the
+/// other logits, and the forward and backward, agree to the last bit).
+template <class T>
+margin_fn checked_margin(const combined_margin& m, const char* fn) {
   require_scale(m.s, fn, "margin.s");
+  require(m.s <= static_cast<double>(std::numeric_limits<T>::max()), fn, "margin.s",
+          "must be finite in the scalar type, got ", m.s);
   require(std::isfinite(m.m1) && m.m1 > 0.0, fn, "margin.m1", "must be finite and > 0, got ", m.m1);
   require(std::isfinite(m.m2), fn, "margin.m2", "must be finite, got ", m.m2);
   require(std::isfinite(m.m3), fn, "margin.m3", "must be finite, got ", m.m3);
-  return margin_fn(m);
+  margin_fn f(m);
+  f.s = static_cast<double>(static_cast<T>(m.s));
+  return f;
 }
 
 template <class InC>
@@ -213,10 +217,10 @@ bool max_checked(const T* c, index_t b, index_t e, T& mx) {
 template <class InC, class L, class T = std::remove_const_t<InC>>
 void margin_logits(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const combined_margin& m,
                    matrix_view<T> logits) {
-  static_assert(detail::arc::is_real_v<T> && std::is_same<std::remove_const_t<InC>, T>::value,
+  static_assert(detail::is_real_v<T> && std::is_same<std::remove_const_t<InC>, T>::value,
                 "margin_logits: float or double, the same for cos and logits");
   constexpr const char* fn = "margin_logits";
-  const auto mf = detail::arc::checked_margin(m, fn);
+  const auto mf = detail::arc::checked_margin<T>(m, fn);
   detail::arc::check_cos_view(cos, fn);
   const index_t n = cos.rows(), c = cos.cols();
   detail::arc::check_labels(labels, n, c, fn);
@@ -236,11 +240,11 @@ void margin_logits(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const com
 template <class InC, class L, class InG, class T = std::remove_const_t<InC>>
 void margin_logits_backward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const combined_margin& m,
                             matrix_view<InG> grad_logits, matrix_view<T> grad_cos) {
-  static_assert(detail::arc::is_real_v<T> && std::is_same<std::remove_const_t<InC>, T>::value &&
+  static_assert(detail::is_real_v<T> && std::is_same<std::remove_const_t<InC>, T>::value &&
                     std::is_same<std::remove_const_t<InG>, T>::value,
                 "margin_logits_backward: float or double, the same for every matrix");
   constexpr const char* fn = "margin_logits_backward";
-  const auto mf = detail::arc::checked_margin(m, fn);
+  const auto mf = detail::arc::checked_margin<T>(m, fn);
   detail::arc::check_cos_view(cos, fn);
   const index_t n = cos.rows(), c = cos.cols();
   detail::arc::check_labels(labels, n, c, fn);
@@ -268,10 +272,10 @@ template <class InC, class L, class T = std::remove_const_t<InC>>
 void margin_ce_forward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const combined_margin& m,
                        double entropy_eps, vector_view<T> loss, vector_view<T> entropy = {},
                        vector_view<T> p_gt = {}, vector_view<T> lse = {}) {
-  static_assert(detail::arc::is_real_v<T> && std::is_same<std::remove_const_t<InC>, T>::value,
+  static_assert(detail::is_real_v<T> && std::is_same<std::remove_const_t<InC>, T>::value,
                 "margin_ce_forward: float or double, the same for cos and the outputs");
   constexpr const char* fn = "margin_ce_forward";
-  const auto mf = detail::arc::checked_margin(m, fn);
+  const auto mf = detail::arc::checked_margin<T>(m, fn);
   detail::require(entropy_eps >= 0.0 && entropy_eps <= static_cast<double>(std::numeric_limits<T>::max()), fn,
                   "entropy_eps", "must be >= 0 and finite in the scalar type, got ", entropy_eps);
   detail::arc::check_cos_view(cos, fn);
@@ -287,6 +291,7 @@ void margin_ce_forward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const
   // difference is below C * eps, far under T's resolution.
   const bool eps_log = want_h && entropy_eps >= static_cast<double>(std::numeric_limits<T>::min());
   const T s = static_cast<T>(mf.s), eps = static_cast<T>(entropy_eps);
+  const double sd = mf.s;
 #if defined(_OPENMP)
   const int threads = omp_get_max_threads();
 #else
@@ -304,43 +309,50 @@ void margin_ce_forward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const
     bool ok = detail::arc::max_checked(ci, 0, split, mx);
     if (y >= 0) ok &= detail::arc::max_checked(ci, y + 1, c, mx) && std::fabs(ci[y]) <= T(1);
     if (!ok) return false;
-    const double fy = y >= 0 ? mf.f(static_cast<double>(ci[y])) : 0.0;  // margin target (cosine units)
-    // Reference in cosine units: z - z_max = s (c - ref) with c - ref exact (or nearly) near the max.
-    const T ref = y >= 0 ? (static_cast<double>(mx) > fy ? mx : static_cast<T>(fy)) : mx;
-    // Pass B, from the cached row: e_j = exp(z_j - s ref) into the thread's buffer, and S = sum_j e_j.
+    // Shift by the largest logit, in cosine units: ref_d = max(mx, f(x_y)) in double, ref its value in T.
+    // Non-target exponents d_j = s (c_j - ref) <= 0 (ref >= mx, rounding being monotone), with c_j - ref
+    // exact near the maximum; the target's d_y = s (f - ref_d) <= 0 stays in double.
+    const double inf = std::numeric_limits<double>::infinity();
+    const double fy = y >= 0 ? mf.f(static_cast<double>(ci[y])) : -inf;
+    const double ref_d = std::max(static_cast<double>(mx), fy);
+    const T ref = static_cast<T>(ref_d);
+    const double corr = sd * (static_cast<double>(ref) - ref_d);  // the rounding of ref, in logit units
+    const double dy = sd * (fy - ref_d);                           // -inf when y = -1
+    // Pass B, from the cached row: e_j = exp(d_j) into the thread's buffer, S' = sum_{j != y} e_j.
 #if defined(_OPENMP)
     T* e = work.data() + static_cast<std::size_t>(omp_get_thread_num()) * static_cast<std::size_t>(c);
 #else
     T* e = work.data();
 #endif
-    // c - ref is exact (or nearly) near the maximum, so z - s ref keeps a small relative error there.
-    auto exp_term = [&](index_t j) { return e[j] = fastmath::exp_finite(s * (ci[j] - ref)); };  // <= 0
-    double sum = detail::arc::lane_sum<T>(0, split, exp_term), ey = 0.0, dy = 0.0;
-    if (y >= 0) {
-      sum += detail::arc::lane_sum<T>(y + 1, c, exp_term);
-      dy = mf.s * (fy - static_cast<double>(ref));  // the target, in double
-      ey = std::exp(dy);
-      sum += ey;
-      e[y] = static_cast<T>(ey);
-    }
-    const double log_sum = std::log(sum);
-    if (!lse.empty()) lse[i] = static_cast<T>(static_cast<double>(s) * static_cast<double>(ref) + log_sum);
+    auto exp_term = [&](index_t j) { return e[j] = fastmath::exp_finite(s * (ci[j] - ref)); };
+    auto rest = [&](auto term) {  // sum over j != y
+      return detail::arc::lane_sum<T>(0, split, term) + (y >= 0 ? detail::arc::lane_sum<T>(y + 1, c, term) : 0.0);
+    };
+    const double sum_rest = rest(exp_term);
+    // log S = log(S' e^corr + e^dy), S = sum_j exp(z_j - s ref_d); one of the two terms is ~1 (the
+    // maximum's own), so the log-add-exp below is finite whatever s is.
+    const double a = sum_rest > 0.0 ? std::log(sum_rest) + corr : -inf, top = std::max(a, dy);
+    const double log_sum = top + std::log(std::exp(a - top) + std::exp(dy - top));
+    const double p_y = std::exp(dy - log_sum);  // 0 when y = -1
+    if (!lse.empty()) lse[i] = static_cast<T>(sd * ref_d + log_sum);
     loss[i] = y >= 0 ? static_cast<T>(log_sum - dy) : T(0);
-    if (!p_gt.empty()) p_gt[i] = y >= 0 ? static_cast<T>(ey / sum) : T(0);
+    if (!p_gt.empty()) p_gt[i] = static_cast<T>(p_y);
     if (!want_h) return true;
-    // Pass C, from the buffer (still in cache).
+    // Pass C, from the buffer (still in cache): p_j = e_j inv for j != y.
+    const double inv = std::exp(corr - log_sum);
     double h;
     if (eps_log) {  // -sum_j p_j log(p_j + eps); p + eps is a positive normal number
-      const T inv = static_cast<T>(1.0 / sum);
-      h = -detail::arc::lane_sum<T>(0, c, [&](index_t j) {
-        const T p = e[j] * inv;
+      const T inv_t = static_cast<T>(inv);
+      h = -rest([&](index_t j) {
+        const T p = e[j] * inv_t;
         return p * fastmath::log_normal(p + eps);
       });
-    } else {  // eps = 0: -sum p log p = log S - sum_j e_j d_j / S, d_j = z_j - s ref <= 0: no cancellation
-      auto ed = [&](index_t j) { return e[j] * (s * (ci[j] - ref)); };
-      const double sum_ed = detail::arc::lane_sum<T>(0, split, ed) +
-                            (y >= 0 ? detail::arc::lane_sum<T>(y + 1, c, ed) + ey * dy : 0.0);
-      h = log_sum - sum_ed / sum;
+      if (y >= 0) h -= p_y * std::log(p_y + entropy_eps);
+    } else {  // eps = 0, with log p_j = d_j + corr - log S (j != y), log p_y = d_y - log S and sum p = 1:
+      // -sum p log p = log S - corr (1 - p_y) - inv sum_{j != y} e_j d_j - p_y d_y; all terms >= 0 but
+      // the tiny corr one: no cancellation, no logarithm per element, and 0 log 0 = 0.
+      const double sum_ed = rest([&](index_t j) { return e[j] * (s * (ci[j] - ref)); });
+      h = log_sum - corr * (1.0 - p_y) - inv * sum_ed - (y >= 0 ? p_y * dy : 0.0);
     }
     entropy[i] = static_cast<T>(h);
     return true;
@@ -353,12 +365,12 @@ template <class InC, class L, class InS, class InW, class T = std::remove_const_
 void margin_ce_backward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const combined_margin& m,
                         vector_view<InS> lse, vector_view<InW> weights, double grad_scale,
                         matrix_view<T> grad_cos) {
-  static_assert(detail::arc::is_real_v<T> && std::is_same<std::remove_const_t<InC>, T>::value &&
+  static_assert(detail::is_real_v<T> && std::is_same<std::remove_const_t<InC>, T>::value &&
                     std::is_same<std::remove_const_t<InS>, T>::value &&
                     std::is_same<std::remove_const_t<InW>, T>::value,
                 "margin_ce_backward: float or double, the same for every argument");
   constexpr const char* fn = "margin_ce_backward";
-  const auto mf = detail::arc::checked_margin(m, fn);
+  const auto mf = detail::arc::checked_margin<T>(m, fn);
   detail::arc::check_cos_view(cos, fn);
   const index_t n = cos.rows(), c = cos.cols();
   detail::arc::check_labels(labels, n, c, fn);
