@@ -637,6 +637,32 @@ TEST_CASE("plots: valid PNGs with the series colours (oracle: stb_image decoding
   CHECK_THROWS_WITH(plot_lines((d / "no" / "such" / "dir.png").string(), "t", "x", "y", {}), Contains("png"));
 }
 
+TEST_CASE("plots: text glyphs are drawn whole (oracle: stb_easy_font's quads from an unbounded buffer)") {
+  for (const std::string text : {"0", "8", "W", "-0.5e+10", "loss / step"}) {
+    detail_plot::canvas c(300, 20);
+    c.text(0, 0, text, {0, 0, 0}, 1);
+    std::vector<char> big(1 << 16);
+    std::string t = text;
+    const int quads = stb_easy_font_print(0, 0, t.data(), nullptr, big.data(), static_cast<int>(big.size()));
+    std::vector<char> ink(300 * 20, 0);
+    for (int q = 0; q < quads; ++q) {
+      const float* v0 = reinterpret_cast<const float*>(big.data() + q * 64);
+      const float* v2 = reinterpret_cast<const float*>(big.data() + q * 64 + 32);
+      for (int y = static_cast<int>(v0[1]); y < static_cast<int>(v2[1]); ++y)
+        for (int x = static_cast<int>(v0[0]); x < static_cast<int>(v2[0]); ++x) ink[y * 300 + x] = 1;
+    }
+    int mismatched = 0, inked = 0;
+    for (int k = 0; k < 300 * 20; ++k) {
+      const bool drawn = c.px[3 * k] == 0;
+      mismatched += drawn != (ink[k] == 1);
+      inked += ink[k];
+    }
+    INFO(text);
+    CHECK(inked > 0);
+    CHECK(mismatched == 0);
+  }
+}
+
 TEST_CASE("json: round trip through Python's json module (oracle: /usr/bin/python3 json.load)") {
   const fs::path d = fresh("json");
   json report = json::object()

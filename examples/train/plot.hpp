@@ -65,7 +65,7 @@ struct canvas {
   void text(double x, double y, const std::string& s, rgb c, int scale, bool vertical = false) {
     std::string t;
     for (char ch : s) t += (ch >= 32 && ch < 127) ? ch : '?';
-    std::vector<char> buf(t.size() * 300 + 64);
+    std::vector<char> buf(t.size() * 2048 + 64);  // up to 32 quads of 64 bytes per glyph
     const int quads = stb_easy_font_print(0, 0, t.data(), nullptr, buf.data(), static_cast<int>(buf.size()));
     for (int q = 0; q < quads; ++q) {
       const float* v0 = reinterpret_cast<const float*>(buf.data() + q * 64);
