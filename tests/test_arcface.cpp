@@ -125,7 +125,10 @@ void compare(const oracle_case<T>& k, const head_out& o) {
   const std::vector<T> w = k.w(), gup = k.gup();
   std::vector<T> logits(n * ld), gl(n * ld), grad(n * ld), loss(n), entropy(n), pgt(n), lse(n);
   margin_logits(cpu, b.view(), b.yv(), k.m, matrix_view<T>(logits.data(), n, c, ld));
-  margin_logits_backward(cpu, b.view(), b.yv(), k.m, matrix_view<const T>(gup.data(), n, c),
+  std::vector<T> gup_padded(n * ld);  // every view padded (ld = C + 5)
+  for (index_t i = 0; i < n; ++i)
+    for (index_t j = 0; j < c; ++j) gup_padded[i * ld + j] = gup[i * c + j];
+  margin_logits_backward(cpu, b.view(), b.yv(), k.m, matrix_view<const T>(gup_padded.data(), n, c, ld),
                          matrix_view<T>(gl.data(), n, c, ld));
   margin_ce_forward(cpu, b.view(), b.yv(), k.m, k.eps, vector_view<T>(loss.data(), n),
                     vector_view<T>(entropy.data(), n), vector_view<T>(pgt.data(), n), vector_view<T>(lse.data(), n));
