@@ -37,7 +37,7 @@ struct margin_ce_stats {
   torch::Tensor weights;        // N, the SDS weights used (CPU, the cosines' dtype)
 };
 
-namespace detail {
+namespace detail_ag {
 
 inline torch::Tensor host(const torch::Tensor& t) { return t.detach().to(torch::kCPU).contiguous(); }
 
@@ -60,17 +60,17 @@ vector_view<T> vec(torch::Tensor& t) {
   return {t.data_ptr<T>(), t.numel()};
 }
 
-}  // namespace detail
+}  // namespace detail_ag
 
 class MarginCE : public torch::autograd::Function<MarginCE> {
  public:
   /// cos: N x C cosines (float or double, requires grad); labels: N int64 in [-1, C).
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& cos,
                                const torch::Tensor& labels, const margin_ce_config& cfg, margin_ce_stats* stats) {
-    detail::check_float(cos, "MarginCE", "cos");
+    detail_ag::check_float(cos, "MarginCE", "cos");
     if (cos.dim() != 2) throw std::invalid_argument("MarginCE: cos must be N x C, got " + std::to_string(cos.dim()) + " dims");
-    const torch::Tensor c = detail::host(cos);
-    const torch::Tensor y = detail::host(labels).to(torch::kLong);
+    const torch::Tensor c = detail_ag::host(cos);
+    const torch::Tensor y = detail_ag::host(labels).to(torch::kLong);
     if (y.dim() != 1 || y.size(0) != c.size(0))
       throw std::invalid_argument("MarginCE: labels must have N = " + std::to_string(c.size(0)) + " entries");
     const std::int64_t n = c.size(0);
@@ -81,13 +81,13 @@ class MarginCE : public torch::autograd::Function<MarginCE> {
     AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "MarginCE", [&] {
       using T = scalar_t;
       const vector_view<const std::int64_t> yv(y.data_ptr<std::int64_t>(), n);
-      margin_ce_forward(cpu, detail::cmat<T>(c), yv, cfg.margin, cfg.entropy_eps, detail::vec<T>(loss),
-                        detail::vec<T>(ent), detail::vec<T>(pgt), detail::vec<T>(lse));
+      margin_ce_forward(cpu, detail_ag::cmat<T>(c), yv, cfg.margin, cfg.entropy_eps, detail_ag::vec<T>(loss),
+                        detail_ag::vec<T>(ent), detail_ag::vec<T>(pgt), detail_ag::vec<T>(lse));
       if (cfg.sds) {
         torch::Tensor h = torch::empty({n}, o);
-        const gum_result g = gum_fit(cpu, vector_view<const T>(ent.data_ptr<T>(), n), detail::vec<T>(h), cfg.gum);
+        const gum_result g = gum_fit(cpu, vector_view<const T>(ent.data_ptr<T>(), n), detail_ag::vec<T>(h), cfg.gum);
         sds_weights(cpu, vector_view<const T>(h.data_ptr<T>(), n), vector_view<const T>(pgt.data_ptr<T>(), n),
-                    cfg.lambda, cfg.focal, detail::vec<T>(w));
+                    cfg.lambda, cfg.focal, detail_ag::vec<T>(w));
         if (stats) {
           stats->pi = g.pi;
           stats->sigma = g.sigma;
@@ -125,9 +125,9 @@ class MarginCE : public torch::autograd::Function<MarginCE> {
     torch::Tensor g = torch::empty_like(c);
     AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "MarginCE_backward", [&] {
       using T = scalar_t;
-      margin_ce_backward(cpu, detail::cmat<T>(c), vector_view<const std::int64_t>(y.data_ptr<std::int64_t>(), n), m,
+      margin_ce_backward(cpu, detail_ag::cmat<T>(c), vector_view<const std::int64_t>(y.data_ptr<std::int64_t>(), n), m,
                          vector_view<const T>(lse.data_ptr<T>(), n), vector_view<const T>(w.data_ptr<T>(), n),
-                         go / static_cast<double>(n), detail::mat<T>(g));
+                         go / static_cast<double>(n), detail_ag::mat<T>(g));
     });
     return {g.to(grad_out[0].device()), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
@@ -138,16 +138,16 @@ class ISA : public torch::autograd::Function<ISA> {
   /// x: the clean inputs (N x ..., flattened per sample; no gradient), z: N x d latents (requires grad).
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& z,
                                const isa_options& opt) {
-    detail::check_float(z, "ISA", "z");
+    detail_ag::check_float(z, "ISA", "z");
     if (z.dim() != 2) throw std::invalid_argument("ISA: z must be N x d, got " + std::to_string(z.dim()) + " dims");
-    const torch::Tensor zc = detail::host(z);
-    const torch::Tensor xc = detail::host(x).to(zc.scalar_type()).reshape({x.size(0), -1});
+    const torch::Tensor zc = detail_ag::host(z);
+    const torch::Tensor xc = detail_ag::host(x).to(zc.scalar_type()).reshape({x.size(0), -1});
     torch::Tensor g = torch::empty_like(zc);
     double value = 0;
     AT_DISPATCH_FLOATING_TYPES(zc.scalar_type(), "ISA", [&] {
       using T = scalar_t;
-      value = static_cast<double>(isa_loss_from_points(cpu, detail::cmat<T>(xc), detail::cmat<T>(zc), opt,
-                                                       detail::mat<T>(g)));
+      value = static_cast<double>(isa_loss_from_points(cpu, detail_ag::cmat<T>(xc), detail_ag::cmat<T>(zc), opt,
+                                                       detail_ag::mat<T>(g)));
     });
     ctx->save_for_backward({g});
     return torch::full({}, value, z.options());

@@ -1,0 +1,725 @@
+// topofr-train — face-recognition training on LibTorch with the TopoFR blocks of the topofr library.
+//
+// IResNet backbone (iresnet.hpp) -> embedding z -> normalised classifier (cosines) -> the library's
+// margin cross-entropy with SDS weights (MarginCE), plus the library's ISA between the clean batch and
+// the embeddings of its RSP-perturbed copy (ISA): L = L_cls + alpha L_sa (DESIGN §1). Held-out identities
+// are verified (LFW protocol) before and after training, and the topological discrepancy is measured.
+// Usage: topofr-train --help. Docs: docs/blocks/train.md.
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <topofr/distance.hpp>
+#include <topofr/isa.hpp>
+#include <topofr/persistence.hpp>
+#include <topofr/rsp.hpp>
+
+#include "autograd.hpp"
+#include "dataset.hpp"
+#include "iresnet.hpp"
+#include "json.hpp"
+#include "plot.hpp"
+#include "stb_impl.hpp"
+#include "synthetic.hpp"
+#include "verify.hpp"
+
+namespace fs = std::filesystem;
+using namespace topofr;
+using namespace topofr::train;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+const char* kHelp = R"(topofr-train: train a face-recognition IResNet with TopoFR (ArcFace + PTSA + SDE) on LibTorch,
+then verify on held-out identities.
+
+Without --data it trains on SYNTHETIC faces (procedural identities generated from --seed; no real
+images); give --data DIR to train on a real image folder (DIR/<identity>/<image>.{pgm,png,jpg,jpeg}).
+
+Data
+  --data DIR             image folder, one subfolder per identity (gray, replicated to 3 channels)
+  --skip-bad-images      skip unreadable/corrupt images with a warning (default: error naming the file)
+  --identities K         synthetic data: identities (default 32)
+  --per-identity N       synthetic data: images per identity (default 16)
+  --holdout F            fraction of identities held out for verification (default 0.25)
+  --image-size S|HxW     input size (default 48 here; the paper uses 112)
+Model
+  --depth 18|34|50|100   IResNet depth (default 18)
+  --width F              channel multiplier (default 0.25; 1 = insightface's IResNet)
+  --embedding D          embedding size (default 512)
+  --dropout P            dropout before the FC layer (default 0)
+Loss (paper defaults)
+  --loss L               arcface | arcface+isa | arcface+sds | topofr (default topofr)
+  --alpha A              ISA weight (0.1)       --lambda L   SDS exponent (1)
+  --xi P                 RSP probability (0.2)  --s S        logit scale (64)    --m M   ArcFace margin (0.5)
+  --isa-variant V        symmetric (paper) | sorted_deaths (released code)
+  --isa-latent K         normalized (default: unit embeddings, distances / 2, in [0, 1] like the inputs')
+                         | raw (the paper's and the released code's scaling: the embedding, distances / 1)
+  --released-code        reproduce the released code: sorted_deaths ISA on the raw embedding, no focal term
+Optimisation
+  --steps N              training steps (default 300)   --batch B   batch size (default 32)
+  --lr X                 SGD learning rate (0.1; momentum 0.9, weight decay 5e-4, warm-up then poly decay)
+  --warmup N             warm-up steps (default: 5% of --steps)
+  --seed S               seed of everything (data, split, init, RSP); a CPU run is reproducible (default 1)
+  --threads T            CPU threads (default: all cores; fixed per run for reproducibility)
+  --device cpu|cuda      (cuda needs a CUDA build of LibTorch and a GPU)
+Output
+  --out DIR              log.csv, checkpoint.pt, plots (default: topofr-train-out)
+  --checkpoint-every N   checkpoint every N steps (default 50; atomic: temporary file + rename)
+  --resume               continue from DIR/checkpoint.pt (same flags), nothing lost after a kill
+  --report FILE          JSON report (default: DIR/report.json)
+  --no-progress          no progress line
+  --help
+)";
+
+struct config {
+  std::string data;
+  bool skip_bad = false;
+  int identities = 32, per_identity = 16;
+  double holdout = 0.25;
+  int height = 48, width_px = 48;
+  int depth = 18;
+  double width = 0.25;
+  int embedding = 512;
+  double dropout = 0;
+  std::string loss = "topofr";
+  double alpha = 0.1, lambda = 1.0, xi = 0.2, s = 64, m = 0.5;
+  std::string isa_variant = "symmetric";
+  std::string isa_latent = "normalized";
+  bool released_code = false;
+  int steps = 300, batch = 32, warmup = -1;
+  double lr = 0.1, momentum = 0.9, weight_decay = 5e-4;
+  std::uint64_t seed = 1;
+  int threads = 0;
+  std::string device = "cpu";
+  std::string out = "topofr-train-out";
+  int checkpoint_every = 50;
+  bool resume = false;
+  std::string report;
+  bool progress = true;
+
+  bool use_isa() const { return loss == "arcface+isa" || loss == "topofr"; }
+  bool use_sds() const { return loss == "arcface+sds" || loss == "topofr"; }
+  // What a checkpoint must agree on to be resumed.
+  std::string identity() const {
+    std::ostringstream o;
+    o << data << '|' << identities << 'x' << per_identity << '|' << holdout << '|' << height << 'x' << width_px << '|'
+      << depth << '|' << width << '|' << embedding << '|' << dropout << '|' << loss << '|' << alpha << '|' << lambda
+      << '|' << xi << '|' << s << '|' << m << '|' << isa_variant << '|' << isa_latent << '|' << released_code << '|' << steps << '|'
+      << batch << '|' << warmup << '|' << lr << '|' << seed;
+    return o.str();
+  }
+};
+
+[[noreturn]] void usage_error(const std::string& msg) {
+  throw std::invalid_argument(msg + " (see topofr-train --help)");
+}
+
+template <class T>
+T parse_number(const std::string& flag, const std::string& v) {
+  std::istringstream in(v);
+  T x{};
+  in >> x;
+  if (!in || !in.eof()) usage_error(flag + ": not a number: '" + v + "'");
+  return x;
+}
+
+config parse(int argc, char** argv) {
+  config c;
+  std::map<std::string, std::string> seen;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto val = [&]() -> std::string {
+      if (i + 1 >= argc) usage_error(a + " needs a value");
+      return argv[++i];
+    };
+    auto num = [&](auto& dst, double lo, double hi) {
+      using T = std::decay_t<decltype(dst)>;
+      const std::string v = val();
+      const double x = parse_number<double>(a, v);
+      if (!(x >= lo && x <= hi)) usage_error(a + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + v);
+      if (std::is_integral<T>::value && x != std::floor(x)) usage_error(a + " must be an integer, got " + v);
+      dst = static_cast<T>(x);
+    };
+    if (a == "--help" || a == "-h") {
+      std::cout << kHelp;
+      std::exit(0);
+    } else if (a == "--data") c.data = val();
+    else if (a == "--skip-bad-images") c.skip_bad = true;
+    else if (a == "--identities") num(c.identities, 2, 1e6);
+    else if (a == "--per-identity") num(c.per_identity, 2, 1e6);
+    else if (a == "--holdout") num(c.holdout, 0.01, 0.99);
+    else if (a == "--image-size") {
+      const std::string v = val();
+      const auto x = v.find('x');
+      c.height = parse_number<int>(a, v.substr(0, x));
+      c.width_px = x == std::string::npos ? c.height : parse_number<int>(a, v.substr(x + 1));
+      if (c.height < 16 || c.width_px < 16 || c.height > 1024 || c.width_px > 1024)
+        usage_error("--image-size must be in [16, 1024], got " + v);
+    } else if (a == "--depth") {
+      num(c.depth, 18, 100);
+      iresnet_layers(c.depth);  // throws for an unknown depth
+    } else if (a == "--width") num(c.width, 0.01, 8);
+    else if (a == "--embedding") num(c.embedding, 2, 65536);
+    else if (a == "--dropout") num(c.dropout, 0, 0.99);
+    else if (a == "--loss") {
+      c.loss = val();
+      if (c.loss != "arcface" && c.loss != "arcface+isa" && c.loss != "arcface+sds" && c.loss != "topofr")
+        usage_error("--loss must be arcface, arcface+isa, arcface+sds or topofr, got '" + c.loss + "'");
+    } else if (a == "--alpha") num(c.alpha, 0, 1e6);
+    else if (a == "--lambda") num(c.lambda, -1e3, 1e3);
+    else if (a == "--xi") num(c.xi, 0, 1);
+    else if (a == "--s") num(c.s, 1e-6, 1e6);
+    else if (a == "--m") num(c.m, 0, 3.14159);
+    else if (a == "--isa-variant") {
+      c.isa_variant = val();
+      if (c.isa_variant != "symmetric" && c.isa_variant != "sorted_deaths")
+        usage_error("--isa-variant must be symmetric or sorted_deaths, got '" + c.isa_variant + "'");
+    } else if (a == "--isa-latent") {
+      c.isa_latent = val();
+      if (c.isa_latent != "raw" && c.isa_latent != "normalized")
+        usage_error("--isa-latent must be raw or normalized, got '" + c.isa_latent + "'");
+    } else if (a == "--released-code") c.released_code = true;
+    else if (a == "--steps") num(c.steps, 1, 1e9);
+    else if (a == "--batch") num(c.batch, 2, 1e6);
+    else if (a == "--warmup") num(c.warmup, 0, 1e9);
+    else if (a == "--lr") num(c.lr, 0, 100);
+    else if (a == "--seed") {
+      const std::string v = val();
+      c.seed = parse_number<std::uint64_t>(a, v);
+    } else if (a == "--threads") num(c.threads, 1, 4096);
+    else if (a == "--device") {
+      c.device = val();
+      if (c.device != "cpu" && c.device != "cuda") usage_error("--device must be cpu or cuda, got '" + c.device + "'");
+    } else if (a == "--out") c.out = val();
+    else if (a == "--checkpoint-every") num(c.checkpoint_every, 1, 1e9);
+    else if (a == "--resume") c.resume = true;
+    else if (a == "--report") c.report = val();
+    else if (a == "--no-progress") c.progress = false;
+    else usage_error("unknown argument '" + a + "'");
+  }
+  if (c.released_code) c.isa_variant = "sorted_deaths", c.isa_latent = "raw";
+  if (c.warmup < 0) c.warmup = c.steps / 20;
+  if (c.report.empty()) c.report = (fs::path(c.out) / "report.json").string();
+  return c;
+}
+
+std::string duration(double s) {
+  char b[32];
+  const long t = std::lround(std::max(0.0, s));
+  if (t >= 3600) std::snprintf(b, sizeof b, "%ldh%02ldm", t / 3600, t / 60 % 60);
+  else std::snprintf(b, sizeof b, "%ldm%02lds", t / 60, t % 60);
+  return b;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return std::nan("");
+  std::sort(v.begin(), v.end());
+  const std::size_t k = v.size() / 2;
+  return v.size() % 2 ? v[k] : 0.5 * (v[k - 1] + v[k]);
+}
+
+/// Images [idx] of a set as an N x C x H x W float tensor; flip[i] mirrors sample i.
+torch::Tensor gather(const image_set& s, const std::vector<std::int64_t>& idx, const std::vector<char>& flip = {}) {
+  const std::int64_t n = static_cast<std::int64_t>(idx.size()), sz = s.image_size();
+  torch::Tensor t = torch::empty({n, s.channels, s.height, s.width}, torch::kFloat);
+  float* p = t.data_ptr<float>();
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (!flip.empty() && flip[static_cast<std::size_t>(i)])
+      flip_horizontal(s.image(idx[static_cast<std::size_t>(i)]), p + i * sz, s.channels, s.height, s.width);
+    else
+      std::copy(s.image(idx[static_cast<std::size_t>(i)]), s.image(idx[static_cast<std::size_t>(i)]) + sz, p + i * sz);
+  }
+  return t;
+}
+
+/// The data order: a fresh seeded permutation of the training set per epoch, batches of B (the tail of
+/// an epoch is dropped). A pure function of (seed, step): nothing to checkpoint.
+struct sampler {
+  std::int64_t n, batch, per_epoch;
+  std::uint64_t seed;
+  std::int64_t cached_epoch = -1;
+  std::vector<std::int64_t> perm;
+
+  std::vector<std::int64_t> indices(std::int64_t step) {
+    const std::int64_t epoch = step / per_epoch, k = step % per_epoch;
+    if (epoch != cached_epoch) {
+      perm.resize(static_cast<std::size_t>(n));
+      for (std::int64_t i = 0; i < n; ++i) perm[static_cast<std::size_t>(i)] = i;
+      counter_rng r(seed ^ 0x5851F42D4C957F2DULL, static_cast<std::uint64_t>(epoch), 1);
+      for (std::int64_t i = n - 1; i > 0; --i) std::swap(perm[static_cast<std::size_t>(i)], perm[static_cast<std::size_t>(r.below(i + 1))]);
+      cached_epoch = epoch;
+    }
+    return {perm.begin() + k * batch, perm.begin() + (k + 1) * batch};
+  }
+};
+
+struct eval_result {
+  verification_result ver;
+  std::vector<double> discrepancy;  // ISA (paper variant) of each evaluation batch
+  std::vector<double> deaths_x, deaths_z;  // persistence deaths of the first evaluation batch
+  double seconds = 0;
+};
+
+/// Embeddings of the held-out images (+ their mirror images, as insightface evaluates), verification,
+/// and the topological discrepancy between input and latent batches: the eval set is cut into batches of
+/// `batch` in 8 seeded orders, the ISA value (symmetric, mean, inputs / sqrt(4CHW)) of each batch.
+eval_result evaluate(IResNet& net, const image_set& ev, const config& c, torch::Device dev) {
+  const auto t0 = clock_type::now();
+  torch::NoGradGuard ng;
+  net->eval();
+  const std::int64_t n = ev.size(), e = c.embedding;
+  torch::Tensor plain = torch::empty({n, e}), both = torch::empty({n, e});
+  for (std::int64_t b = 0; b < n; b += c.batch) {
+    std::vector<std::int64_t> idx;
+    for (std::int64_t i = b; i < std::min(n, b + c.batch); ++i) idx.push_back(i);
+    const torch::Tensor x = gather(ev, idx).to(dev);
+    const torch::Tensor z = net->forward(x).to(torch::kCPU);
+    const torch::Tensor zf = net->forward(torch::flip(x, {3})).to(torch::kCPU);
+    plain.narrow(0, b, z.size(0)).copy_(z);
+    both.narrow(0, b, z.size(0)).copy_(z + zf);
+  }
+  net->train();
+  eval_result r;
+  both = both.contiguous();
+  r.ver = verify(both.data_ptr<float>(), n, e, ev.labels, c.seed);
+
+  const isa_options paper = image_isa_options(ev.channels, ev.height, ev.width, isa_variant::symmetric);
+  const std::int64_t nb = std::max<std::int64_t>(2, std::min<std::int64_t>(c.batch, n));
+  for (std::uint64_t rep = 0; rep < 8; ++rep) {
+    std::vector<std::int64_t> perm(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) perm[static_cast<std::size_t>(i)] = i;
+    counter_rng g(c.seed ^ 0xD1B54A32D192ED03ULL, rep, 2);
+    for (std::int64_t i = n - 1; i > 0; --i) std::swap(perm[static_cast<std::size_t>(i)], perm[static_cast<std::size_t>(g.below(i + 1))]);
+    for (std::int64_t b = 0; b + nb <= n; b += nb) {
+      std::vector<std::int64_t> idx(perm.begin() + b, perm.begin() + b + nb);
+      const torch::Tensor x = gather(ev, idx).reshape({nb, -1}).contiguous();
+      const torch::Tensor z = plain.index_select(0, torch::tensor(idx)).contiguous();
+      const matrix_view<const float> xv(x.data_ptr<float>(), nb, x.size(1)), zv(z.data_ptr<float>(), nb, e);
+      r.discrepancy.push_back(static_cast<double>(isa_loss_from_points(cpu, xv, zv, paper)));
+      if (rep == 0 && b == 0) {  // persistence diagram (0-dim: births 0, deaths) of the first batch
+        for (int side = 0; side < 2; ++side) {
+          std::vector<float> d(static_cast<std::size_t>(nb * nb)), deaths(static_cast<std::size_t>(nb - 1));
+          std::vector<edge> pairs(static_cast<std::size_t>(nb - 1));
+          const matrix_view<float> dv(d.data(), nb, nb);
+          pairwise_distances(cpu, side == 0 ? xv : zv, dv, side == 0 ? paper.x_scale : paper.z_scale);
+          persistence_pairs(cpu, matrix_view<const float>(dv), vector_view<edge>(pairs.data(), nb - 1),
+                            vector_view<float>(deaths.data(), nb - 1));
+          (side == 0 ? r.deaths_x : r.deaths_z).assign(deaths.begin(), deaths.end());
+        }
+      }
+    }
+  }
+  r.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
+  return r;
+}
+
+json verification_json(const verification_result& v) {
+  return json::object()
+      .set("accuracy", v.accuracy)
+      .set("accuracy_std", v.accuracy_std)
+      .set("threshold", v.threshold)
+      .set("auc", v.auc)
+      .set("tar_at_far_1e-2", v.tar_at_far_1e2)
+      .set("tar_at_far_1e-3", v.tar_at_far_1e3)
+      .set("genuine_pairs", v.genuine)
+      .set("impostor_pairs", v.impostor);
+}
+
+json topology_json(const eval_result& r) {
+  double mean = 0, sq = 0;
+  for (double d : r.discrepancy) mean += d;
+  mean /= static_cast<double>(std::max<std::size_t>(1, r.discrepancy.size()));
+  for (double d : r.discrepancy) sq += (d - mean) * (d - mean);
+  return json::object()
+      .set("discrepancy_mean", mean)
+      .set("discrepancy_std", std::sqrt(sq / static_cast<double>(std::max<std::size_t>(1, r.discrepancy.size()))))
+      .set("discrepancy_median", median(r.discrepancy))
+      .set("batches", static_cast<std::int64_t>(r.discrepancy.size()))
+      .set("isa_variant", "symmetric");
+}
+
+// ---- checkpoints and the CSV log ----
+
+const char* kLogHeader = "step,epoch,lr,loss,loss_cls,loss_isa,ce_unweighted,gum_pi,hard_fraction,step_ms,topology_ms,images_per_s";
+
+struct log_row {
+  std::int64_t step = 0;
+  double loss = 0, cls = 0, isa = 0, ce = 0;
+};
+
+void save_checkpoint(const config& c, const std::string& path, IResNet& net, NormClassifier& head,
+                     torch::optim::SGD& opt, std::int64_t step, double train_seconds) {
+  torch::serialize::OutputArchive ar, mnet, mhead, mopt;
+  net->save(mnet);
+  head->save(mhead);
+  opt.save(mopt);
+  ar.write("model", mnet);
+  ar.write("head", mhead);
+  ar.write("optimizer", mopt);
+  ar.write("step", c10::IValue(step));
+  ar.write("train_seconds", c10::IValue(train_seconds));
+  ar.write("config", c10::IValue(c.identity()));
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    ar.write("cpu_rng", gen.get_state());
+  }
+  const std::string tmp = path + ".tmp";
+  ar.save_to(tmp);
+  fs::rename(tmp, path);  // atomic on POSIX: a kill leaves the old or the new checkpoint, never half of one
+}
+
+/// Loads the checkpoint; returns the step it was written at.
+std::int64_t load_checkpoint(const config& c, const std::string& path, IResNet& net, NormClassifier& head,
+                             torch::optim::SGD& opt, torch::Device dev, double& train_seconds) {
+  torch::serialize::InputArchive ar, mnet, mhead, mopt;
+  ar.load_from(path, dev);
+  c10::IValue v;
+  ar.read("config", v);
+  if (v.toStringRef() != c.identity())
+    throw std::invalid_argument("--resume: " + path + " was written with other flags (" + v.toStringRef() +
+                                "), this run has (" + c.identity() + ")");
+  ar.read("model", mnet);
+  ar.read("head", mhead);
+  ar.read("optimizer", mopt);
+  net->load(mnet);
+  head->load(mhead);
+  opt.load(mopt);
+  ar.read("step", v);
+  const std::int64_t step = v.toInt();
+  ar.read("train_seconds", v);
+  train_seconds = v.toDouble();
+  torch::Tensor state;
+  ar.read("cpu_rng", state);
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state.to(torch::kCPU));
+  return step;
+}
+
+/// Keeps the log rows up to `step` (those after the checkpoint are recomputed) and returns them.
+std::vector<log_row> truncate_log(const std::string& path, std::int64_t step) {
+  std::vector<log_row> rows;
+  std::vector<std::string> keep;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line.rfind("step", 0) == 0) continue;
+    std::istringstream ls(line);
+    std::string f;
+    std::vector<double> v;
+    while (std::getline(ls, f, ',')) v.push_back(std::strtod(f.c_str(), nullptr));
+    if (v.size() < 7 || v[0] > static_cast<double>(step)) continue;
+    rows.push_back({static_cast<std::int64_t>(v[0]), v[3], v[4], v[5], v[6]});
+    keep.push_back(line);
+  }
+  in.close();
+  std::ofstream out(path, std::ios::trunc);
+  out << kLogHeader << '\n';
+  for (const auto& l : keep) out << l << '\n';
+  return rows;
+}
+
+int run(int argc, char** argv) {
+  const auto wall0 = clock_type::now();
+  const config c = parse(argc, argv);
+
+  // Threads fixed for the run (reproducibility), the library's OpenMP loops included.
+  const int threads = c.threads > 0 ? c.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(threads);
+  torch::Device dev(torch::kCPU);
+  if (c.device == "cuda") {
+    if (!torch::cuda::is_available())
+      throw std::runtime_error(
+          "--device cuda: no CUDA device available to this LibTorch (it was built without CUDA, or no GPU is "
+          "visible); rebuild topofr-train against a CUDA LibTorch or use --device cpu");
+    dev = torch::Device(torch::kCUDA);
+  }
+  fs::create_directories(c.out);
+
+  // ---- data ----
+  std::vector<std::string> warnings;
+  const image_set all = c.data.empty()
+                            ? synthetic_faces(c.identities, c.per_identity, c.height, c.width_px, c.seed)
+                            : load_image_folder(c.data, c.height, c.width_px, c.skip_bad, &warnings);
+  for (const auto& w : warnings) std::cerr << "warning: " << w << '\n';
+  const split sp = split_by_identity(all, c.holdout, c.seed);
+  const image_set &tr = sp.train, &ev = sp.eval;
+  if (tr.size() < c.batch)
+    throw std::invalid_argument("--batch " + std::to_string(c.batch) + " exceeds the " + std::to_string(tr.size()) +
+                                " training images");
+  std::cerr << "data: " << (c.data.empty() ? "SYNTHETIC faces (built-in generator, seed " + std::to_string(c.seed) + ")" : c.data)
+            << ", " << all.size() << " images of " << all.identities() << " identities at " << c.height << "x"
+            << c.width_px << "; training on " << tr.size() << " images / " << tr.identities()
+            << " identities, verifying on " << ev.size() << " images / " << ev.identities() << " held-out identities\n";
+
+  // ---- model, head, optimiser ----
+  torch::manual_seed(static_cast<std::uint64_t>(c.seed));
+  iresnet_options mo;
+  mo.depth = c.depth;
+  mo.width = c.width;
+  mo.height = c.height;
+  mo.width_px = c.width_px;
+  mo.embedding = c.embedding;
+  mo.dropout = c.dropout;
+  IResNet net(mo);
+  NormClassifier head(c.embedding, tr.identities());
+  net->to(dev);
+  head->to(dev);
+  std::vector<torch::Tensor> params;
+  for (auto& p : net->parameters())
+    if (p.requires_grad()) params.push_back(p);
+  for (auto& p : head->parameters()) params.push_back(p);
+  torch::optim::SGD opt(params, torch::optim::SGDOptions(c.lr).momentum(c.momentum).weight_decay(c.weight_decay));
+  std::int64_t nparams = 0;
+  for (auto& p : net->parameters()) nparams += p.numel();
+  std::cerr << "model: IResNet-" << c.depth << " width " << c.width << " (" << nparams << " parameters), embedding "
+            << c.embedding << ", loss " << c.loss << (c.released_code ? " (released-code mode)" : "") << ", device "
+            << c.device << ", " << threads << " threads\n";
+
+  // The untrained network, evaluated first (reproducible from the seed, also when resuming).
+  const eval_result before = evaluate(net, ev, c, dev);
+
+  margin_ce_config mc;
+  mc.margin.s = c.s;
+  mc.margin.m2 = c.m;
+  mc.sds = c.use_sds();
+  mc.lambda = c.lambda;
+  mc.focal = !c.released_code;
+  isa_options isa_opt = image_isa_options(tr.channels, tr.height, tr.width,
+                                          c.isa_variant == "symmetric" ? isa_variant::symmetric : isa_variant::sorted_deaths);
+  const bool unit_latent = c.isa_latent == "normalized";
+  if (unit_latent) isa_opt.z_scale = 2.0;  // unit vectors: distances in [0, 2]
+
+  const std::string ckpt = (fs::path(c.out) / "checkpoint.pt").string(), log_path = (fs::path(c.out) / "log.csv").string();
+  std::int64_t start = 0;
+  double train_seconds = 0;
+  std::vector<log_row> history;
+  if (c.resume && fs::exists(ckpt)) {
+    start = load_checkpoint(c, ckpt, net, head, opt, dev, train_seconds);
+    history = truncate_log(log_path, start);
+    std::cerr << "resumed from " << ckpt << " at step " << start << "/" << c.steps << '\n';
+  } else {
+    if (c.resume) std::cerr << "--resume: no checkpoint in " << c.out << ", starting from step 0\n";
+    std::ofstream(log_path, std::ios::trunc) << kLogHeader << '\n';
+  }
+  std::ofstream log(log_path, std::ios::app);
+
+  // ---- training ----
+  sampler smp{tr.size(), c.batch, tr.size() / c.batch, c.seed};
+  const bool tty = ::isatty(2);
+  std::vector<double> step_ms, topo_ms;
+  const auto train0 = clock_type::now();
+  const double seconds_before = train_seconds;
+  net->train();
+  for (std::int64_t step = start; step < c.steps; ++step) {
+    const auto t0 = clock_type::now();
+    // Learning rate: linear warm-up, then polynomial decay (power 2), as insightface's PolyScheduler.
+    const double lr = step < c.warmup ? c.lr * static_cast<double>(step + 1) / (c.warmup + 1)
+                                      : c.lr * std::pow(1.0 - static_cast<double>(step - c.warmup) / std::max(1, c.steps - c.warmup), 2.0);
+    for (auto& g : opt.param_groups()) static_cast<torch::optim::SGDOptions&>(g.options()).lr(lr);
+
+    const std::vector<std::int64_t> idx = smp.indices(step);
+    std::vector<char> flip(idx.size());
+    counter_rng fr(c.seed ^ 0x9E3779B97F4A7C15ULL, 0, static_cast<std::uint64_t>(step));
+    for (auto& f : flip) f = fr.uniform() < 0.5;  // random horizontal flip, as insightface
+    const torch::Tensor x = gather(tr, idx, flip);
+    std::vector<std::int64_t> yv(idx.size());
+    for (std::size_t i = 0; i < idx.size(); ++i) yv[i] = tr.labels[static_cast<std::size_t>(idx[i])];
+    const torch::Tensor y = torch::tensor(yv);
+
+    double topo = 0;
+    torch::Tensor xp = x;
+    if (c.use_isa()) {  // RSP: the classifier and the latent side of ISA see the perturbed batch
+      const auto r0 = clock_type::now();
+      xp = x.clone();
+      rsp_options ro;
+      ro.probability = c.xi;
+      ro.seed = c.seed;
+      ro.step = static_cast<std::uint64_t>(step);
+      rsp_perturb(cpu, image_batch_view<float>(xp.data_ptr<float>(), xp.size(0), xp.size(1), xp.size(2), xp.size(3)), ro);
+      topo += std::chrono::duration<double, std::milli>(clock_type::now() - r0).count();
+    }
+    const torch::Tensor z = net->forward(xp.to(dev));
+    const torch::Tensor cosv = head->forward(z);
+    margin_ce_stats st;
+    torch::Tensor lcls = MarginCE::apply(cosv, y, mc, &st), loss = lcls;
+    double lisa = 0;
+    if (c.use_isa()) {
+      const auto r0 = clock_type::now();
+      torch::Tensor lsa = ISA::apply(
+          x, unit_latent ? torch::nn::functional::normalize(z, torch::nn::functional::NormalizeFuncOptions().dim(1)) : z,
+          isa_opt);
+      topo += std::chrono::duration<double, std::milli>(clock_type::now() - r0).count();
+      lisa = lsa.item<double>();
+      loss = lcls + c.alpha * lsa;
+    }
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+    const double lv = loss.item<double>(), cv = lcls.item<double>();
+    if (!std::isfinite(lv)) throw std::runtime_error("loss is not finite at step " + std::to_string(step + 1) + " (lower --lr?)");
+
+    const double ms = std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
+    step_ms.push_back(ms);
+    topo_ms.push_back(topo);
+    const std::int64_t done = step + 1;
+    history.push_back({done, lv, cv, lisa, st.loss_unweighted});
+    log << done << ',' << step / smp.per_epoch << ',' << lr << ',' << lv << ',' << cv << ',' << lisa << ','
+        << st.loss_unweighted << ',' << st.pi << ',' << st.hard_fraction << ',' << ms << ',' << topo << ','
+        << 1000.0 * c.batch / ms << '\n';
+    const double elapsed = std::chrono::duration<double>(clock_type::now() - train0).count();
+    train_seconds = seconds_before + elapsed;
+    if (c.progress && (tty || done % std::max(1, c.steps / 20) == 0 || done == c.steps)) {
+      const double per_step = elapsed / static_cast<double>(done - start);
+      char b[256];
+      std::snprintf(b, sizeof b, "step %lld/%d | loss %.4f (cls %.4f, isa %.4f) | %.1f img/s | ETA %s",
+                    static_cast<long long>(done), c.steps, lv, cv, lisa, 1000.0 * c.batch / ms,
+                    duration(per_step * static_cast<double>(c.steps - done)).c_str());
+      std::cerr << (tty ? "\r" : "") << b << (tty ? "\033[K" : "\n") << std::flush;
+    }
+    if (done % c.checkpoint_every == 0 || done == c.steps) {
+      log.flush();
+      save_checkpoint(c, ckpt, net, head, opt, done, train_seconds);
+    }
+  }
+  if (c.progress && tty) std::cerr << '\n';
+  log.close();
+
+  // ---- verification, topology, plots, report ----
+  const eval_result after = evaluate(net, ev, c, dev);
+  const auto& vb = before.ver;
+  const auto& va = after.ver;
+  auto pct = [](double v) { return std::isfinite(v) ? std::to_string(std::lround(v * 1000) / 10.0).substr(0, 5) : std::string("n/a"); };
+  std::printf("\nverification on %lld held-out images of %lld identities (%lld genuine / %lld impostor pairs, 10-fold):\n",
+              static_cast<long long>(ev.size()), static_cast<long long>(ev.identities()), static_cast<long long>(va.genuine),
+              static_cast<long long>(va.impostor));
+  std::printf("  %-10s %9s %7s %7s %12s %12s %18s\n", "network", "accuracy", "+-", "AUC", "TAR@FAR=1e-2", "TAR@FAR=1e-3",
+              "topo. discrepancy");
+  for (int k = 0; k < 2; ++k) {
+    const eval_result& r = k ? after : before;
+    double mean = 0;
+    for (double d : r.discrepancy) mean += d;
+    mean /= static_cast<double>(std::max<std::size_t>(1, r.discrepancy.size()));
+    std::printf("  %-10s %8s%% %6s%% %7.4f %11s%% %11s%% %18.5g\n", k ? "trained" : "untrained", pct(r.ver.accuracy).c_str(),
+                pct(r.ver.accuracy_std).c_str(), r.ver.auc, pct(r.ver.tar_at_far_1e2).c_str(),
+                pct(r.ver.tar_at_far_1e3).c_str(), mean);
+  }
+
+  const fs::path out(c.out);
+  std::vector<std::string> outputs = {log_path, ckpt};
+  try {
+    series sl{"loss", {}, {}}, sc{"L_cls (weighted)", {}, {}}, sa{"alpha * L_sa", {}, {}}, su{"ArcFace CE (unweighted)", {}, {}};
+    for (const auto& h : history) {
+      sl.x.push_back(static_cast<double>(h.step)), sl.y.push_back(h.loss);
+      sc.x.push_back(static_cast<double>(h.step)), sc.y.push_back(h.cls);
+      sa.x.push_back(static_cast<double>(h.step)), sa.y.push_back(c.alpha * h.isa);
+      su.x.push_back(static_cast<double>(h.step)), su.y.push_back(h.ce);
+    }
+    std::vector<series> curves = {sl, sc, su};
+    if (c.use_isa()) curves.push_back(sa);
+    plot_lines((out / "loss.png").string(), "training loss (" + c.loss + ")", "step", "loss", curves);
+    auto rank = [](const std::vector<double>& d, const std::string& name) {
+      series s{name, {}, d};
+      for (std::size_t k = 0; k < d.size(); ++k) s.x.push_back(static_cast<double>(k + 1));
+      return s;
+    };
+    plot_lines((out / "persistence.png").string(), "0-dim persistence deaths, one evaluation batch", "pair (filtration order)",
+               "death", {rank(after.deaths_x, "input X (/ sqrt(4CHW))"), rank(before.deaths_z, "latent, untrained"),
+                         rank(after.deaths_z, "latent, trained")});
+    plot_histogram((out / "discrepancy.png").string(), "topological discrepancy (ISA) per evaluation batch, trained",
+                   "ISA value", after.discrepancy, 20);
+    plot_histogram((out / "discrepancy_untrained.png").string(), "topological discrepancy (ISA) per evaluation batch, untrained",
+                   "ISA value", before.discrepancy, 20);
+    for (const char* f : {"loss.png", "persistence.png", "discrepancy.png", "discrepancy_untrained.png"})
+      outputs.push_back((out / f).string());
+  } catch (const std::exception& e) {
+    std::cerr << "warning: plots not written: " << e.what() << '\n';
+  }
+
+  const double wall = std::chrono::duration<double>(clock_type::now() - wall0).count();
+  const std::vector<double> steady(step_ms.begin() + std::min<std::size_t>(step_ms.size(), 5), step_ms.end());
+  const std::vector<double> steady_topo(topo_ms.begin() + std::min<std::size_t>(topo_ms.size(), 5), topo_ms.end());
+  json cfg = json::object()
+                 .set("data", c.data.empty() ? json("synthetic") : json(c.data))
+                 .set("synthetic", c.data.empty())
+                 .set("identities", c.identities)
+                 .set("per_identity", c.per_identity)
+                 .set("holdout", c.holdout)
+                 .set("image_size", json::array({c.height, c.width_px}))
+                 .set("depth", c.depth)
+                 .set("width", c.width)
+                 .set("embedding", c.embedding)
+                 .set("dropout", c.dropout)
+                 .set("loss", c.loss)
+                 .set("alpha", c.alpha)
+                 .set("lambda", c.lambda)
+                 .set("xi", c.xi)
+                 .set("s", c.s)
+                 .set("m", c.m)
+                 .set("isa_variant", c.isa_variant)
+                 .set("isa_latent", c.isa_latent)
+                 .set("released_code", c.released_code)
+                 .set("steps", c.steps)
+                 .set("batch", c.batch)
+                 .set("lr", c.lr)
+                 .set("warmup", c.warmup)
+                 .set("seed", static_cast<std::int64_t>(c.seed))
+                 .set("threads", threads)
+                 .set("device", c.device)
+                 .set("torch_version", TORCH_VERSION);
+  json report = json::object()
+                    .set("configuration", cfg)
+                    .set("data", json::object()
+                                     .set("images", all.size())
+                                     .set("identities", all.identities())
+                                     .set("train_images", tr.size())
+                                     .set("train_identities", tr.identities())
+                                     .set("eval_images", ev.size())
+                                     .set("eval_identities", ev.identities())
+                                     .set("warnings", warnings))
+                    .set("verification", verification_json(va))
+                    .set("verification_untrained", verification_json(vb))
+                    .set("topology", topology_json(after))
+                    .set("topology_untrained", topology_json(before))
+                    .set("training", json::object()
+                                         .set("steps", c.steps)
+                                         .set("resumed_from_step", start)
+                                         .set("final_loss", history.empty() ? json() : json(history.back().loss))
+                                         .set("step_ms_median", median(steady))
+                                         .set("topology_ms_median", median(steady_topo))
+                                         .set("images_per_s", 1000.0 * c.batch / median(steady))
+                                         .set("train_seconds", train_seconds))
+                    .set("wall_time_s", wall)
+                    .set("outputs", outputs);
+  if (const fs::path rp = fs::path(c.report).parent_path(); !rp.empty()) fs::create_directories(rp);
+  report.save(c.report);
+  std::printf("report: %s (wall time %s; outputs in %s)\n", c.report.c_str(), duration(wall).c_str(), c.out.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "\ntopofr-train: error: " << e.what() << '\n';
+    return 1;
+  }
+}
