@@ -1,0 +1,251 @@
+// topofr/cuda/gum.cuh — CUDA twins of topofr/gum.hpp: the Gaussian–uniform mixture EM (one kernel, one
+// block: the whole loop runs on the device, no host round trip per iteration) and the SDS weights.
+// Hand-written: n is a batch size (~10^2–10^3), far too small for device-wide primitives; one block keeps
+// the standardised entropies in shared memory (global scratch from ctx.alloc beyond 3072 entries) and
+// every EM sum is a cub::BlockReduce in a fixed order (deterministic).
+//
+// Asynchronous result: gum_result cannot be returned by value without a synchronisation, so the CUDA
+// gum_fit returns void and writes the result to an optional DEVICE pointer (e.g. a field of a struct the
+// caller copies back when it synchronises anyway). A reference-mode step where the released code would
+// produce NaN, or an empty Gaussian component, sets status_diverged (the CPU throws); a non-finite entropy
+// sets status_non_finite. In both cases hard_posterior is filled with NaN and result->converged = false.
+#pragma once
+
+#include <math_constants.h>
+
+#include <cub/block/block_reduce.cuh>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "../gum.hpp"
+#include "context.cuh"
+
+namespace topofr {
+namespace cuda {
+namespace detail {
+
+constexpr int gum_threads = 256;
+constexpr index_t gum_smem_max = 3072;  // entries of eps and eps^2 in (48 KiB of) shared memory
+
+struct gum_sums {
+  double v[5];
+};
+struct gum_sums_add {
+  __device__ gum_sums operator()(const gum_sums& a, const gum_sums& b) const {
+    gum_sums r;
+    for (int q = 0; q < 5; ++q) r.v[q] = a.v[q] + b.v[q];
+    return r;
+  }
+};
+struct gum_dmax {
+  __device__ double operator()(double a, double b) const { return a > b ? a : b; }
+};
+
+/// Block sum of one double (result valid in every thread).
+template <class Reduce, class Storage>
+__device__ double block_sum(Storage& st, double* bcast, double v) {
+  const double r = Reduce(st).Sum(v);
+  if (threadIdx.x == 0) *bcast = r;
+  __syncthreads();
+  const double out = *bcast;
+  __syncthreads();
+  return out;
+}
+
+/// The device mirror of topofr::gum_fit; see the file comment for the failure conventions.
+template <class In, class T>
+__global__ void __launch_bounds__(gum_threads)
+    gum_kernel(const In* entropy, index_t n, T* h, gum_options opt, double* scratch, gum_result* result,
+               int* status) {
+  using reduce1 = cub::BlockReduce<double, gum_threads>;
+  using reduce5 = cub::BlockReduce<gum_sums, gum_threads>;
+  __shared__ union {
+    typename reduce1::TempStorage one;
+    typename reduce5::TempStorage five;
+  } tmp;
+  __shared__ double bcast;
+  __shared__ gum_sums bsum;
+  extern __shared__ double dyn[];
+  double* const eps = scratch ? scratch : dyn;
+  double* const eps2 = eps + n;
+  const int tid = threadIdx.x;
+  const double nd = static_cast<double>(n);
+  auto sum = [&](double v) { return block_sum<reduce1>(tmp.one, &bcast, v); };
+  auto mean = [&] {
+    double m = 0.0;
+    for (index_t i = tid; i < n; i += gum_threads) m += eps[i];
+    return sum(m) / nd;
+  };
+  auto finish = [&](int bit, int iterations) {  // failure: NaN posterior, not converged
+    if (tid == 0) {
+      report(status, bit);
+      if (result) *result = gum_result{CUDART_NAN, CUDART_NAN, CUDART_NAN, iterations, false};
+    }
+    for (index_t i = tid; i < n; i += gum_threads) h[i] = static_cast<T>(CUDART_NAN);
+  };
+
+  bool bad = false;
+  for (index_t i = tid; i < n; i += gum_threads) {
+    const double v = static_cast<double>(entropy[i]);
+    bad |= !::isfinite(v);
+    eps[i] = (opt.symmetrize && i % 2 == 0 && i + 1 < n) ? -v : v;
+  }
+  if (__syncthreads_or(bad)) return finish(status_non_finite, 0);
+
+  // Standardise as topofr::detail::gum_standardize (sklearn's scale), step for step.
+  double amax = 0.0;
+  for (index_t i = tid; i < n; i += gum_threads) amax = ::fmax(amax, ::fabs(eps[i]));
+  amax = reduce1(tmp.one).Reduce(amax, gum_dmax());
+  if (tid == 0) bcast = amax;
+  __syncthreads();
+  amax = bcast;
+  __syncthreads();
+  if (amax != 0.0) {
+    const int e = ::ilogb(amax);
+    for (index_t i = tid; i < n; i += gum_threads) eps[i] = ::ldexp(eps[i], -e);
+    __syncthreads();
+    const double m0 = mean();
+    double var = 0.0;
+    for (index_t i = tid; i < n; i += gum_threads) {
+      eps[i] -= m0;
+      var += eps[i] * eps[i];
+    }
+    const double sd = ::sqrt(sum(var) / nd);
+    const bool constant = sd < ::ldexp(10.0 * 2.220446049250313e-16, -e);
+    const double m1 = mean();
+    if (::fabs(::ldexp(m1, e)) > 1e-8)
+      for (index_t i = tid; i < n; i += gum_threads) eps[i] -= m1;
+    for (index_t i = tid; i < n; i += gum_threads) eps[i] = constant ? ::ldexp(eps[i], e) : eps[i] / sd;
+    __syncthreads();
+    const double m2 = mean();
+    if (::fabs(m2) > 1e-8)
+      for (index_t i = tid; i < n; i += gum_threads) eps[i] -= m2;
+  }
+  double s0 = 0.0;
+  for (index_t i = tid; i < n; i += gum_threads) s0 += (eps2[i] = eps[i] * eps[i]);
+  double sigma = sum(s0) / nd;  // (the sum's barrier also publishes eps2)
+
+  const double two_pi = 6.283185307179586476925;
+  double pi = 0.1, c = 0.2, log_like0 = 0.0, a = 0.0, b = 0.0, k = 0.0;
+  int iterations = 0;
+  bool converged = false, empty_gaussian = false;
+  for (int it = 0; it < opt.max_iter; ++it) {
+    const double var = sigma + 1e-3, norm = 1.0 / ::sqrt(two_pi * var);
+    k = -0.5 / var;
+    a = pi * norm;
+    b = (1.0 - pi) * c;
+    gum_sums acc{{0.0, 0.0, 0.0, 0.0, 0.0}};
+    for (index_t i = tid; i < n; i += gum_threads) {
+      const double ex = ::exp(k * eps2[i]);
+      const double t = a * ex, r = 1.0 / (t + b);
+      const double g = t * r, u = b * r;
+      acc.v[0] += g;
+      acc.v[1] += g * eps2[i];
+      acc.v[2] += u * eps[i];
+      acc.v[3] += u * eps2[i];
+      acc.v[4] += ex;
+    }
+    const gum_sums s = reduce5(tmp.five).Reduce(acc, gum_sums_add());
+    if (tid == 0) bsum = s;
+    __syncthreads();
+    const double n1 = bsum.v[0], sg2 = bsum.v[1], su1 = bsum.v[2], su2 = bsum.v[3], se = bsum.v[4];
+    __syncthreads();
+    iterations = it + 1;
+    if (opt.mode == gum_mode::robust) {
+      if (n1 < 2.2250738585072014e-308) {
+        empty_gaussian = true;
+        converged = true;
+        pi = 0.0;
+        break;
+      }
+    } else if (!(n1 > 0.0)) {
+      return finish(status_diverged, iterations);
+    }
+    sigma = sg2 / n1;
+    pi = ::fmin(n1 / nd, 0.5);
+    const double w = 1.0 / (n1 * (1.0 - pi + 1e-10));
+    const double c1 = su1 * w, c2 = su2 * w, d = 3.0 * c2 - c1 * c1;
+    if (opt.mode == gum_mode::robust) {
+      c = !(d >= 0.001) ? 0.001 : ::fmax(1.0 / (2.0 * ::sqrt(d) + 1e-10), 2.2250738585072014e-308);
+    } else if (::fabs(d) < 0.001) {
+      c = 0.001;
+    } else if (!(d > 0.0) || !::isfinite(d)) {
+      return finish(status_diverged, iterations);
+    } else {
+      c = 1.0 / (2.0 * ::sqrt(d) + 1e-10);
+    }
+    const double log_like = pi * norm * se + nd * (1.0 - pi) * c;
+    if (::fabs(log_like - log_like0) < opt.tol) {
+      converged = true;
+      break;
+    }
+    log_like0 = log_like;
+  }
+  if (tid == 0 && result) *result = gum_result{pi, sigma, c, iterations, converged};
+  for (index_t i = tid; i < n; i += gum_threads)
+    h[i] = empty_gaussian ? T(1) : static_cast<T>(b / (a * ::exp(k * eps2[i]) + b));
+}
+
+template <class InH, class InP, class T>
+__global__ void sds_kernel(const InH* h, const InP* p, index_t n, double lambda, bool focal, T* omega, int* status) {
+  for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x) {
+    const double hv = static_cast<double>(h[i]);
+    const double pv = p ? static_cast<double>(p[i]) : 0.0;
+    const bool ok = hv >= 0.0 && hv <= 1.0 && pv >= 0.0 && pv <= 1.0;  // false for NaN
+    if (!ok) report(status, status_non_finite);
+    const double f = focal ? 1.0 - pv : 1.0;
+    omega[i] = static_cast<T>(ok ? ::pow(1.0 + hv, lambda) * f : CUDART_NAN);
+  }
+}
+
+}  // namespace detail
+}  // namespace cuda
+
+/// CUDA twin of gum_fit: one kernel on ctx.stream. The result goes to *device_result (a device pointer;
+/// nullptr: not written). Host-side errors as the CPU (size, options); device-side: see the file comment.
+template <class In, class T = std::remove_const_t<In>>
+void gum_fit(const cuda::context& ctx, vector_view<In> entropy, vector_view<T> hard_posterior,
+             const gum_options& opt = {}, gum_result* device_result = nullptr) {
+  static_assert(detail::is_real_v<std::remove_const_t<In>> && detail::is_real_v<T>,
+                "gum_fit: entropy and hard_posterior must be float or double");
+  constexpr const char* fn = "gum_fit";
+  detail::check_view(entropy, fn, "entropy");
+  detail::require(entropy.size() >= 1, fn, "entropy", "expected at least 1 entropy, got ", entropy.size());
+  detail::check_size(hard_posterior, entropy.size(), fn, "hard_posterior");
+  detail::require(opt.mode == gum_mode::reference || opt.mode == gum_mode::robust, fn, "opt.mode",
+                  "unknown gum_mode ", static_cast<int>(opt.mode));
+  detail::require(opt.max_iter >= 1, fn, "opt.max_iter", "must be >= 1, got ", opt.max_iter);
+  detail::require(opt.tol >= 0.0, fn, "opt.tol", "must be >= 0, got ", opt.tol);
+  const index_t n = entropy.size();
+  const bool in_smem = n <= cuda::detail::gum_smem_max;
+  cuda::workspace ws(ctx, in_smem ? 0 : static_cast<std::size_t>(2 * n) * sizeof(double));
+  const std::size_t smem = in_smem ? static_cast<std::size_t>(2 * n) * sizeof(double) : 0;
+  cuda::detail::gum_kernel<<<1, cuda::detail::gum_threads, smem, ctx.stream>>>(
+      entropy.data(), n, hard_posterior.data(), opt, ws.as<double>(), device_result, ctx.status);
+  cuda::check_cuda(cudaGetLastError(), fn);
+}
+
+/// CUDA twin of sds_weights. Values of hard_posterior or p_gt outside [0, 1] (or NaN) are reported as
+/// status_non_finite (the "invalid value" bit) and give omega = NaN.
+template <class InH, class InP = InH, class T = std::remove_const_t<InH>>
+void sds_weights(const cuda::context& ctx, vector_view<InH> hard_posterior, vector_view<InP> p_gt, double lambda,
+                 bool focal, vector_view<T> omega) {
+  static_assert(detail::is_real_v<std::remove_const_t<InH>> && detail::is_real_v<std::remove_const_t<InP>> &&
+                    detail::is_real_v<T>,
+                "sds_weights: hard_posterior, p_gt and omega must be float or double");
+  constexpr const char* fn = "sds_weights";
+  detail::check_view(hard_posterior, fn, "hard_posterior");
+  const index_t n = hard_posterior.size();
+  detail::check_size(omega, n, fn, "omega");
+  detail::require(std::isfinite(lambda), fn, "lambda", "must be finite, got ", lambda);
+  if (focal || !p_gt.empty()) detail::check_size(p_gt, n, fn, focal ? "p_gt (required when focal = true)" : "p_gt");
+  if (n == 0) return;
+  const index_t blocks = (n + 255) / 256;
+  cuda::detail::sds_kernel<<<static_cast<unsigned>(blocks < 1024 ? blocks : 1024), 256, 0, ctx.stream>>>(
+      hard_posterior.data(), p_gt.empty() ? static_cast<const InP*>(nullptr) : p_gt.data(), n, lambda, focal,
+      omega.data(), ctx.status);
+  cuda::check_cuda(cudaGetLastError(), fn);
+}
+
+}  // namespace topofr
