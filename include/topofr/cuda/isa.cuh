@@ -1,0 +1,295 @@
+// topofr/cuda/isa.cuh — CUDA twins of topofr/isa.hpp: the ISA loss from distance matrices and pairs, and
+// from the points (pairwise_distances + persistence_pairs of cuda/distance.cuh, cuda/persistence.cuh).
+//
+// Asynchronous result: the loss cannot be returned by value without a synchronisation, so the CUDA
+// overloads return void and write the loss to `loss`, a device vector of size 1 (in T, as the CPU's
+// return value). Everything is stream-ordered on ctx.stream; scratch comes from ctx.alloc.
+// Determinism: the loss is a cub::BlockReduce in double; the dense gradient is scattered by one thread in
+// the CPU's term order; the chain rule to the points is a per-point GATHER over the term list in term
+// order (no float atomics), so results are bitwise reproducible run to run.
+// Device-detected values: a non-finite / negative distance -> status_non_finite / status_negative_distance,
+// a pair outside 0 <= u < v < n -> status_bad_pair (the term is skipped); the outputs are then unspecified.
+#pragma once
+
+#include <cub/block/block_reduce.cuh>
+#include <cstdint>
+#include <type_traits>
+
+#include "../isa.hpp"
+#include "context.cuh"
+#include "distance.cuh"
+#include "persistence.cuh"
+
+namespace topofr {
+namespace cuda {
+namespace detail {
+
+constexpr int isa_threads = 256;
+
+template <class In>
+__global__ void isa_check_dist_kernel(matrix_view<In> d, int* status) {
+  const index_t n = d.rows(), total = n * d.cols();
+  for (index_t t = blockIdx.x * index_t(blockDim.x) + threadIdx.x; t < total; t += index_t(gridDim.x) * blockDim.x) {
+    const double v = static_cast<double>(d(t / d.cols(), t % d.cols()));
+    if (!::isfinite(v)) report(status, status_non_finite);
+    else if (v < 0.0) report(status, status_negative_distance);
+  }
+}
+
+template <class In>
+void isa_check_dist(const context& ctx, matrix_view<In> d, const char* fn) {
+  const index_t total = d.rows() * d.cols();
+  const index_t blocks = (total + 255) / 256;
+  isa_check_dist_kernel<<<static_cast<unsigned>(blocks < 1024 ? (blocks < 1 ? 1 : blocks) : 1024), 256, 0,
+                          ctx.stream>>>(d, ctx.status);
+  check_cuda(cudaGetLastError(), fn);
+}
+
+/// The sparse gradient terms, as topofr::detail::isa_terms orders them: tz (w.r.t. MZ) and tx (w.r.t.
+/// MX) are m entries each; an invalid pair gives the edge (-1, -1) (skipped downstream).
+struct isa_terms_out {
+  edge* ez;
+  double* gz;
+  edge* ex;
+  double* gx;
+};
+
+/// One block: loss and terms. m = n - 1 pairs per set.
+template <class DX, class DZ, class T>
+__global__ void __launch_bounds__(isa_threads)
+    isa_terms_kernel(matrix_view<DX> mx, matrix_view<DZ> mz, const edge* px, const edge* pz, index_t m,
+                     bool symmetric, double c, T* loss, isa_terms_out out, int* status) {
+  using reduce = cub::BlockReduce<double, isa_threads>;
+  __shared__ typename reduce::TempStorage tmp;
+  const index_t n = mx.rows();
+  auto valid = [n](edge e) { return e.u >= 0 && e.u < e.v && e.v < n; };
+  const edge none{-1, -1};
+  double sum = 0.0;
+  bool bad = false;
+  if (symmetric) {
+    for (index_t t = threadIdx.x; t < 2 * m; t += isa_threads) {  // px terms, then pz terms
+      const edge e = t < m ? px[t] : pz[t - m];
+      const bool ok = valid(e);
+      bad |= !ok;
+      const double d = ok ? static_cast<double>(mx(e.u, e.v)) - static_cast<double>(mz(e.u, e.v)) : 0.0;
+      sum += d * d;
+      if (out.ez) out.ez[t] = ok ? e : none, out.gz[t] = -c * d;
+      if (out.ex) out.ex[t] = ok ? e : none, out.gx[t] = c * d;
+    }
+    sum *= 0.5;
+  } else {
+    for (index_t t = threadIdx.x; t < m; t += isa_threads) {
+      const edge a = px[t], b = pz[t];
+      const bool ok = valid(a) && valid(b);
+      bad |= !ok;
+      const double d = ok ? static_cast<double>(mx(a.u, a.v)) - static_cast<double>(mz(b.u, b.v)) : 0.0;
+      sum += d * d;
+      if (out.ez) out.ez[t] = ok ? b : none, out.gz[t] = -2.0 * c * d;
+      if (out.ex) out.ex[t] = ok ? a : none, out.gx[t] = 2.0 * c * d;
+    }
+  }
+  if (bad) report(status, status_bad_pair);
+  const double total = reduce(tmp).Sum(sum);
+  if (threadIdx.x == 0) *loss = static_cast<T>(c * total);
+}
+
+/// Dense gradient: grad was zeroed; one thread adds the terms in order (as the CPU's scatter).
+template <class T>
+__global__ void isa_scatter_kernel(const edge* e, const double* g, index_t count, matrix_view<T> grad) {
+  if (blockIdx.x != 0 || threadIdx.x != 0) return;
+  for (index_t t = 0; t < count; ++t)
+    if (e[t].u >= 0) grad(e[t].u, e[t].v) += static_cast<T>(g[t]);
+}
+
+/// coef[t] = g[t] / (scale ||p_u - p_v||) (0 for coincident points or a skipped term): one block per term,
+/// the norm in double.
+template <class In>
+__global__ void __launch_bounds__(isa_threads)
+    isa_coef_kernel(matrix_view<In> p, double scale, const edge* e, const double* g, double* coef) {
+  using reduce = cub::BlockReduce<double, isa_threads>;
+  __shared__ typename reduce::TempStorage tmp;
+  const index_t t = blockIdx.x;
+  const edge ed = e[t];
+  if (ed.u < 0) {
+    if (threadIdx.x == 0) coef[t] = 0.0;
+    return;
+  }
+  const In* a = p.row(ed.u);
+  const In* b = p.row(ed.v);
+  double r2 = 0.0;
+  for (index_t k = threadIdx.x; k < p.cols(); k += isa_threads) {
+    const double diff = static_cast<double>(a[k]) - static_cast<double>(b[k]);
+    r2 += diff * diff;
+  }
+  const double s = reduce(tmp).Sum(r2);
+  if (threadIdx.x == 0) {
+    const double r = ::sqrt(s);
+    coef[t] = r > 0.0 ? g[t] / (scale * r) : 0.0;
+  }
+}
+
+/// out_i = sum over the terms on an edge {i, j}, in term order, of coef (p_i - p_j), in double: a gather
+/// per (point, column), no atomics. Rows on blockIdx.y, columns on x.
+template <class In, class T>
+__global__ void isa_gather_kernel(matrix_view<In> p, const edge* e, const double* coef, index_t count,
+                                  matrix_view<T> out) {
+  const index_t n = p.rows(), d = p.cols();
+  for (index_t i = blockIdx.y; i < n; i += gridDim.y) {
+    const In* pi = p.row(i);
+    for (index_t k = blockIdx.x * index_t(blockDim.x) + threadIdx.x; k < d; k += index_t(gridDim.x) * blockDim.x) {
+      const double x = static_cast<double>(pi[k]);
+      double acc = 0.0;
+      for (index_t t = 0; t < count; ++t) {
+        const edge ed = e[t];
+        const index_t j = ed.u == i ? ed.v : (ed.v == i ? ed.u : -1);
+        if (j < 0 || ed.u < 0) continue;
+        const double w = coef[t];
+        if (w == 0.0) continue;
+        acc += w * (x - static_cast<double>(p(j, k)));
+      }
+      out(i, k) = static_cast<T>(acc);
+    }
+  }
+}
+
+template <class In, class T>
+void isa_chain(const context& ctx, matrix_view<In> p, double scale, const edge* e, const double* g, index_t count,
+               double* coef, matrix_view<T> out, const char* fn) {
+  isa_coef_kernel<<<static_cast<unsigned>(count), isa_threads, 0, ctx.stream>>>(p, scale, e, g, coef);
+  check_cuda(cudaGetLastError(), fn);
+  const index_t bx = (p.cols() + 255) / 256;
+  const dim3 grid(static_cast<unsigned>(bx > 1024 ? 1024 : bx),
+                  static_cast<unsigned>(p.rows() < 65535 ? p.rows() : 65535));
+  isa_gather_kernel<<<grid, 256, 0, ctx.stream>>>(p, e, coef, count, out);
+  check_cuda(cudaGetLastError(), fn);
+}
+
+/// Scratch for the terms of both sides: [ez | ex] edges, then [gz | gx | coef] doubles.
+struct isa_scratch {
+  workspace ws;
+  isa_terms_out t;
+  double* coef;
+  isa_scratch(const context& ctx, index_t count, bool want_z, bool want_x)
+      : ws(ctx, static_cast<std::size_t>(count) * (2 * sizeof(edge) + 3 * sizeof(double))) {
+    edge* eb = ws.as<edge>();
+    double* db = reinterpret_cast<double*>(eb + 2 * count);  // 8-byte aligned: sizeof(edge) = 8
+    t = isa_terms_out{want_z ? eb : nullptr, want_z ? db : nullptr, want_x ? eb + count : nullptr,
+                      want_x ? db + count : nullptr};
+    coef = db + 2 * count;
+  }
+};
+
+template <class T>
+void zero_matrix(const context& ctx, matrix_view<T> m, const char* fn) {
+  check_cuda(cudaMemset2DAsync(m.data(), static_cast<std::size_t>(m.ld()) * sizeof(T), 0,
+                               static_cast<std::size_t>(m.cols()) * sizeof(T), static_cast<std::size_t>(m.rows()),
+                               ctx.stream),
+             fn);
+}
+
+}  // namespace detail
+}  // namespace cuda
+
+/// CUDA twin of isa_loss: the loss (in T) goes to loss[0] (a device vector of size 1); the dense gradients
+/// (optional) as the CPU. Host checks: shapes, sizes, enums, aliasing; device checks: distance values and
+/// pairs (status bits, see the file comment).
+template <class InX, class InZ, class T = std::remove_const_t<InX>>
+void isa_loss(const cuda::context& ctx, matrix_view<InX> dist_x, matrix_view<InZ> dist_z,
+              vector_view<const edge> pairs_x, vector_view<const edge> pairs_z, isa_variant variant, reduction reduce,
+              vector_view<T> loss, matrix_view<T> grad_dist_z = {}, matrix_view<T> grad_dist_x = {}) {
+  detail::isa_static_checks<T, InX, InZ>();
+  constexpr const char* fn = "isa_loss";
+  detail::check_view(dist_x, fn, "dist_x");
+  const index_t n = dist_x.rows();
+  detail::require(n >= 2, fn, "dist_x", "needs n >= 2 points, got ", n);
+  detail::require(dist_x.cols() == n, fn, "dist_x", "expected a square matrix, got ", n, " x ", dist_x.cols());
+  detail::check_shape(dist_z, n, n, fn, "dist_z");
+  detail::check_size(pairs_x, n - 1, fn, "pairs_x");
+  detail::check_size(pairs_z, n - 1, fn, "pairs_z");
+  detail::isa_check_enums(variant, reduce, fn);
+  detail::check_size(loss, 1, fn, "loss");
+  if (!grad_dist_z.empty()) detail::check_shape(grad_dist_z, n, n, fn, "grad_dist_z");
+  if (!grad_dist_x.empty()) detail::check_shape(grad_dist_x, n, n, fn, "grad_dist_x");
+  detail::require(grad_dist_z.empty() || grad_dist_x.empty() || grad_dist_z.data() != grad_dist_x.data(), fn,
+                  "grad_dist_x", "must not be the same buffer as grad_dist_z");
+
+  cuda::detail::isa_check_dist(ctx, dist_x, fn);
+  cuda::detail::isa_check_dist(ctx, dist_z, fn);
+  const bool sym = variant == isa_variant::symmetric;
+  const index_t m = n - 1, count = sym ? 2 * m : m;
+  cuda::detail::isa_scratch s(ctx, count, !grad_dist_z.empty(), !grad_dist_x.empty());
+  const double c = reduce == reduction::mean ? 1.0 / static_cast<double>(n) : 1.0;
+  cuda::detail::isa_terms_kernel<<<1, cuda::detail::isa_threads, 0, ctx.stream>>>(
+      dist_x, dist_z, pairs_x.data(), pairs_z.data(), m, sym, c, loss.data(), s.t, ctx.status);
+  cuda::check_cuda(cudaGetLastError(), fn);
+  // All reads of the distances are enqueued before these writes (a gradient may overwrite its matrix).
+  if (!grad_dist_z.empty()) {
+    cuda::detail::zero_matrix(ctx, grad_dist_z, fn);
+    cuda::detail::isa_scatter_kernel<<<1, 1, 0, ctx.stream>>>(s.t.ez, s.t.gz, count, grad_dist_z);
+    cuda::check_cuda(cudaGetLastError(), fn);
+  }
+  if (!grad_dist_x.empty()) {
+    cuda::detail::zero_matrix(ctx, grad_dist_x, fn);
+    cuda::detail::isa_scatter_kernel<<<1, 1, 0, ctx.stream>>>(s.t.ex, s.t.gx, count, grad_dist_x);
+    cuda::check_cuda(cudaGetLastError(), fn);
+  }
+}
+
+/// CUDA twin of isa_loss_from_points: distances (cuda pairwise_distances), pairs (cuda persistence_pairs),
+/// loss to loss[0] (device, size 1), gradients w.r.t. z and/or x by the sparse chain rule (gather).
+/// Scratch from ctx.alloc: 2 n^2 T + O(n) edges and doubles.
+template <class InX, class InZ, class T = std::remove_const_t<InX>>
+void isa_loss_from_points(const cuda::context& ctx, matrix_view<InX> x, matrix_view<InZ> z, const isa_options& opt,
+                          vector_view<T> loss, matrix_view<T> grad_z = {}, matrix_view<T> grad_x = {}) {
+  detail::isa_static_checks<T, InX, InZ>();
+  constexpr const char* fn = "isa_loss_from_points";
+  detail::check_view(x, fn, "x");
+  detail::check_view(z, fn, "z");
+  const index_t n = x.rows();
+  detail::require(n >= 2, fn, "x", "needs n >= 2 points, got ", n);
+  detail::require(z.rows() == n, fn, "z", "expected ", n, " rows (as x), got ", z.rows());
+  detail::require(x.cols() >= 1, fn, "x", "needs at least one column, got ", x.cols());
+  detail::require(z.cols() >= 1, fn, "z", "needs at least one column, got ", z.cols());
+  detail::require_scale(opt.x_scale, fn, "x_scale");
+  detail::require_scale(opt.z_scale, fn, "z_scale");
+  detail::isa_check_enums(opt.variant, opt.reduce, fn);
+  detail::check_size(loss, 1, fn, "loss");
+  if (!grad_z.empty()) {
+    detail::check_shape(grad_z, n, z.cols(), fn, "grad_z");
+    detail::require(static_cast<const void*>(grad_z.data()) != static_cast<const void*>(z.data()), fn, "grad_z",
+                    "must not alias z");
+  }
+  if (!grad_x.empty()) {
+    detail::check_shape(grad_x, n, x.cols(), fn, "grad_x");
+    detail::require(static_cast<const void*>(grad_x.data()) != static_cast<const void*>(x.data()), fn, "grad_x",
+                    "must not alias x");
+  }
+  detail::require(grad_z.empty() || grad_x.empty() || grad_z.data() != grad_x.data(), fn, "grad_x",
+                  "must not be the same buffer as grad_z");
+
+  const index_t m = n - 1;
+  const bool sym = opt.variant == isa_variant::symmetric;
+  const index_t count = sym ? 2 * m : m;
+  cuda::workspace ws(ctx, static_cast<std::size_t>(2 * n * n) * sizeof(T) + static_cast<std::size_t>(2 * m) * sizeof(edge));
+  T* mx = ws.as<T>();
+  T* mz = mx + n * n;
+  edge* px = reinterpret_cast<edge*>(mz + n * n);  // aligned: 2 n^2 sizeof(T) is a multiple of 8
+  edge* pz = px + m;
+  const matrix_view<T> dx(mx, n, n), dz(mz, n, n);
+  pairwise_distances(ctx, x, dx, opt.x_scale);
+  pairwise_distances(ctx, z, dz, opt.z_scale);
+  cuda::detail::isa_check_dist(ctx, matrix_view<const T>(dx), fn);  // overflow to inf
+  cuda::detail::isa_check_dist(ctx, matrix_view<const T>(dz), fn);
+  persistence_pairs(ctx, matrix_view<const T>(dx), vector_view<edge>(px, m));
+  persistence_pairs(ctx, matrix_view<const T>(dz), vector_view<edge>(pz, m));
+
+  cuda::detail::isa_scratch s(ctx, count, !grad_z.empty(), !grad_x.empty());
+  const double c = opt.reduce == reduction::mean ? 1.0 / static_cast<double>(n) : 1.0;
+  cuda::detail::isa_terms_kernel<<<1, cuda::detail::isa_threads, 0, ctx.stream>>>(
+      matrix_view<const T>(dx), matrix_view<const T>(dz), px, pz, m, sym, c, loss.data(), s.t, ctx.status);
+  cuda::check_cuda(cudaGetLastError(), fn);
+  if (!grad_z.empty()) cuda::detail::isa_chain(ctx, z, opt.z_scale, s.t.ez, s.t.gz, count, s.coef, grad_z, fn);
+  if (!grad_x.empty()) cuda::detail::isa_chain(ctx, x, opt.x_scale, s.t.ex, s.t.gx, count, s.coef, grad_x, fn);
+}
+
+}  // namespace topofr
