@@ -1,0 +1,166 @@
+// topofr/cuda/objective.cuh — the TopoFR objective (topofr/objective.hpp) on the device: the same steps,
+// the CUDA blocks, everything enqueued on ctx.stream with no host synchronisation inside.
+//
+//   cuda::objective<T> f(opts);
+//   f(ctx, x, z, cos, labels, grad_z, grad_cos, device_result);   // device_result: objective_result<T>*
+//
+// Asynchronous result: the scalars (loss, loss_cls, discrepancy, pi, sigma, hard_fraction, gum_iterations)
+// are written to *device_result, a DEVICE pointer to topofr::objective_result<T>; the per-sample values
+// go to the optional device views of objective_samples (scratch from ctx.alloc where a view is empty).
+// Invalid device values set ctx.status bits (see the blocks); the caller reads them when it synchronises.
+#pragma once
+
+#include <cub/block/block_reduce.cuh>
+#include <cmath>
+#include <type_traits>
+
+#include "../objective.hpp"
+#include "arcface.cuh"
+#include "context.cuh"
+#include "gum.cuh"
+#include "isa.cuh"
+
+namespace topofr {
+namespace cuda {
+
+/// Optional per-sample outputs (device views of size N; empty: kept in scratch and discarded).
+template <class T>
+struct objective_samples {
+  vector_view<T> loss, entropy, p_gt, hard_posterior, weights;
+};
+
+namespace detail {
+
+template <class T>
+__global__ void fill2_kernel(T* a, T va, T* b, T vb, index_t n) {
+  for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x)
+    a[i] = va, b[i] = vb;
+}
+
+template <class T>
+__global__ void scale_matrix_kernel(matrix_view<T> m, T a) {
+  const index_t total = m.rows() * m.cols();
+  for (index_t t = blockIdx.x * index_t(blockDim.x) + threadIdx.x; t < total; t += index_t(gridDim.x) * blockDim.x)
+    m(t / m.cols(), t % m.cols()) *= a;
+}
+
+/// One block: L_cls = sum omega_i loss_i / N (double, fixed order), the hard fraction, and the result.
+template <class T>
+__global__ void __launch_bounds__(256)
+    objective_finish_kernel(const T* loss, const T* omega, const T* hard, index_t n, const T* disc,
+                            const gum_result* g, double alpha, objective_result<T>* out) {
+  using reduce = cub::BlockReduce<double, 256>;
+  __shared__ typename reduce::TempStorage tmp;
+  __shared__ double cls_sh;
+  double cls = 0.0, hardc = 0.0;
+  for (index_t i = threadIdx.x; i < n; i += 256) {
+    cls += static_cast<double>(omega[i]) * static_cast<double>(loss[i]);
+    hardc += hard[i] > T(0.5) ? 1.0 : 0.0;
+  }
+  const double c = reduce(tmp).Sum(cls);
+  if (threadIdx.x == 0) cls_sh = c;
+  __syncthreads();
+  const double hc = reduce(tmp).Sum(hardc);
+  if (threadIdx.x != 0 || !out) return;
+  objective_result<T> r;
+  r.loss_cls = static_cast<T>(cls_sh / static_cast<double>(n));
+  r.discrepancy = disc ? *disc : T(0);
+  r.loss = static_cast<T>(static_cast<double>(r.loss_cls) + alpha * static_cast<double>(r.discrepancy));
+  if (g) {
+    r.pi = g->pi;
+    r.sigma = g->sigma;
+    r.gum_iterations = g->iterations;
+    r.hard_fraction = hc / static_cast<double>(n);
+  }
+  *out = r;
+}
+
+inline unsigned blocks_for(index_t total) {
+  const index_t b = (total + 255) / 256;
+  return static_cast<unsigned>(b < 1 ? 1 : (b > 4096 ? 4096 : b));
+}
+
+}  // namespace detail
+
+template <class T>
+class objective {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "T must be float or double");
+
+ public:
+  explicit objective(objective_options opt = {}) : opt_(opt) {
+    topofr::detail::require(std::isfinite(opt.alpha) && opt.alpha >= 0, "objective", "alpha",
+                            "must be finite and >= 0, got ", opt.alpha);
+    topofr::detail::require(std::isfinite(opt.lambda), "objective", "lambda", "must be finite, got ", opt.lambda);
+  }
+
+  const objective_options& options() const { return opt_; }
+
+  /// As topofr::objective<T>::operator() (x: n x dx clean inputs, z: n x dz perturbed embeddings, cos:
+  /// N x C, labels: N; grad_z and grad_cos overwritten), all views on the device. cos may be half or
+  /// bfloat16 when T is float. The scalars go to *device_result (device pointer; nullptr: not written).
+  template <class InX, class InZ, class InC, class L>
+  void operator()(const context& ctx, matrix_view<InX> x, matrix_view<InZ> z, matrix_view<InC> cos,
+                  vector_view<L> labels, matrix_view<T> grad_z, matrix_view<T> grad_cos,
+                  objective_result<T>* device_result, const objective_samples<T>& samples = {}) const {
+    static_assert(std::is_same<detail::acc_t<InC>, T>::value, "cos must have the objective's scalar type");
+    const index_t n = cos.rows();
+    topofr::detail::require(n >= 1, "objective", "cos", "needs at least one row, got ", n);
+    topofr::detail::require(!opt_.use_isa || z.rows() == n, "objective", "z", "has ", z.rows(),
+                            " rows but cos has ", n);
+    const char* names[5] = {"samples.loss", "samples.entropy", "samples.p_gt", "samples.hard_posterior",
+                            "samples.weights"};
+    const vector_view<T> given[5] = {samples.loss, samples.entropy, samples.p_gt, samples.hard_posterior,
+                                     samples.weights};
+    for (int k = 0; k < 5; ++k)
+      if (!given[k].empty()) topofr::detail::check_size(given[k], n, "objective", names[k]);
+
+    // Scratch: 6 per-sample vectors, the GUM result and the discrepancy.
+    const std::size_t vec_bytes = static_cast<std::size_t>(n) * sizeof(T);
+    const std::size_t vec_pad = (vec_bytes + 15) / 16 * 16;
+    workspace ws(ctx, 6 * vec_pad + sizeof(gum_result) + 16);
+    char* base = ws.as<char>();
+    auto slot = [&](int k, vector_view<T> user) {
+      return user.empty() ? vector_view<T>(reinterpret_cast<T*>(base + k * vec_pad), n) : user;
+    };
+    const vector_view<T> loss = slot(0, samples.loss), entropy = slot(1, samples.entropy),
+                         pgt = slot(2, samples.p_gt), hard = slot(3, samples.hard_posterior),
+                         omega = slot(4, samples.weights), lse = slot(5, {});
+    auto* gres = reinterpret_cast<gum_result*>(base + 6 * vec_pad);
+    T* disc = reinterpret_cast<T*>(base + 6 * vec_pad + (sizeof(gum_result) + 7) / 8 * 8);
+
+    // Pass 1 of the head, the SDS weights, pass 2 (omega_i / N per row), as the CPU objective.
+    margin_ce_forward(ctx, cos, labels, opt_.margin, opt_.entropy_eps, loss, entropy, pgt, lse);
+    if (opt_.use_sds) {
+      gum_fit(ctx, vector_view<const T>(entropy), hard, opt_.gum, gres);
+      sds_weights(ctx, vector_view<const T>(hard), vector_view<const T>(pgt), opt_.lambda, opt_.focal, omega);
+    } else {
+      detail::fill2_kernel<<<detail::blocks_for(n), 256, 0, ctx.stream>>>(omega.data(), T(1), hard.data(), T(0), n);
+      check_cuda(cudaGetLastError(), "objective");
+    }
+    margin_ce_backward(ctx, cos, labels, opt_.margin, vector_view<const T>(lse), vector_view<const T>(omega),
+                       1.0 / static_cast<double>(n), grad_cos);
+
+    // ISA between the clean inputs and the perturbed latents, its gradient scaled by alpha.
+    if (opt_.use_isa) {
+      isa_loss_from_points(ctx, x, z, opt_.isa, vector_view<T>(disc, 1), grad_z);
+      if (!grad_z.empty()) {
+        detail::scale_matrix_kernel<<<detail::blocks_for(grad_z.rows() * grad_z.cols()), 256, 0, ctx.stream>>>(
+            grad_z, static_cast<T>(opt_.alpha));
+        check_cuda(cudaGetLastError(), "objective");
+      }
+    } else {
+      topofr::detail::check_view(grad_z, "objective", "grad_z");
+      if (!grad_z.empty()) detail::zero_matrix(ctx, grad_z, "objective");
+    }
+    detail::objective_finish_kernel<<<1, 256, 0, ctx.stream>>>(
+        loss.data(), omega.data(), hard.data(), n, opt_.use_isa ? disc : nullptr, opt_.use_sds ? gres : nullptr,
+        opt_.alpha, device_result);
+    check_cuda(cudaGetLastError(), "objective");
+  }
+
+ private:
+  objective_options opt_;
+};
+
+}  // namespace cuda
+}  // namespace topofr
