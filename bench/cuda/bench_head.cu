@@ -1,0 +1,199 @@
+// GPU benchmarks of the TopoFR head blocks (include/topofr/cuda/{arcface,gum,isa,rsp,objective}.cuh) at
+// the paper's sizes: N = 128, C = 85,742 classes, 512-d embeddings, 3 x 112 x 112 images.
+// Timing: cudaEvents around each iteration (UseManualTime). Roofline baselines in the same binary:
+// device-to-device cudaMemcpyAsync moving the same bytes (read + write) as the kernel it stands beside.
+// Run: cuda_bench_head --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include <topofr/topofr.cuh>
+
+using namespace topofr;
+namespace tc = topofr::cuda;
+
+namespace {
+
+constexpr index_t kN = 128, kC = 85742, kD = 512, kImg = 3 * 112 * 112;
+
+void ck(cudaError_t e) { tc::check_cuda(e, "bench"); }
+
+template <class T>
+T* device_random(std::size_t n, double lo, double hi, std::uint64_t seed) {
+  std::mt19937_64 g(seed);
+  std::uniform_real_distribution<double> u(lo, hi);
+  std::vector<T> h(n);
+  for (auto& v : h) v = static_cast<T>(u(g));
+  T* p = nullptr;
+  ck(cudaMalloc(&p, n * sizeof(T)));
+  ck(cudaMemcpy(p, h.data(), n * sizeof(T), cudaMemcpyHostToDevice));
+  return p;
+}
+
+/// Shared device state (allocated once).
+struct state_t {
+  tc::context ctx;
+  float *cos, *grad, *loss, *ent, *pgt, *lse, *w, *x, *z, *gz, *img, *scalar;
+  std::int32_t* labels;
+  int* status;
+  state_t() {
+    ck(cudaStreamCreate(&ctx.stream));
+    ck(cudaMalloc(&status, sizeof(int)));
+    ck(cudaMemset(status, 0, sizeof(int)));
+    ctx.status = status;
+    cos = device_random<float>(static_cast<std::size_t>(kN * kC), -0.3, 0.3, 1);
+    ck(cudaMalloc(&grad, static_cast<std::size_t>(kN * kC) * sizeof(float)));
+    for (float** p : {&loss, &ent, &pgt, &lse}) ck(cudaMalloc(p, kN * sizeof(float)));
+    w = device_random<float>(kN, 1.0, 2.0, 2);
+    x = device_random<float>(static_cast<std::size_t>(kN * kImg), -1.0, 1.0, 3);
+    z = device_random<float>(static_cast<std::size_t>(kN * kD), -1.0, 1.0, 4);
+    img = device_random<float>(static_cast<std::size_t>(kN * kImg), -1.0, 1.0, 5);
+    ck(cudaMalloc(&gz, static_cast<std::size_t>(kN * kD) * sizeof(float)));
+    ck(cudaMalloc(&scalar, 64));
+    std::vector<std::int32_t> y(kN);
+    for (index_t i = 0; i < kN; ++i) y[i] = static_cast<std::int32_t>((i * 977) % kC);
+    ck(cudaMalloc(&labels, kN * sizeof(std::int32_t)));
+    ck(cudaMemcpy(labels, y.data(), kN * sizeof(std::int32_t), cudaMemcpyHostToDevice));
+  }
+};
+state_t& S() {
+  static state_t s;
+  return s;
+}
+
+template <class F>
+void timed(benchmark::State& st, F&& f) {
+  state_t& s = S();
+  cudaEvent_t a, b;
+  ck(cudaEventCreate(&a));
+  ck(cudaEventCreate(&b));
+  f();  // warm-up (also first-touch of the allocator's pool)
+  ck(cudaStreamSynchronize(s.ctx.stream));
+  for (auto _ : st) {
+    ck(cudaEventRecord(a, s.ctx.stream));
+    f();
+    ck(cudaEventRecord(b, s.ctx.stream));
+    ck(cudaEventSynchronize(b));
+    float ms = 0;
+    ck(cudaEventElapsedTime(&ms, a, b));
+    st.SetIterationTime(ms * 1e-3);
+  }
+  ck(cudaEventDestroy(a));
+  ck(cudaEventDestroy(b));
+  if (tc::read_status(s.ctx) != tc::status_ok) st.SkipWithError("device status set");
+}
+
+const std::size_t kCosBytes = static_cast<std::size_t>(kN * kC) * sizeof(float);
+matrix_view<const float> cosv() { return {S().cos, kN, kC}; }
+vector_view<const std::int32_t> labv() { return {S().labels, kN}; }
+
+// Baselines: a copy of B bytes moves 2B (read + write).
+void BM_copy_read_once(benchmark::State& st) {  // = forward's one read of the cosines
+  timed(st, [] { ck(cudaMemcpyAsync(S().grad, S().cos, kCosBytes / 2, cudaMemcpyDeviceToDevice, S().ctx.stream)); });
+  st.SetBytesProcessed(static_cast<std::int64_t>(st.iterations() * kCosBytes));
+}
+void BM_copy_read_write(benchmark::State& st) {  // = backward's read + write
+  timed(st, [] { ck(cudaMemcpyAsync(S().grad, S().cos, kCosBytes, cudaMemcpyDeviceToDevice, S().ctx.stream)); });
+  st.SetBytesProcessed(static_cast<std::int64_t>(st.iterations() * 2 * kCosBytes));
+}
+
+void forward(double eps) {
+  state_t& s = S();
+  margin_ce_forward(s.ctx, cosv(), labv(), combined_margin{}, eps, vector_view<float>(s.loss, kN),
+                    vector_view<float>(s.ent, kN), vector_view<float>(s.pgt, kN), vector_view<float>(s.lse, kN));
+}
+void backward() {
+  state_t& s = S();
+  margin_ce_backward(s.ctx, cosv(), labv(), combined_margin{}, vector_view<const float>(s.lse, kN),
+                     vector_view<const float>(s.w, kN), 1.0 / kN, matrix_view<float>(s.grad, kN, kC));
+}
+
+void BM_head_forward(benchmark::State& st) {  // arg: 0 -> eps = 0 (one read), 1 -> eps = 1e-5 (+ L2 sweep)
+  const double eps = st.range(0) ? 1e-5 : 0.0;
+  timed(st, [eps] { forward(eps); });
+  st.SetBytesProcessed(static_cast<std::int64_t>(st.iterations() * kCosBytes));
+}
+void BM_head_backward(benchmark::State& st) {
+  forward(1e-5);
+  timed(st, [] { backward(); });
+  st.SetBytesProcessed(static_cast<std::int64_t>(st.iterations() * 2 * kCosBytes));
+}
+void BM_head_forward_backward(benchmark::State& st) {
+  timed(st, [] {
+    forward(1e-5);
+    backward();
+  });
+  st.SetBytesProcessed(static_cast<std::int64_t>(st.iterations() * 3 * kCosBytes));
+}
+
+void BM_gum(benchmark::State& st) {
+  state_t& s = S();
+  forward(1e-5);
+  gum_result* r = reinterpret_cast<gum_result*>(s.scalar);
+  timed(st, [&] { gum_fit(s.ctx, vector_view<const float>(s.ent, kN), vector_view<float>(s.pgt, kN), gum_options{}, r); });
+  st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations() * kN));
+}
+
+void BM_isa_step(benchmark::State& st) {  // distances, pairs, loss, grad_z: n = 128, 512-d, 3x112x112
+  state_t& s = S();
+  isa_options o;
+  o.x_scale = image_scale(3, 112, 112);
+  timed(st, [&] {
+    isa_loss_from_points(s.ctx, matrix_view<const float>(s.x, kN, kImg), matrix_view<const float>(s.z, kN, kD), o,
+                         vector_view<float>(s.scalar, 1), matrix_view<float>(s.gz, kN, kD));
+  });
+  st.SetBytesProcessed(static_cast<std::int64_t>(st.iterations() * kN * (kImg + kD) * sizeof(float)));
+}
+
+void BM_objective(benchmark::State& st) {  // the whole 128-image step
+  state_t& s = S();
+  objective_options opt;
+  opt.isa.x_scale = image_scale(3, 112, 112);
+  tc::objective<float> f(opt);
+  auto* r = reinterpret_cast<objective_result<float>*>(s.scalar);
+  timed(st, [&] {
+    f(s.ctx, matrix_view<const float>(s.x, kN, kImg), matrix_view<const float>(s.z, kN, kD), cosv(), labv(),
+      matrix_view<float>(s.gz, kN, kD), matrix_view<float>(s.grad, kN, kC), r);
+  });
+  st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations() * kN));
+}
+
+void BM_rsp(benchmark::State& st) {
+  state_t& s = S();
+  rsp_options o;
+  std::uint64_t step = 0;
+  timed(st, [&] {
+    o.step = step++;
+    rsp_perturb(s.ctx, image_batch_view<float>(s.img, kN, 3, 112, 112), o);
+  });
+  st.SetBytesProcessed(static_cast<std::int64_t>(st.iterations() * kN * kImg * sizeof(float)));
+  st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations() * kN));
+}
+
+}  // namespace
+
+BENCHMARK(BM_copy_read_once)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_copy_read_write)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_head_forward)->Arg(0)->Arg(1)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_head_backward)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_head_forward_backward)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_gum)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_isa_step)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_objective)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_rsp)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+int main(int argc, char** argv) {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::printf("no CUDA device: nothing to benchmark\n");
+    return 0;
+  }
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
