@@ -715,7 +715,8 @@ template <class T>
 int arcface_run(const args& a, device dev, const npy::array& ca, const npy::array& la, const npy::array* ga,
                 const topofr::combined_margin& m, const std::string& logits_out,
                 const std::optional<std::string>& grad_out) {
-  const auto [n, c] = cos_shape(ca);
+  const auto shape = cos_shape(ca);
+  const topofr::index_t n = shape.first, c = shape.second;
   const std::vector<T> cs = floats<T>("--cos", ca);
   const std::vector<std::int64_t> y = labels("--labels", la, n);
   std::vector<T> gin;
@@ -775,7 +776,8 @@ struct ce_outputs {
 template <class T>
 int margin_ce_run(const args& a, device dev, const npy::array& ca, const npy::array& la, const npy::array* wa,
                   const topofr::combined_margin& m, double eps, const ce_outputs& out) {
-  const auto [n, c] = cos_shape(ca);
+  const auto shape = cos_shape(ca);
+  const topofr::index_t n = shape.first, c = shape.second;
   const std::vector<T> cs = floats<T>("--cos", ca);
   const std::vector<std::int64_t> y = labels("--labels", la, n);
   std::vector<T> w(static_cast<std::size_t>(n), T(1));
