@@ -23,6 +23,31 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
     set_tests_properties(${train_test} PROPERTIES DISABLED TRUE)
   endif()
 
+  # Resume after kill -9: a run killed after a checkpoint and resumed ends exactly as an uninterrupted run
+  # (same final loss and verification, bit for bit: data order, RSP and dropout RNG are restored).
+  if(TARGET topofr-train)
+    add_test(NAME train_resume COMMAND sh -c [=[
+      set -e
+      exe="$1"; d="$2"
+      args="--identities 8 --per-identity 8 --image-size 32 --batch 16 --steps 80 --checkpoint-every 10 --threads 1 --seed 3 --no-progress"
+      rm -rf "$d"; mkdir -p "$d"
+      "$exe" $args --out "$d/full" > "$d/full.log" 2>&1
+      "$exe" $args --out "$d/cut" > "$d/cut1.log" 2>&1 &
+      pid=$!
+      while [ ! -f "$d/cut/checkpoint.pt" ]; do sleep 0.02; done
+      kill -9 $pid; wait $pid || true
+      "$exe" $args --out "$d/cut" --resume > "$d/cut2.log" 2>&1
+      grep 'resumed from' "$d/cut2.log"
+      if grep -q 'at step 80/80' "$d/cut2.log"; then echo "the run finished before the kill"; exit 1; fi
+      for f in full cut; do
+        grep -E '"(final_loss|accuracy|auc)"' "$d/$f/report.json" > "$d/$f.key"
+        cut -d, -f1-9 "$d/$f/log.csv" >> "$d/$f.key"  # the timing columns differ
+      done
+      diff "$d/full.key" "$d/cut.key"
+      ]=] sh $<TARGET_FILE:topofr-train> ${CMAKE_CURRENT_BINARY_DIR}/tmp/train_resume)
+    set_tests_properties(train_resume PROPERTIES LABELS "cpu;train" TIMEOUT 300)
+  endif()
+
   # ORL (40 people x 10 PGM images; never committed): trains briefly and checks that held-out verification
   # accuracy rises clearly above the untrained network's. Registered only when the folder exists.
   set(TOPOFR_ORL "$ENV{TOPOFR_ORL}" CACHE PATH "ORL faces folder for the train_orl test")
