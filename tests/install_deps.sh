@@ -3,7 +3,8 @@
 # Only missing packages are installed; `apt-get update` runs first when anything is missing.
 set -euo pipefail
 pkgs=(build-essential cmake libeigen3-dev catch2 libbenchmark-dev
-      python3 python3-numpy python3-torch python3-torchvision python3-gudhi ripser)
+      python3 python3-numpy python3-torch python3-torchvision python3-gudhi ripser
+      libtorch-dev libstb-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
