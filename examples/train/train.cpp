@@ -605,7 +605,11 @@ int run(int argc, char** argv) {
   const eval_result after = evaluate(net, ev, c, dev);
   const auto& vb = before.ver;
   const auto& va = after.ver;
-  auto pct = [](double v) { return std::isfinite(v) ? std::to_string(std::lround(v * 1000) / 10.0).substr(0, 5) : std::string("n/a"); };
+  auto pct = [](double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.2f%%", 100 * v);
+    return std::isfinite(v) ? std::string(b) : std::string("n/a");
+  };
   std::printf("\nverification on %lld held-out images of %lld identities (%lld genuine / %lld impostor pairs, 10-fold):\n",
               static_cast<long long>(ev.size()), static_cast<long long>(ev.identities()), static_cast<long long>(va.genuine),
               static_cast<long long>(va.impostor));
@@ -616,7 +620,7 @@ int run(int argc, char** argv) {
     double mean = 0;
     for (double d : r.discrepancy) mean += d;
     mean /= static_cast<double>(std::max<std::size_t>(1, r.discrepancy.size()));
-    std::printf("  %-10s %8s%% %6s%% %7.4f %11s%% %11s%% %18.5g\n", k ? "trained" : "untrained", pct(r.ver.accuracy).c_str(),
+    std::printf("  %-10s %9s %7s %7.4f %12s %12s %18.5g\n", k ? "trained" : "untrained", pct(r.ver.accuracy).c_str(),
                 pct(r.ver.accuracy_std).c_str(), r.ver.auc, pct(r.ver.tar_at_far_1e2).c_str(),
                 pct(r.ver.tar_at_far_1e3).c_str(), mean);
   }
