@@ -4,6 +4,7 @@
 // cancellation guard), the status bit for NaN/Inf coordinates and host-side shape errors.
 #pragma nv_diag_suppress 20012  // Eigen's defaulted __host__ __device__ members (CPU headers under nvcc)
 #include "support.hpp"
+#include "cuda/cuda_support.hpp"
 
 #include <topofr/cuda/distance.cuh>
 #include <topofr/distance.hpp>
@@ -18,31 +19,8 @@ using namespace topofr;
 namespace {
 
 template <class T>
-struct dbuf {
-  T* p = nullptr;
-  std::size_t n = 0;
-  explicit dbuf(std::size_t n_) : n(n_) { REQUIRE(cudaMalloc(&p, std::max<std::size_t>(n, 1) * sizeof(T)) == cudaSuccess); }
-  explicit dbuf(const std::vector<T>& v) : dbuf(v.size()) { put(v); }
-  dbuf(const dbuf&) = delete;
-  dbuf& operator=(const dbuf&) = delete;
-  ~dbuf() { cudaFree(p); }
-  void put(const std::vector<T>& v) { REQUIRE(cudaMemcpy(p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice) == cudaSuccess); }
-  std::vector<T> get() const {
-    std::vector<T> v(n);
-    REQUIRE(cudaMemcpy(v.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost) == cudaSuccess);
-    return v;
-  }
-};
-
-struct test_ctx {
-  dbuf<int> st{std::vector<int>{0}};
-  cuda::context ctx;
-  test_ctx() { ctx.status = st.p; }
-  int status() {
-    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
-    return st.get()[0];
-  }
-};
+using dbuf = topofr::test::device_buffer<T>;
+using test_ctx = topofr::test::test_context;
 
 /// Oracle: direct double sum of squared differences.
 template <class V>

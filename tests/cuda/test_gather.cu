@@ -3,6 +3,7 @@
 // double here; repeated pairs accumulate; invalid pairs set status_bad_pair; bad shapes throw.
 #pragma nv_diag_suppress 20012  // Eigen's defaulted __host__ __device__ members (CPU headers under nvcc)
 #include "support.hpp"
+#include "cuda/cuda_support.hpp"
 
 #include <topofr/cuda/gather.cuh>
 #include <topofr/gather.hpp>
@@ -17,31 +18,8 @@ using namespace topofr;
 namespace {
 
 template <class T>
-struct dbuf {
-  T* p = nullptr;
-  std::size_t n = 0;
-  explicit dbuf(std::size_t n_) : n(n_) { REQUIRE(cudaMalloc(&p, std::max<std::size_t>(n, 1) * sizeof(T)) == cudaSuccess); }
-  explicit dbuf(const std::vector<T>& v) : dbuf(v.size()) { put(v); }
-  dbuf(const dbuf&) = delete;
-  dbuf& operator=(const dbuf&) = delete;
-  ~dbuf() { cudaFree(p); }
-  void put(const std::vector<T>& v) { REQUIRE(cudaMemcpy(p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice) == cudaSuccess); }
-  std::vector<T> get() const {
-    std::vector<T> v(n);
-    REQUIRE(cudaMemcpy(v.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost) == cudaSuccess);
-    return v;
-  }
-};
-
-struct test_ctx {
-  dbuf<int> st{std::vector<int>{0}};
-  cuda::context ctx;
-  test_ctx() { ctx.status = st.p; }
-  int status() {
-    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
-    return st.get()[0];
-  }
-};
+using dbuf = topofr::test::device_buffer<T>;
+using test_ctx = topofr::test::test_context;
 
 template <class V, class T>
 void check_gather_scatter(index_t n, index_t ld, std::uint64_t seed) {

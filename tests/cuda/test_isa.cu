@@ -3,6 +3,7 @@
 // inputs — loss and gradients within 1e-6 relative in double, 1e-4 in float. Device-detected bad values
 // set status bits; bad shapes throw on the host.
 #include "support.hpp"
+#include "cuda/cuda_support.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -19,39 +20,9 @@ namespace tc = topofr::cuda;
 
 namespace {
 
-/// Device copy of a host vector (RAII; synchronous copies: test code only).
 template <class T>
-struct dvec {
-  T* p = nullptr;
-  std::size_t n = 0;
-  explicit dvec(std::size_t n_) : n(n_) {
-    tc::check_cuda(cudaMalloc(&p, std::max<std::size_t>(1, n) * sizeof(T)), "test");
-    tc::check_cuda(cudaMemset(p, 0, std::max<std::size_t>(1, n) * sizeof(T)), "test");
-  }
-  explicit dvec(const std::vector<T>& h) : dvec(h.size()) {
-    tc::check_cuda(cudaMemcpy(p, h.data(), n * sizeof(T), cudaMemcpyHostToDevice), "test");
-  }
-  ~dvec() { cudaFree(p); }
-  dvec(const dvec&) = delete;
-  std::vector<T> get() const {
-    std::vector<T> h(n);
-    tc::check_cuda(cudaDeviceSynchronize(), "test");
-    tc::check_cuda(cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost), "test");
-    return h;
-  }
-};
-
-/// A context with a status word (zeroed) on a fresh stream.
-struct test_ctx {
-  tc::context ctx;
-  dvec<int> status{1};
-  test_ctx() {
-    tc::check_cuda(cudaStreamCreate(&ctx.stream), "test");
-    ctx.status = status.p;
-  }
-  ~test_ctx() { cudaStreamDestroy(ctx.stream); }
-  int read() { return tc::read_status(ctx); }
-};
+using dvec = topofr::test::device_buffer<T>;
+using test_ctx = topofr::test::test_context;
 
 template <class T>
 void close(const std::vector<T>& got, const std::vector<T>& want, double tol, double abs_floor) {

@@ -4,6 +4,7 @@
 // persistence_pairs, device-detected bad values set the status bits, bad shapes throw on the host.
 #pragma nv_diag_suppress 20012  // Eigen's defaulted __host__ __device__ members (CPU headers under nvcc)
 #include "support.hpp"
+#include "cuda/cuda_support.hpp"
 
 #include <topofr/cuda/distance.cuh>
 #include <topofr/cuda/persistence.cuh>
@@ -20,37 +21,12 @@ using namespace topofr;
 
 namespace {
 
-/// Device buffer for the test (cudaMalloc/cudaFree; blocking copies).
 template <class T>
-struct dbuf {
-  T* p = nullptr;
-  std::size_t n = 0;
-  explicit dbuf(std::size_t n_) : n(n_) { REQUIRE(cudaMalloc(&p, std::max<std::size_t>(n, 1) * sizeof(T)) == cudaSuccess); }
-  explicit dbuf(const std::vector<T>& v) : dbuf(v.size()) { put(v); }
-  dbuf(const dbuf&) = delete;
-  dbuf& operator=(const dbuf&) = delete;
-  ~dbuf() { cudaFree(p); }
-  void put(const std::vector<T>& v) { REQUIRE(cudaMemcpy(p, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice) == cudaSuccess); }
-  std::vector<T> get() const {
-    std::vector<T> v(n);
-    REQUIRE(cudaMemcpy(v.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost) == cudaSuccess);
-    return v;
-  }
-};
+using dbuf = topofr::test::device_buffer<T>;
+using test_ctx = topofr::test::test_context;
 
 /// Under compute-sanitizer (tests/gpu_check.sh) the largest cases are left out to keep the check short.
 bool sanitizing() { return std::getenv("TOPOFR_GPU_SANITIZER") != nullptr; }
-
-/// A context with a zeroed status word.
-struct test_ctx {
-  dbuf<int> st{std::vector<int>{0}};
-  cuda::context ctx;
-  test_ctx() { ctx.status = st.p; }
-  int status() {
-    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
-    return st.get()[0];
-  }
-};
 
 /// The reference's algorithm, transcribed: stable sort of the upper-triangle edges by weight, union-find.
 template <class V>

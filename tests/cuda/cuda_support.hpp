@@ -1,0 +1,55 @@
+// tests/cuda/cuda_support.hpp — what the CUDA tests share: a device buffer and a context with a zeroed
+// status word on its own stream. Test code only: copies are synchronous.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <vector>
+
+#include <topofr/cuda/context.cuh>
+
+namespace topofr::test {
+
+/// Device memory holding n values of T (zeroed), optionally filled from a host vector (RAII).
+template <class T>
+struct device_buffer {
+  T* p = nullptr;
+  std::size_t n = 0;
+  explicit device_buffer(std::size_t n_) : n(n_) {
+    cuda::check_cuda(cudaMalloc(&p, std::max<std::size_t>(1, n) * sizeof(T)), "test");
+    cuda::check_cuda(cudaMemset(p, 0, std::max<std::size_t>(1, n) * sizeof(T)), "test");
+  }
+  explicit device_buffer(const std::vector<T>& h) : device_buffer(h.size()) { put(h); }
+  device_buffer(const device_buffer&) = delete;
+  device_buffer& operator=(const device_buffer&) = delete;
+  ~device_buffer() { cudaFree(p); }
+  void put(const std::vector<T>& h) {
+    cuda::check_cuda(cudaMemcpy(p, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice), "test");
+  }
+  /// Waits for all work, then copies back.
+  std::vector<T> get() const {
+    std::vector<T> h(n);
+    cuda::check_cuda(cudaDeviceSynchronize(), "test");
+    cuda::check_cuda(cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost), "test");
+    return h;
+  }
+};
+
+/// A context on a fresh stream with a zeroed device status word.
+struct test_context {
+  cuda::context ctx;
+  device_buffer<int> word{1};
+  test_context() {
+    cuda::check_cuda(cudaStreamCreate(&ctx.stream), "test");
+    ctx.status = word.p;
+  }
+  test_context(const test_context&) = delete;
+  test_context& operator=(const test_context&) = delete;
+  ~test_context() { cudaStreamDestroy(ctx.stream); }
+  /// The status bits reported so far (synchronises).
+  int status() { return word.get()[0]; }
+  int read() { return status(); }
+};
+
+}  // namespace topofr::test
