@@ -210,15 +210,13 @@ T isa_loss(cpu_t, matrix_view<InX> dist_x, matrix_view<InZ> dist_z, vector_view<
   return static_cast<T>(loss);
 }
 
-/// ISA loss from the points: x (n x dx, e.g. an image batch flattened to n x C*H*W) and z (n x dz
-/// embeddings). Computes the scaled distance matrices, their persistence pairs, the loss, and the gradient
-/// w.r.t. z and/or x (overwritten; an empty view skips it; must not alias the points). O(n^2 (dx + dz))
-/// for the distances, O(n (dx + dz)) for the sparse chain rule. Throws topofr::error on invalid arguments.
-template <class InX, class InZ, class T = std::remove_const_t<InX>>
-T isa_loss_from_points(cpu_t, matrix_view<InX> x, matrix_view<InZ> z, const isa_options& opt,
-                       matrix_view<T> grad_z = {}, matrix_view<T> grad_x = {}) {
-  detail::isa_static_checks<T, InX, InZ>();
-  constexpr const char* fn = "isa_loss_from_points";
+namespace detail {
+/// The host-side argument checks of isa_loss_from_points, shared by the CPU and CUDA overloads (shapes,
+/// scales, options, gradient shapes and aliasing; not the values, which the CUDA side checks on the device).
+/// Returns n.
+template <class InX, class InZ, class T>
+index_t isa_check_points_args(const matrix_view<InX>& x, const matrix_view<InZ>& z, const isa_options& opt,
+                              const matrix_view<T>& grad_z, const matrix_view<T>& grad_x, const char* fn) {
   detail::check_view(x, fn, "x");
   detail::check_view(z, fn, "z");
   const index_t n = x.rows();
@@ -241,6 +239,21 @@ T isa_loss_from_points(cpu_t, matrix_view<InX> x, matrix_view<InZ> z, const isa_
   }
   detail::require(grad_z.empty() || grad_x.empty() || grad_z.data() != grad_x.data(), fn, "grad_x",
                   "must not be the same buffer as grad_z");
+  return n;
+}
+
+}  // namespace detail
+
+/// ISA loss from the points: x (n x dx, e.g. an image batch flattened to n x C*H*W) and z (n x dz
+/// embeddings). Computes the scaled distance matrices, their persistence pairs, the loss, and the gradient
+/// w.r.t. z and/or x (overwritten; an empty view skips it; must not alias the points). O(n^2 (dx + dz))
+/// for the distances, O(n (dx + dz)) for the sparse chain rule. Throws topofr::error on invalid arguments.
+template <class InX, class InZ, class T = std::remove_const_t<InX>>
+T isa_loss_from_points(cpu_t, matrix_view<InX> x, matrix_view<InZ> z, const isa_options& opt,
+                       matrix_view<T> grad_z = {}, matrix_view<T> grad_x = {}) {
+  detail::isa_static_checks<T, InX, InZ>();
+  constexpr const char* fn = "isa_loss_from_points";
+  const index_t n = detail::isa_check_points_args(x, z, opt, grad_z, grad_x, fn);
   detail::isa_check_finite(x, fn, "x");
   detail::isa_check_finite(z, fn, "z");
 

@@ -243,29 +243,8 @@ void isa_loss_from_points(const cuda::context& ctx, matrix_view<InX> x, matrix_v
                           vector_view<T> loss, matrix_view<T> grad_z = {}, matrix_view<T> grad_x = {}) {
   detail::isa_static_checks<T, InX, InZ>();
   constexpr const char* fn = "isa_loss_from_points";
-  detail::check_view(x, fn, "x");
-  detail::check_view(z, fn, "z");
-  const index_t n = x.rows();
-  detail::require(n >= 2, fn, "x", "needs n >= 2 points, got ", n);
-  detail::require(z.rows() == n, fn, "z", "expected ", n, " rows (as x), got ", z.rows());
-  detail::require(x.cols() >= 1, fn, "x", "needs at least one column, got ", x.cols());
-  detail::require(z.cols() >= 1, fn, "z", "needs at least one column, got ", z.cols());
-  detail::require_scale(opt.x_scale, fn, "x_scale");
-  detail::require_scale(opt.z_scale, fn, "z_scale");
-  detail::isa_check_enums(opt.variant, opt.reduce, fn);
+  const index_t n = detail::isa_check_points_args(x, z, opt, grad_z, grad_x, fn);
   detail::check_size(loss, 1, fn, "loss");
-  if (!grad_z.empty()) {
-    detail::check_shape(grad_z, n, z.cols(), fn, "grad_z");
-    detail::require(static_cast<const void*>(grad_z.data()) != static_cast<const void*>(z.data()), fn, "grad_z",
-                    "must not alias z");
-  }
-  if (!grad_x.empty()) {
-    detail::check_shape(grad_x, n, x.cols(), fn, "grad_x");
-    detail::require(static_cast<const void*>(grad_x.data()) != static_cast<const void*>(x.data()), fn, "grad_x",
-                    "must not alias x");
-  }
-  detail::require(grad_z.empty() || grad_x.empty() || grad_z.data() != grad_x.data(), fn, "grad_x",
-                  "must not be the same buffer as grad_z");
 
   const index_t m = n - 1;
   const bool sym = opt.variant == isa_variant::symmetric;
