@@ -190,7 +190,7 @@ TEST_CASE("gum_fit: h is the hard-sample posterior (oracle: the mixture's meanin
 }
 
 TEST_CASE("gum_fit: the divergence guard (3*C2 - C1^2 < 0): reference throws, robust floors c", "[gum]") {
-  // No input reaches it: C1^2 <= 2 C2 always holds for centred data (proof in docs/blocks/gum.md; a random
+  // No input reaches it: C1^2 <= 2 C2 always holds for centred data (proof in docs/math.md; a random
   // search, `gum_oracle.py --search-divergent OUT 20000`, found max C1^2/C2 = 0.37). So the guard
   // is checked on the M-step helper with moments that violate the bound. Oracle: the formula itself.
   CHECK_THROWS_WITH(detail::gum_uniform_density(2.0, 1.0, gum_mode::reference, 7),

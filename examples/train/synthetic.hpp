@@ -5,7 +5,7 @@
 // on (seed, identity, image index, size): deterministic, thread-count independent, and identity k is the
 // same person whatever the number of identities. Rendering is analytic anti-aliasing (coverage from an
 // approximate signed distance), one sample per pixel. The generator's parameters are listed in
-// docs/blocks/train_support.md.
+// docs/train.md.
 #pragma once
 
 #include <algorithm>

@@ -4,7 +4,7 @@
 // margin cross-entropy with SDS weights (MarginCE), plus the library's ISA between the clean batch and
 // the embeddings of its RSP-perturbed copy (ISA): L = L_cls + alpha L_sa (DESIGN §1). Held-out identities
 // are verified (LFW protocol) before and after training, and the topological discrepancy is measured.
-// Usage: topofr-train --help. Docs: docs/blocks/train.md.
+// Usage: topofr-train --help. Docs: docs/train.md.
 #include <torch/torch.h>
 
 #include <algorithm>

@@ -1,7 +1,7 @@
 // examples/train/verify.hpp — face verification on held-out identities, the LFW protocol: all genuine
 // pairs, a seeded uniform sample of as many impostor pairs, cosine similarity, 10-fold accuracy with the
 // threshold chosen on the other nine folds, ROC AUC, TAR at fixed FAR. The exact protocol (fold formation,
-// threshold candidates, tie rules) is in docs/blocks/train_support.md and mirrored by
+// threshold candidates, tie rules) is in docs/train.md and mirrored by
 // tests/oracles/verify_oracle.py.
 #pragma once
 

@@ -1,5 +1,5 @@
 // topofr/arcface.hpp — combined-margin ArcFace logits and the fused margin-softmax cross-entropy head
-// (DESIGN §2.5–2.7, §3.6). Math and fidelity notes: docs/blocks/arcface.md.
+// (DESIGN §2.5–2.7, §3.6). Math and fidelity notes: docs/math.md.
 //
 // The head is memory-bound (an N x C cosine matrix with C ~ 10^5 classes): every pass reads the cosines
 // once from memory, validates them while it reads, and keeps the row in cache for the rest of its work.
@@ -39,7 +39,7 @@ namespace arc {
 template <class T>
 constexpr index_t lanes = 64 / sizeof(T);
 
-/// The target-logit function f and its derivative (docs/blocks/arcface.md, Math).
+/// The target-logit function f and its derivative (docs/math.md).
 struct margin_fn {
   double s, m1, m2, m3, cos_m2, sin_m2, threshold, sinmm;
 

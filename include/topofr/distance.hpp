@@ -56,7 +56,7 @@ void points_to_double(matrix_view<In> p, dmatrix& x) {
 /// The distance matrix of the double points x (n x d) into dist, in double and then rounded once.
 /// Gram trick d2 = |a|^2 + |b|^2 - 2 a.b for speed (one symmetric rank-k update); the subtraction loses
 /// about (|a|^2 + |b|^2) * O(d eps) absolutely, so pairs with d2 < 1e-3 (|a|^2 + |b|^2) (nearly
-/// coincident relative to their norms) and non-finite d2 are recomputed directly (docs/blocks/persistence.md).
+/// coincident relative to their norms) and non-finite d2 are recomputed directly (docs/math.md).
 template <class T>
 void distances_double(const dmatrix& x, matrix_view<T> dist, double scale, dmatrix& gram) {
   const index_t n = x.rows(), d = x.cols();

@@ -1,6 +1,6 @@
 // topofr/gum.hpp — structure damage estimation (SDE): the Gaussian–uniform mixture (GUM) posterior of the
 // per-sample entropies, fitted by the released code's EM (DESIGN 2.4), and the structure damage score
-// omega = (1 + h)^lambda (1 - p_gt) (DESIGN 1, 2.6). Derivations and fidelity notes: docs/blocks/gum.md.
+// omega = (1 + h)^lambda (1 - p_gt) (DESIGN 1, 2.6). Derivations and fidelity notes: docs/math.md.
 #pragma once
 
 #include <cmath>
@@ -43,8 +43,8 @@ namespace detail {
 
 /// The M-step's uniform density from the moments C1, C2 of the uniform-weighted standardised entropies,
 /// as the released code writes it: 1 / (2 sqrt(3 C2 - C1^2)) (a uniform of width 2 sqrt(3 (C2 - C1^2))
-/// has these moments; the code's C1^2 lacks the factor 3, see docs/blocks/gum.md).
-/// 3 C2 - C1^2 >= C2 >= 0 holds in exact arithmetic (docs/blocks/gum.md), so the reference's NaN branch
+/// has these moments; the code's C1^2 lacks the factor 3, see docs/math.md).
+/// 3 C2 - C1^2 >= C2 >= 0 holds in exact arithmetic (docs/math.md), so the reference's NaN branch
 /// is a guard, not a code path real data takes.
 inline double gum_uniform_density(double c1, double c2, gum_mode mode, int iteration) {
   const double d = 3.0 * c2 - c1 * c1;

@@ -9,7 +9,7 @@
 // Algorithm: dense Prim with the same lexicographic key (same tree as Kruskal, O(n^2) time, O(n) extra
 // memory). Each row is read once, in one fused branch-free pass that also validates the entries and
 // accumulates a symmetry checksum; an asymmetric matrix is redone by an exact (slower) pass that reads
-// the upper entries only. Arguments: docs/blocks/persistence.md.
+// the upper entries only. Arguments: docs/math.md.
 #pragma once
 
 #include <algorithm>

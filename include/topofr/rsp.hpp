@@ -3,7 +3,7 @@
 // grayscale, colour jitter, random erasing — with torchvision/timm semantics (DESIGN §2.8).
 // Every random choice comes from a counter-based stream keyed by (seed, step, sample) (core/rng.hpp), so
 // the plan of a sample does not depend on threads, batch order or device: rsp_draw is the single
-// definition of the choices, shared with the CUDA twin. Contract and derivations: docs/blocks/rsp.md.
+// definition of the choices, shared with the CUDA twin. Contract and derivations: docs/math.md.
 #pragma once
 
 #include <math.h>  // ::exp, ::log, ::sqrt, ::rint: callable from host and device code
@@ -60,7 +60,7 @@ inline constexpr double gray_r = 0.2989, gray_g = 0.587, gray_b = 0.114;
 
 /// Draws the plan of sample `sample` (its index in the batch) at (opt.seed, opt.step) for a C x H x W
 /// image. Stream: counter_rng(seed, sample, step); order of draws: u0 (perturb iff u0 < probability),
-/// kind = floor(4 u1), then the kind's parameters (docs/blocks/rsp.md). Pure; never throws.
+/// kind = floor(4 u1), then the kind's parameters (docs/math.md). Pure; never throws.
 TOPOFR_HD inline rsp_plan rsp_draw(const rsp_options& opt, index_t sample, index_t c, index_t h,
                                    index_t w) {
   (void)c;  // the choices do not depend on C (grayscale/saturation/hue are identities for C = 1)

@@ -1,5 +1,5 @@
 // topofr/topofr.cuh — the whole library, CPU and CUDA (nvcc only): topofr.hpp plus every CUDA overload
-// (first argument `const topofr::cuda::context&`; see docs/blocks/cuda_blocks.md).
+// (first argument `const topofr::cuda::context&`; see docs/cuda.md).
 #pragma once
 
 #include "topofr.hpp"

@@ -61,7 +61,7 @@ void check_cloud(const std::vector<V>& x, index_t n, index_t d, index_t pld, ind
     }
   }
   // float: the contract's 1e-5 (in fact ~1 rounding of the output); double: both sides sum in double in a
-  // different order, each within 2e3 * d * eps of the truth after the guard (docs/blocks/persistence.md).
+  // different order, each within 2e3 * d * eps of the truth after the guard (docs/math.md).
   CHECK(worst_oracle <= (std::is_same<V, float>::value ? 1e-5 : 1e-10));
   CHECK(worst_cpu <= (std::is_same<V, float>::value ? 1.01 * ulp : 1e-10));
 }

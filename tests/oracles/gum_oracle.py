@@ -10,7 +10,7 @@ shares no arithmetic shortcuts with the C++ kernel.
   gum_oracle.py --search-divergent OUT.npy [TRIALS]
       random search (Cauchy, heavy-tailed, clustered, uniform; n = 2..39; symmetrised or not) for an input
       on which the reference EM hits 3*C2 - C1^2 <= -0.001; writes the first one found, else prints the
-      largest C1^2 / C2 seen (docs/blocks/gum.md proves C1^2 <= 2 C2, so none exists).
+      largest C1^2 / C2 seen (docs/math.md proves C1^2 <= 2 C2, so none exists).
 """
 import sys
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Independent NumPy implementation of the verification protocol of examples/train/verify.hpp
-(docs/blocks/train_support.md), used by tests/test_train_support.cpp.
+(docs/train.md), used by tests/test_train_support.cpp.
 
 usage: verify_oracle.py DIR
   reads  DIR/emb.npy (n x dim float32), DIR/labels.npy (n int64), DIR/pairs.npy (P x 2 int64, genuine first),

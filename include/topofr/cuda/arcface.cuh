@@ -1,6 +1,6 @@
 // topofr/cuda/arcface.cuh — CUDA twins of topofr/arcface.hpp: combined-margin logits (elementwise kernels)
 // and the fused two-pass margin-softmax cross-entropy head. Same signatures with `const cuda::context&`
-// first, same numbers (docs/blocks/cuda_blocks.md).
+// first, same numbers (docs/cuda.md).
 //
 // Hand-written (not cuBLAS/CUB device-wide): the head is memory-bound, so each pass reads the cosines once
 // and does all of its per-row work on that read. Pass 1 is one block per row: an online (max, sum, sum e d)

@@ -23,7 +23,7 @@
 // and runs Prim there: no B x n x n buffer. Otherwise (few clouds, so one SM per cloud would leave the GPU
 // idle, or large n) distances are computed by the many-block distance kernel into a workspace of at most
 // 256 MiB of matrices at a time, then the matrix kernel runs: the same values bit for bit.
-// Details and costs: docs/blocks/cuda_persistence.md.
+// Details and costs: docs/cuda.md.
 #pragma once
 
 #include <cuda_runtime.h>
