@@ -5,9 +5,12 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include <topofr/cuda/context.cuh>
+
+#include "../support.hpp"
 
 namespace topofr::test {
 
@@ -51,5 +54,16 @@ struct test_context {
   int status() { return word.get()[0]; }
   int read() { return status(); }
 };
+
+/// Element-wise |got - want| <= tol * max(|want|, abs_floor), reporting the first differing index.
+template <class T>
+void close(const std::vector<T>& got, const std::vector<T>& want, double tol, double abs_floor) {
+  REQUIRE(got.size() == want.size());
+  for (std::size_t k = 0; k < got.size(); ++k) {
+    const double g = static_cast<double>(got[k]), w = static_cast<double>(want[k]);
+    INFO("index " << k << ": got " << g << ", want " << w);
+    CHECK(std::abs(g - w) <= tol * std::max(std::abs(w), abs_floor));
+  }
+}
 
 }  // namespace topofr::test

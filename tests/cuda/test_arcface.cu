@@ -26,16 +26,6 @@ template <class T>
 using dvec = topofr::test::device_buffer<T>;
 using test_ctx = topofr::test::test_context;
 
-template <class T>
-void close(const std::vector<T>& got, const std::vector<T>& want, double tol, double abs_floor) {
-  REQUIRE(got.size() == want.size());
-  for (std::size_t k = 0; k < got.size(); ++k) {
-    const double g = static_cast<double>(got[k]), w = static_cast<double>(want[k]);
-    INFO("index " << k << ": got " << g << ", want " << w);
-    CHECK(std::abs(g - w) <= tol * std::max(std::abs(w), abs_floor));
-  }
-}
-
 /// Cosines with padding (ld = c + 3), labels including -1, targets on both branches of the margin.
 template <class T>
 struct batch {

@@ -24,16 +24,6 @@ using dvec = topofr::test::device_buffer<T>;
 using test_ctx = topofr::test::test_context;
 
 template <class T>
-void close(const std::vector<T>& got, const std::vector<T>& want, double tol, double abs_floor) {
-  REQUIRE(got.size() == want.size());
-  for (std::size_t k = 0; k < got.size(); ++k) {
-    const double g = static_cast<double>(got[k]), w = static_cast<double>(want[k]);
-    INFO("index " << k << ": got " << g << ", want " << w);
-    CHECK(std::abs(g - w) <= tol * std::max(std::abs(w), abs_floor));
-  }
-}
-
-template <class T>
 std::vector<T> realistic(std::size_t n, std::uint64_t seed) {
   std::mt19937_64 g(seed);
   std::exponential_distribution<double> easy(20.0);

@@ -25,16 +25,6 @@ using dvec = topofr::test::device_buffer<T>;
 using test_ctx = topofr::test::test_context;
 
 template <class T>
-void close(const std::vector<T>& got, const std::vector<T>& want, double tol, double abs_floor) {
-  REQUIRE(got.size() == want.size());
-  for (std::size_t k = 0; k < got.size(); ++k) {
-    const double g = static_cast<double>(got[k]), w = static_cast<double>(want[k]);
-    INFO("index " << k << ": got " << g << ", want " << w);
-    CHECK(std::abs(g - w) <= tol * std::max(std::abs(w), abs_floor));
-  }
-}
-
-template <class T>
 void from_matrices(index_t n, isa_variant v, reduction r, double tol) {
   const index_t dx = 7, dz = 5;
   const auto X = normal<T>(static_cast<std::size_t>(n * dx), 1), Z = normal<T>(static_cast<std::size_t>(n * dz), 2);
