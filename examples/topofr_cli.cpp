@@ -654,7 +654,7 @@ int cmd_isa(const args& a) {
 
 template <class T>
 int gum_run(const args& a, device dev, const npy::array& ea, const topofr::gum_options& opt, const std::string& out,
-            const std::optional<std::string>& pi_out) {
+            const std::optional<std::string>& pi_out, const std::optional<std::string>& gamma_out) {
   if (ea.ndim() != 1) throw usage_error(str("--entropy: expected shape (n,), got ", shape_of(ea)));
   const index_t n = ea.shape[0];
   const std::vector<T> e = floats<T>("--entropy", ea);
@@ -673,6 +673,12 @@ int gum_run(const args& a, device dev, const npy::array& ea, const topofr::gum_o
     save("--pi-out", *pi_out, std::vector<T>{static_cast<T>(r.pi)}, {1});
     std::printf("pi: %s -> %s\n", g(r.pi).c_str(), pi_out->c_str());
   }
+  if (gamma_out) {  // the Gaussian posterior, what the released gauss_unif returns
+    std::vector<T> gamma(h.size());
+    for (std::size_t i = 0; i < h.size(); ++i) gamma[i] = static_cast<T>(1.0 - static_cast<double>(h[i]));
+    save("--gamma-out", *gamma_out, gamma, {n});
+    std::printf("gamma = 1 - h -> %s\n", gamma_out->c_str());
+  }
   return 0;
 }
 
@@ -682,6 +688,7 @@ int cmd_gum(const args& a) {
   const std::string ep = *io.input("--entropy", true);
   const std::string out = *io.output("--out", true);
   const auto pi_out = io.output("--pi-out", false);
+  const auto gamma_out = io.output("--gamma-out", false);
   topofr::gum_options opt;
   opt.mode = a.choice("--mode", {"reference", "robust"}, "reference") == "reference" ? topofr::gum_mode::reference
                                                                                   : topofr::gum_mode::robust;
@@ -690,8 +697,8 @@ int cmd_gum(const args& a) {
   opt.tol = a.has("--tol") ? a.positive("--tol", opt.tol) : opt.tol;
   a.integer("--repeat", 0, 1);
   const npy::array ea = load("--entropy", ep);
-  if (compute_dtype(a, {&ea}) == npy::dtype::float32) return gum_run<float>(a, dev, ea, opt, out, pi_out);
-  return gum_run<double>(a, dev, ea, opt, out, pi_out);
+  if (compute_dtype(a, {&ea}) == npy::dtype::float32) return gum_run<float>(a, dev, ea, opt, out, pi_out, gamma_out);
+  return gum_run<double>(a, dev, ea, opt, out, pi_out, gamma_out);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -876,11 +883,12 @@ const std::vector<command>& commands() {
         {"--grad-out", "G.npy", "dL/dz, the shape of --z"},
         {"--grad-x-out", "G.npy", "dL/dx, the shape of --x"}},
        cmd_isa},
-      {"gum", "--entropy E.npy --out H.npy [--pi-out p.npy] [--mode M] [--no-symmetrize]",
+      {"gum", "--entropy E.npy --out H.npy [--pi-out p.npy] [--gamma-out G.npy] [--mode M] [--no-symmetrize]",
        "Gaussian-uniform mixture EM on per-sample entropies (SDE); h = posterior of the uniform (hard) component.",
        {{"--entropy", "E.npy", "entropies, shape (n,)"},
         {"--out", "H.npy", "hard posterior h = 1 - gamma, shape (n,)"},
         {"--pi-out", "p.npy", "the fitted Gaussian weight [pi], shape (1,)"},
+        {"--gamma-out", "G.npy", "Gaussian posterior gamma = 1 - h (what the released gauss_unif returns), shape (n,)"},
         {"--mode", "reference|robust", "reference: the released GUM.py EM (default); robust: the library's "
                                        "numerically principled variant"},
         {"--no-symmetrize", nullptr, "do not negate the entropies at even indices before the fit"},

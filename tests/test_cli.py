@@ -428,17 +428,20 @@ def test_isa(oracle):
 
 def test_gum():
     rng = np.random.default_rng(3)
-    H, PI = path("H.npy"), path("pi.npy")
+    H, PI, G = path("H.npy"), path("pi.npy"), path("gamma.npy")
 
     def gum_case(label, e, *extra, symmetrize=True, atol=1e-8, dtype=np.float64):
         p = save(f"e_{len(e)}_{label.replace(' ', '_')}.npy", e)
-        stdout = ok("gum", "--entropy", p, "--out", H, "--pi-out", PI, *extra)
+        stdout = ok("gum", "--entropy", p, "--out", H, "--pi-out", PI, "--gamma-out", G, *extra)
         check("gum: n=" in stdout and "pi:" in stdout, f"gum {label}: summary lines, got {stdout!r}")
         want_h, want_pi = gum_oracle(e, symmetrize)
         h, pi = load(H), load(PI)
         check(h.shape == (len(e),) and h.dtype == dtype, f"gum {label}: h shape ({len(e)},) {dtype}, got {h.shape} {h.dtype}")
         check(close(h, want_h, 0, atol), f"gum {label}: h differs from the NumPy EM (max err {np.abs(h - want_h).max()})")
         check(pi.shape == (1,) and close(pi, [want_pi], 0, atol), f"gum {label}: pi {pi} vs NumPy EM {want_pi}")
+        gamma = load(G)
+        check(gamma.shape == (len(e),) and close(gamma, 1 - want_h, 0, atol),
+              f"gum {label}: --gamma-out differs from the NumPy EM's gamma")
 
     # Entropies: mostly small (clear samples) plus a spread of large ones (hard samples).
     e = np.concatenate([np.abs(rng.normal(0, 0.3, 50)), rng.uniform(0, 6, 14)])[rng.permutation(64)]
