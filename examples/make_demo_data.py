@@ -10,7 +10,7 @@ ids = rng.integers(0, 8, n)                                   # 8 identities
 proto = rng.uniform(-1, 1, (8, c, h, w)).astype(np.float32)   # one prototype image per identity
 images = np.clip(proto[ids] + 0.3 * rng.standard_normal((n, c, h, w)), -1, 1).astype(np.float32)
 centres = rng.standard_normal((8, d))
-z = (centres[ids] + 0.2 * rng.standard_normal((n, d))).astype(np.float32)
+z = (centres[ids] + 1.5 * rng.standard_normal((n, d))).astype(np.float32)  # noisy: some hard samples
 zn = z / np.linalg.norm(z, axis=1, keepdims=True)
 wcls = rng.standard_normal((classes, d))
 wcls[:8] = centres
