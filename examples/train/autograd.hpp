@@ -2,9 +2,10 @@
 //   MarginCE: (cos, labels) -> mean_i w_i L_arc,i, with w = SDS weights from the GUM posterior (constants,
 //             as the paper) or 1; backward = topofr::margin_ce_backward with w and 1/N.
 //   ISA:      (x_clean, z) -> isa_loss_from_points(x, z); backward = the saved dL/dz times grad_output.
-// The library runs on host memory: tensors on another device are copied to the CPU for the call and the
-// gradient is copied back (the head's N x C cosines and the N x d embeddings are small next to the
-// backbone). Float and double tensors are supported (the library's two scalar types).
+// CUDA tensors go to the library's CUDA blocks when the trainer is built with them (TOPOFR_TRAIN_GPU:
+// gpu_blocks.cu, compiled by nvcc); otherwise, and for CPU tensors, the CPU blocks run on host memory (tensors
+// on another device are copied to the CPU for the call and the gradient is copied back). Float and double
+// tensors are supported (the library's two scalar types).
 #pragma once
 
 #include <torch/torch.h>
@@ -13,6 +14,10 @@
 #include <topofr/distance.hpp>
 #include <topofr/gum.hpp>
 #include <topofr/isa.hpp>
+
+#if defined(TOPOFR_TRAIN_GPU)
+#include "gpu_blocks.hpp"
+#endif
 
 #include <cstdint>
 #include <stdexcept>
@@ -62,6 +67,49 @@ vector_view<T> vec(torch::Tensor& t) {
 
 }  // namespace detail_ag
 
+#if defined(TOPOFR_TRAIN_GPU)
+/// MarginCE's forward on the device (the library's CUDA blocks); the same outputs as the host path.
+inline torch::Tensor margin_ce_forward_gpu(torch::autograd::AutogradContext* ctx, const torch::Tensor& cos,
+                                           const torch::Tensor& labels, const margin_ce_config& cfg,
+                                           margin_ce_stats* stats) {
+  const torch::Tensor c = cos.detach().contiguous();
+  const torch::Tensor y = labels.to(c.device()).to(torch::kLong).contiguous();
+  if (y.dim() != 1 || y.size(0) != c.size(0))
+    throw std::invalid_argument("MarginCE: labels must have N = " + std::to_string(c.size(0)) + " entries");
+  const std::int64_t n = c.size(0);
+  const auto o = c.options();
+  torch::Tensor loss = torch::empty({n}, o), ent = torch::empty({n}, o), pgt = torch::empty({n}, o),
+                lse = torch::empty({n}, o), w = torch::ones({n}, o);
+  AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "MarginCE_gpu", [&] {
+    using T = scalar_t;
+    gpu::margin_ce_forward<T>(c.data_ptr<T>(), y.data_ptr<std::int64_t>(), n, c.size(1), cfg.margin, cfg.entropy_eps,
+                              loss.data_ptr<T>(), ent.data_ptr<T>(), pgt.data_ptr<T>(), lse.data_ptr<T>());
+    if (cfg.sds) {
+      torch::Tensor h = torch::empty({n}, o);
+      const gum_result g = gpu::sds<T>(ent.data_ptr<T>(), pgt.data_ptr<T>(), n, cfg.gum, cfg.lambda, cfg.focal,
+                                       h.data_ptr<T>(), w.data_ptr<T>());
+      if (stats) {
+        stats->pi = g.pi;
+        stats->sigma = g.sigma;
+        stats->gum_iterations = g.iterations;
+        stats->hard_fraction = h.gt(0.5).to(torch::kDouble).mean().item<double>();
+      }
+    }
+  });
+  const double value = (w.to(torch::kDouble) * loss.to(torch::kDouble)).sum().item<double>();
+  if (stats) {
+    stats->loss_unweighted = loss.to(torch::kDouble).sum().item<double>() / static_cast<double>(n);
+    stats->weights = w.to(torch::kCPU);
+  }
+  ctx->save_for_backward({c, y, lse, w});
+  ctx->saved_data["s"] = cfg.margin.s;
+  ctx->saved_data["m1"] = cfg.margin.m1;
+  ctx->saved_data["m2"] = cfg.margin.m2;
+  ctx->saved_data["m3"] = cfg.margin.m3;
+  return torch::full({}, value / static_cast<double>(n), cos.options());
+}
+#endif
+
 class MarginCE : public torch::autograd::Function<MarginCE> {
  public:
   /// cos: N x C cosines (float or double, requires grad); labels: N int64 in [-1, C).
@@ -69,6 +117,9 @@ class MarginCE : public torch::autograd::Function<MarginCE> {
                                const torch::Tensor& labels, const margin_ce_config& cfg, margin_ce_stats* stats) {
     detail_ag::check_float(cos, "MarginCE", "cos");
     if (cos.dim() != 2) throw std::invalid_argument("MarginCE: cos must be N x C, got " + std::to_string(cos.dim()) + " dims");
+#if defined(TOPOFR_TRAIN_GPU)
+    if (cos.is_cuda()) return margin_ce_forward_gpu(ctx, cos, labels, cfg, stats);
+#endif
     const torch::Tensor c = detail_ag::host(cos);
     const torch::Tensor y = detail_ag::host(labels).to(torch::kLong);
     if (y.dim() != 1 || y.size(0) != c.size(0))
@@ -123,6 +174,16 @@ class MarginCE : public torch::autograd::Function<MarginCE> {
     const double go = grad_out[0].to(torch::kCPU).to(torch::kDouble).item<double>();
     const std::int64_t n = c.size(0);
     torch::Tensor g = torch::empty_like(c);
+#if defined(TOPOFR_TRAIN_GPU)
+    if (c.is_cuda()) {
+      AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "MarginCE_backward_gpu", [&] {
+        using T = scalar_t;
+        gpu::margin_ce_backward<T>(c.data_ptr<T>(), y.data_ptr<std::int64_t>(), n, c.size(1), m, lse.data_ptr<T>(),
+                                   w.data_ptr<T>(), go / static_cast<double>(n), g.data_ptr<T>());
+      });
+      return {g, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    }
+#endif
     AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "MarginCE_backward", [&] {
       using T = scalar_t;
       margin_ce_backward(cpu, detail_ag::cmat<T>(c), vector_view<const std::int64_t>(y.data_ptr<std::int64_t>(), n), m,
@@ -140,6 +201,20 @@ class ISA : public torch::autograd::Function<ISA> {
                                const isa_options& opt) {
     detail_ag::check_float(z, "ISA", "z");
     if (z.dim() != 2) throw std::invalid_argument("ISA: z must be N x d, got " + std::to_string(z.dim()) + " dims");
+#if defined(TOPOFR_TRAIN_GPU)
+    if (z.is_cuda()) {
+      const torch::Tensor zd = z.detach().contiguous();
+      const torch::Tensor xd = x.detach().to(zd.device(), zd.scalar_type()).reshape({x.size(0), -1}).contiguous();
+      torch::Tensor gd = torch::empty_like(zd);
+      double v = 0;
+      AT_DISPATCH_FLOATING_TYPES(zd.scalar_type(), "ISA_gpu", [&] {
+        using T = scalar_t;
+        v = gpu::isa<T>(xd.data_ptr<T>(), zd.data_ptr<T>(), zd.size(0), xd.size(1), zd.size(1), opt, gd.data_ptr<T>());
+      });
+      ctx->save_for_backward({gd});
+      return torch::full({}, v, z.options());
+    }
+#endif
     const torch::Tensor zc = detail_ag::host(z);
     const torch::Tensor xc = detail_ag::host(x).to(zc.scalar_type()).reshape({x.size(0), -1});
     torch::Tensor g = torch::empty_like(zc);
