@@ -9,6 +9,7 @@
 # (default 450, under the 8-minute target on an H100 with 16 cores); steps that no longer fit are skipped
 # and reported as such. Without a GPU (CI) it configures and builds for the default architectures and
 # reports the run steps as skipped. Exit status: 0 when no step failed.
+# On a lent device machine (no packages, no network): run tests/gpu_deps.sh here first and carry .gpu-deps.
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 ROOT=$PWD
@@ -101,9 +102,13 @@ if [ ! -x "$NVCC" ]; then
   exit 1
 fi
 
-# 2. Configure and build the CUDA tests and benchmarks only.
+# 2. Configure and build the CUDA tests and benchmarks only. The lent machine has no Debian packages:
+#    tests/gpu_deps.sh (run beforehand where they are installed) copies Eigen, Catch2 and Google Benchmark
+#    into .gpu-deps/, carried with the call.
+DEPS=()
+if [ -d "$ROOT/.gpu-deps/usr" ]; then DEPS=("-DCMAKE_PREFIX_PATH=$ROOT/.gpu-deps/usr"); fi
 step configure 150 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DTOPOFR_CUDA=ON \
-  -DCMAKE_CUDA_COMPILER="$NVCC" "-DCMAKE_CUDA_ARCHITECTURES=$ARCH" -DTOPOFR_BUILD_EXAMPLES=OFF || exit 1
+  -DCMAKE_CUDA_COMPILER="$NVCC" "-DCMAKE_CUDA_ARCHITECTURES=$ARCH" -DTOPOFR_BUILD_EXAMPLES=OFF -DCMAKE_DISABLE_FIND_PACKAGE_Torch=ON "${DEPS[@]}" || exit 1
 TARGETS=()
 for f in "$ROOT"/tests/cuda/test_*.cu; do [ -e "$f" ] && TARGETS+=("cuda_$(basename "$f" .cu)"); done
 BENCHES=()
