@@ -96,6 +96,22 @@ inline void gum_standardize(std::vector<double>& x) {
 
 }  // namespace detail
 
+namespace detail {
+/// gum_fit's argument checks, shared by the CPU and CUDA overloads (the values are checked where they are
+/// read: on the host here, on the device there).
+template <class In, class T>
+void gum_check_args(const vector_view<In>& entropy, const vector_view<T>& hard_posterior, const gum_options& opt,
+                    const char* fn) {
+  detail::check_view(entropy, fn, "entropy");
+  detail::require(entropy.size() >= 1, fn, "entropy", "expected at least 1 entropy, got ", entropy.size());
+  detail::check_size(hard_posterior, entropy.size(), fn, "hard_posterior");
+  detail::require(opt.mode == gum_mode::reference || opt.mode == gum_mode::robust, fn, "opt.mode",
+                  "unknown gum_mode ", static_cast<int>(opt.mode));
+  detail::require(opt.max_iter >= 1, fn, "opt.max_iter", "must be >= 1, got ", opt.max_iter);
+  detail::require(opt.tol >= 0.0, fn, "opt.tol", "must be >= 0, got ", opt.tol);  // false for NaN
+}
+}  // namespace detail
+
 /// Fits the released code's Gaussian–uniform mixture to n entropies by EM and writes the posterior of the
 /// uniform (hard-sample) component, h = 1 - gamma, to hard_posterior (size n; it may alias entropy).
 /// Throws topofr::error on an empty or non-finite input, a size mismatch, bad options, and, in reference
@@ -105,13 +121,7 @@ gum_result gum_fit(cpu_t, vector_view<In> entropy, vector_view<T> hard_posterior
   static_assert(detail::is_real_v<std::remove_const_t<In>> && detail::is_real_v<T>,
                 "gum_fit: entropy and hard_posterior must be float or double");
   constexpr const char* fn = "gum_fit";
-  detail::check_view(entropy, fn, "entropy");
-  detail::require(entropy.size() >= 1, fn, "entropy", "expected at least 1 entropy, got ", entropy.size());
-  detail::check_size(hard_posterior, entropy.size(), fn, "hard_posterior");
-  detail::require(opt.mode == gum_mode::reference || opt.mode == gum_mode::robust, fn, "opt.mode",
-                  "unknown gum_mode ", static_cast<int>(opt.mode));
-  detail::require(opt.max_iter >= 1, fn, "opt.max_iter", "must be >= 1, got ", opt.max_iter);
-  detail::require(opt.tol >= 0.0, fn, "opt.tol", "must be >= 0, got ", opt.tol);  // false for NaN
+  detail::gum_check_args(entropy, hard_posterior, opt, fn);
 
   const index_t n = entropy.size();
   std::vector<double> eps_buf(static_cast<std::size_t>(n)), eps2_buf(static_cast<std::size_t>(n));

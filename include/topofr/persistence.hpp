@@ -438,6 +438,21 @@ void persistence_pairs(cpu_t, matrix_view<In> dist, vector_view<edge> pairs, vec
                         ws, fn, -1);
 }
 
+namespace detail {
+/// The batched persistence_pairs' shape checks, shared by the CPU and CUDA overloads. Returns n.
+template <class In, class T>
+index_t check_vr0_batch_args(const batch_view<In>& dist, const matrix_view<edge>& pairs,
+                             const matrix_view<T>& deaths, const char* fn) {
+  const index_t nb = dist.batch();
+  check_batch(dist, fn, "dist");
+  check_vr0_shape(dist.rows(), dist.cols(), dist.ld(), fn, "dist");
+  const index_t n = dist.rows();
+  check_shape(pairs, nb, n - 1, fn, "pairs");
+  if (!deaths.empty()) check_shape(deaths, nb, n - 1, fn, "deaths");
+  return n;
+}
+}  // namespace detail
+
 /// The batched form: pairs (B x (n-1)) and deaths (B x (n-1), optional) for B distance matrices.
 /// Matrices run in parallel (OpenMP); the result does not depend on the thread count.
 template <class In, class T = std::remove_const_t<In>>
@@ -446,11 +461,7 @@ void persistence_pairs(cpu_t, batch_view<In> dist, matrix_view<edge> pairs, matr
   static_assert(detail::is_real_v<V> && detail::is_real_v<T>, "topofr: float or double only");
   constexpr const char* fn = "persistence_pairs";
   const index_t nb = dist.batch();
-  detail::check_batch(dist, fn, "dist");
-  detail::check_vr0_shape(dist.rows(), dist.cols(), dist.ld(), fn, "dist");
-  const index_t n = dist.rows();
-  detail::check_shape(pairs, nb, n - 1, fn, "pairs");
-  if (!deaths.empty()) detail::check_shape(deaths, nb, n - 1, fn, "deaths");
+  const index_t n = detail::check_vr0_batch_args(dist, pairs, deaths, fn);
   detail::for_each_batch(nb, [&](index_t b, detail::vr0_workspace& ws) {
     detail::vr0_one<V, T>(matrix_view<const V>(dist[b]), pairs.row(b),
                           deaths.empty() ? nullptr : deaths.row(b), ws, fn, b);

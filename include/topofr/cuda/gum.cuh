@@ -210,13 +210,7 @@ void gum_fit(const cuda::context& ctx, vector_view<In> entropy, vector_view<T> h
   static_assert(detail::is_real_v<std::remove_const_t<In>> && detail::is_real_v<T>,
                 "gum_fit: entropy and hard_posterior must be float or double");
   constexpr const char* fn = "gum_fit";
-  detail::check_view(entropy, fn, "entropy");
-  detail::require(entropy.size() >= 1, fn, "entropy", "expected at least 1 entropy, got ", entropy.size());
-  detail::check_size(hard_posterior, entropy.size(), fn, "hard_posterior");
-  detail::require(opt.mode == gum_mode::reference || opt.mode == gum_mode::robust, fn, "opt.mode",
-                  "unknown gum_mode ", static_cast<int>(opt.mode));
-  detail::require(opt.max_iter >= 1, fn, "opt.max_iter", "must be >= 1, got ", opt.max_iter);
-  detail::require(opt.tol >= 0.0, fn, "opt.tol", "must be >= 0, got ", opt.tol);
+  detail::gum_check_args(entropy, hard_posterior, opt, fn);
   const index_t n = entropy.size();
   const bool in_smem = n <= cuda::detail::gum_smem_max;
   cuda::workspace ws(ctx, in_smem ? 0 : static_cast<std::size_t>(2 * n) * sizeof(double));

@@ -370,11 +370,7 @@ void persistence_pairs(const cuda::context& ctx, batch_view<In> dist, matrix_vie
   static_assert(detail::is_real_v<V> && detail::is_real_v<T>, "topofr: float or double only");
   constexpr const char* fn = "persistence_pairs";
   const index_t nb = dist.batch();
-  detail::check_batch(dist, fn, "dist");
-  detail::check_vr0_shape(dist.rows(), dist.cols(), dist.ld(), fn, "dist");
-  const index_t n = dist.rows();
-  detail::check_shape(pairs, nb, n - 1, fn, "pairs");
-  if (!deaths.empty()) detail::check_shape(deaths, nb, n - 1, fn, "deaths");
+  const index_t n = detail::check_vr0_batch_args(dist, pairs, deaths, fn);
   detail::cu::launch_vr0_matrix<V, T>(
       ctx, dist.data(), nb, n, dist.ld(), dist.batch_stride(),
       {pairs.data(), pairs.ld(), deaths.empty() ? nullptr : deaths.data(), deaths.empty() ? 0 : deaths.ld()}, fn);
