@@ -54,9 +54,6 @@ template <class In> inline double sin_floor_of() {
   return std::sqrt(static_cast<double>(std::numeric_limits<acc_t<In>>::epsilon()));
 }
 
-/// Throws topofr::error naming the kernel when its launch failed.
-inline void check_launch(const char* fn) { check_cuda(cudaGetLastError(), fn); }
-
 inline unsigned grid_rows(index_t n) { return static_cast<unsigned>(n < 65535 ? n : 65535); }
 
 /// The device copy of topofr::detail::arc::margin_fn (same fields, same formulas).
@@ -351,9 +348,8 @@ void margin_logits(const cuda::context& ctx, matrix_view<InC> cos, vector_view<L
   detail::check_shape(logits, n, c, fn, "logits");
   if (n == 0) return;
   const auto dm = cuda::detail::dmargin::from(mf, cuda::detail::sin_floor_of<InC>());
-  cuda::detail::margin_logits_kernel<<<cuda::detail::elementwise_grid(n, c), 256, 0, ctx.stream>>>(
-      cos, labels.data(), dm, logits, ctx.status);
-  cuda::detail::check_launch(fn);
+  cuda::detail::launch(fn, cuda::detail::margin_logits_kernel<InC, L, T>, cuda::detail::elementwise_grid(n, c), 256,
+                       0, ctx.stream, cos, labels.data(), dm, logits, ctx.status);
 }
 
 /// CUDA twin of margin_logits_backward.
@@ -372,9 +368,9 @@ void margin_logits_backward(const cuda::context& ctx, matrix_view<InC> cos, vect
   detail::check_shape(grad_cos, n, c, fn, "grad_cos");
   if (n == 0) return;
   const auto dm = cuda::detail::dmargin::from(mf, cuda::detail::sin_floor_of<InC>());
-  cuda::detail::margin_logits_backward_kernel<<<cuda::detail::elementwise_grid(n, c), 256, 0, ctx.stream>>>(
-      cos, labels.data(), dm, grad_logits, grad_cos, ctx.status);
-  cuda::detail::check_launch(fn);
+  cuda::detail::launch(fn, cuda::detail::margin_logits_backward_kernel<InC, L, InG, T>,
+                       cuda::detail::elementwise_grid(n, c), 256, 0, ctx.stream, cos, labels.data(), dm, grad_logits,
+                       grad_cos, ctx.status);
 }
 
 /// CUDA twin of margin_ce_forward (pass 1): outputs are device vectors, written asynchronously.
@@ -398,10 +394,10 @@ void margin_ce_forward(const cuda::context& ctx, matrix_view<InC> cos, vector_vi
   if (n == 0) return;
   const auto dm = cuda::detail::dmargin::from(mf, cuda::detail::sin_floor_of<InC>());
   const unsigned blocks = static_cast<unsigned>(n < 1 << 20 ? n : 1 << 20);
-  cuda::detail::margin_ce_forward_kernel<<<blocks, cuda::detail::head_threads, 0, ctx.stream>>>(
-      cos, labels.data(), dm, entropy_eps, loss.data(), entropy.empty() ? nullptr : entropy.data(),
-      p_gt.empty() ? nullptr : p_gt.data(), lse.empty() ? nullptr : lse.data(), ctx.status);
-  cuda::detail::check_launch(fn);
+  cuda::detail::launch(fn, cuda::detail::margin_ce_forward_kernel<InC, L, T>, blocks, cuda::detail::head_threads, 0,
+                       ctx.stream, cos, labels.data(), dm, entropy_eps, loss.data(),
+                       entropy.empty() ? nullptr : entropy.data(), p_gt.empty() ? nullptr : p_gt.data(),
+                       lse.empty() ? nullptr : lse.data(), ctx.status);
 }
 
 /// CUDA twin of margin_ce_backward (pass 2). lse and weights are device vectors; their finiteness is
@@ -425,10 +421,10 @@ void margin_ce_backward(const cuda::context& ctx, matrix_view<InC> cos, vector_v
   detail::check_shape(grad_cos, n, c, fn, "grad_cos");
   if (n == 0) return;
   const auto dm = cuda::detail::dmargin::from(mf, cuda::detail::sin_floor_of<InC>());
-  cuda::detail::margin_ce_backward_kernel<<<cuda::detail::elementwise_grid(n, c), 256, 0, ctx.stream>>>(
-      cos, labels.data(), dm, lse.data(), weights.empty() ? static_cast<const InW*>(nullptr) : weights.data(),
-      grad_scale, grad_cos, ctx.status);
-  cuda::detail::check_launch(fn);
+  cuda::detail::launch(fn, cuda::detail::margin_ce_backward_kernel<InC, L, InS, InW, T>,
+                       cuda::detail::elementwise_grid(n, c), 256, 0, ctx.stream, cos, labels.data(), dm, lse.data(),
+                       weights.empty() ? static_cast<const InW*>(nullptr) : weights.data(), grad_scale, grad_cos,
+                       ctx.status);
 }
 
 }  // namespace topofr

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "../core/error.hpp"
@@ -119,6 +120,40 @@ namespace detail {
 __device__ inline void report(int* status, int bit) {
   if (status) atomicOr(status, bit);
 }
+
+template <class... P, std::size_t... I>
+cudaError_t launch_tuple(void (*kernel)(P...), dim3 grid, dim3 block, std::size_t smem, cudaStream_t stream,
+                         std::tuple<P...>& params, std::index_sequence<I...>) {
+  void* args[] = {static_cast<void*>(&std::get<I>(params))..., nullptr};
+  return cudaLaunchKernel(kernel, grid, block, args, smem, stream);
+}
+
+/// kernel<<<grid, block, smem, stream>>>(args...), written as a call: the arguments are converted to the
+/// kernel's parameter types here (type-checked), and a launch error is returned by this launch itself
+/// (cudaLaunchKernel) rather than read later from cudaGetLastError, which another thread's or an earlier
+/// asynchronous failure could have set. Throws topofr::error("topofr::cuda::<fn>: ...").
+/// (Being a plain C++ call, it also lets tests/emu run every kernel on the CPU.)
+template <class... P, class... A>
+void launch(const char* fn, void (*kernel)(P...), dim3 grid, dim3 block, std::size_t smem, cudaStream_t stream,
+            A&&... args) {
+  static_assert(sizeof...(P) == sizeof...(A), "topofr::cuda::detail::launch: wrong number of kernel arguments");
+  std::tuple<P...> params(std::forward<A>(args)...);
+  check_cuda(launch_tuple(kernel, grid, block, smem, stream, params, std::index_sequence_for<P...>{}), fn);
+}
+
+/// The block's dynamic shared memory (the launch's smem bytes), 16-byte aligned.
+#if defined(TOPOFR_SIMT_EMULATOR)
+template <class T>
+T* dynamic_shared() {
+  return static_cast<T*>(::simt::dynamic_shared_memory());
+}
+#else
+template <class T>
+__device__ inline T* dynamic_shared() {
+  extern __shared__ __align__(16) unsigned char topofr_dynamic_smem[];
+  return reinterpret_cast<T*>(topofr_dynamic_smem);
+}
+#endif
 }  // namespace detail
 
 }  // namespace cuda

@@ -143,10 +143,8 @@ void launch_distances(const cuda::context& ctx, const In* P, index_t B, index_t 
   const index_t tiles = (n + tile - 1) / tile;
   require(tiles * tiles <= 0x7fffffff, "pairwise_distances", "points", "too many points for one grid: ", n);
   const dim3 grid(static_cast<unsigned>(tiles * tiles), static_cast<unsigned>(B < 65535 ? B : 65535));
-  distance_kernel<In, T><<<grid, tile_threads, 0, ctx.stream>>>(P, B, static_cast<int>(n), static_cast<int>(d),
-                                                                 pld, pstride, dist, dld, dstride, scale,
-                                                                 ctx.status);
-  cuda::check_cuda(cudaGetLastError(), "pairwise_distances");
+  cuda::detail::launch("pairwise_distances", distance_kernel<In, T>, grid, tile_threads, 0, ctx.stream, P, B,
+                       static_cast<int>(n), static_cast<int>(d), pld, pstride, dist, dld, dstride, scale, ctx.status);
 }
 
 }  // namespace cu

@@ -64,9 +64,9 @@ void gather_pairs(const cuda::context& ctx, matrix_view<In> dist, vector_view<co
   detail::check_view(pairs, fn, "pairs");
   detail::check_size(values, pairs.size(), fn, "values");
   if (pairs.size() == 0) return;
-  detail::cu::gather_kernel<<<detail::cu::pair_blocks(pairs.size()), 256, 0, ctx.stream>>>(
-      dist.data(), dist.rows(), dist.ld(), pairs.data(), pairs.size(), values.data(), ctx.status);
-  cuda::check_cuda(cudaGetLastError(), fn);
+  cuda::detail::launch(fn, detail::cu::gather_kernel<std::remove_const_t<In>, T>, detail::cu::pair_blocks(pairs.size()),
+                       256, 0, ctx.stream, dist.data(), dist.rows(), dist.ld(), pairs.data(), pairs.size(),
+                       values.data(), ctx.status);
 }
 
 /// grad_dist(u_k, v_k) += values[k], the adjoint of gather_pairs. atomicAdd: with distinct pairs (as
@@ -81,9 +81,9 @@ void scatter_pairs_add(const cuda::context& ctx, vector_view<const edge> pairs, 
   detail::check_view(pairs, fn, "pairs");
   detail::check_size(values, pairs.size(), fn, "values");
   if (pairs.size() == 0) return;
-  detail::cu::scatter_add_kernel<<<detail::cu::pair_blocks(pairs.size()), 256, 0, ctx.stream>>>(
-      pairs.data(), values.data(), pairs.size(), grad_dist.data(), grad_dist.rows(), grad_dist.ld(), ctx.status);
-  cuda::check_cuda(cudaGetLastError(), fn);
+  cuda::detail::launch(fn, detail::cu::scatter_add_kernel<std::remove_const_t<In>, T>,
+                       detail::cu::pair_blocks(pairs.size()), 256, 0, ctx.stream, pairs.data(), values.data(),
+                       pairs.size(), grad_dist.data(), grad_dist.rows(), grad_dist.ld(), ctx.status);
 }
 
 }  // namespace topofr

@@ -66,8 +66,7 @@ __global__ void __launch_bounds__(gum_threads)
   } tmp;
   __shared__ double bcast;
   __shared__ gum_sums bsum;
-  extern __shared__ double dyn[];
-  double* const eps = scratch ? scratch : dyn;
+  double* const eps = scratch ? scratch : dynamic_shared<double>();
   double* const eps2 = eps + n;
   const int tid = threadIdx.x;
   const double nd = static_cast<double>(n);
@@ -215,9 +214,9 @@ void gum_fit(const cuda::context& ctx, vector_view<In> entropy, vector_view<T> h
   const bool in_smem = n <= cuda::detail::gum_smem_max;
   cuda::workspace ws(ctx, in_smem ? 0 : static_cast<std::size_t>(2 * n) * sizeof(double));
   const std::size_t smem = in_smem ? static_cast<std::size_t>(2 * n) * sizeof(double) : 0;
-  cuda::detail::gum_kernel<<<1, cuda::detail::gum_threads, smem, ctx.stream>>>(
-      entropy.data(), n, hard_posterior.data(), opt, ws.as<double>(), device_result, ctx.status);
-  cuda::check_cuda(cudaGetLastError(), fn);
+  cuda::detail::launch(fn, cuda::detail::gum_kernel<std::remove_const_t<In>, T>, 1, cuda::detail::gum_threads, smem,
+                       ctx.stream, entropy.data(), n, hard_posterior.data(), opt, ws.as<double>(), device_result,
+                       ctx.status);
 }
 
 /// CUDA twin of sds_weights. Values of hard_posterior or p_gt outside [0, 1] (or NaN) are reported as
@@ -236,10 +235,10 @@ void sds_weights(const cuda::context& ctx, vector_view<InH> hard_posterior, vect
   if (focal || !p_gt.empty()) detail::check_size(p_gt, n, fn, focal ? "p_gt (required when focal = true)" : "p_gt");
   if (n == 0) return;
   const index_t blocks = (n + 255) / 256;
-  cuda::detail::sds_kernel<<<static_cast<unsigned>(blocks < 1024 ? blocks : 1024), 256, 0, ctx.stream>>>(
-      hard_posterior.data(), p_gt.empty() ? static_cast<const InP*>(nullptr) : p_gt.data(), n, lambda, focal,
-      omega.data(), ctx.status);
-  cuda::check_cuda(cudaGetLastError(), fn);
+  cuda::detail::launch(fn, cuda::detail::sds_kernel<std::remove_const_t<InH>, std::remove_const_t<InP>, T>,
+                       static_cast<unsigned>(blocks < 1024 ? blocks : 1024), 256, 0, ctx.stream, hard_posterior.data(),
+                       p_gt.empty() ? static_cast<const InP*>(nullptr) : p_gt.data(), n, lambda, focal, omega.data(),
+                       ctx.status);
 }
 
 }  // namespace topofr

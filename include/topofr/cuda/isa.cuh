@@ -40,9 +40,8 @@ template <class In>
 void isa_check_dist(const context& ctx, matrix_view<In> d, const char* fn) {
   const index_t total = d.rows() * d.cols();
   const index_t blocks = (total + 255) / 256;
-  isa_check_dist_kernel<<<static_cast<unsigned>(blocks < 1024 ? (blocks < 1 ? 1 : blocks) : 1024), 256, 0,
-                          ctx.stream>>>(d, ctx.status);
-  check_cuda(cudaGetLastError(), fn);
+  launch(fn, isa_check_dist_kernel<In>, static_cast<unsigned>(blocks < 1024 ? (blocks < 1 ? 1 : blocks) : 1024), 256, 0,
+         ctx.stream, d, ctx.status);
 }
 
 /// The sparse gradient terms, as topofr::detail::isa_terms orders them: tz (w.r.t. MZ) and tx (w.r.t.
@@ -155,13 +154,11 @@ __global__ void isa_gather_kernel(matrix_view<In> p, const edge* e, const double
 template <class In, class T>
 void isa_chain(const context& ctx, matrix_view<In> p, double scale, const edge* e, const double* g, index_t count,
                double* coef, matrix_view<T> out, const char* fn) {
-  isa_coef_kernel<<<static_cast<unsigned>(count), isa_threads, 0, ctx.stream>>>(p, scale, e, g, coef);
-  check_cuda(cudaGetLastError(), fn);
+  launch(fn, isa_coef_kernel<In>, static_cast<unsigned>(count), isa_threads, 0, ctx.stream, p, scale, e, g, coef);
   const index_t bx = (p.cols() + 255) / 256;
   const dim3 grid(static_cast<unsigned>(bx > 1024 ? 1024 : bx),
                   static_cast<unsigned>(p.rows() < 65535 ? p.rows() : 65535));
-  isa_gather_kernel<<<grid, 256, 0, ctx.stream>>>(p, e, coef, count, out);
-  check_cuda(cudaGetLastError(), fn);
+  launch(fn, isa_gather_kernel<In, T>, grid, 256, 0, ctx.stream, p, e, coef, count, out);
 }
 
 /// Scratch for the terms of both sides: [ez | ex] edges, then [gz | gx | coef] doubles.
@@ -219,19 +216,18 @@ void isa_loss(const cuda::context& ctx, matrix_view<InX> dist_x, matrix_view<InZ
   const index_t m = n - 1, count = sym ? 2 * m : m;
   cuda::detail::isa_scratch s(ctx, count, !grad_dist_z.empty(), !grad_dist_x.empty());
   const double c = reduce == reduction::mean ? 1.0 / static_cast<double>(n) : 1.0;
-  cuda::detail::isa_terms_kernel<<<1, cuda::detail::isa_threads, 0, ctx.stream>>>(
-      dist_x, dist_z, pairs_x.data(), pairs_z.data(), m, sym, c, loss.data(), s.t, ctx.status);
-  cuda::check_cuda(cudaGetLastError(), fn);
+  cuda::detail::launch(fn, cuda::detail::isa_terms_kernel<InX, InZ, T>, 1, cuda::detail::isa_threads, 0, ctx.stream,
+                       dist_x, dist_z, pairs_x.data(), pairs_z.data(), m, sym, c, loss.data(), s.t, ctx.status);
   // All reads of the distances are enqueued before these writes (a gradient may overwrite its matrix).
   if (!grad_dist_z.empty()) {
     cuda::detail::zero_matrix(ctx, grad_dist_z, fn);
-    cuda::detail::isa_scatter_kernel<<<1, 1, 0, ctx.stream>>>(s.t.ez, s.t.gz, count, grad_dist_z);
-    cuda::check_cuda(cudaGetLastError(), fn);
+    cuda::detail::launch(fn, cuda::detail::isa_scatter_kernel<T>, 1, 1, 0, ctx.stream, s.t.ez, s.t.gz, count,
+                         grad_dist_z);
   }
   if (!grad_dist_x.empty()) {
     cuda::detail::zero_matrix(ctx, grad_dist_x, fn);
-    cuda::detail::isa_scatter_kernel<<<1, 1, 0, ctx.stream>>>(s.t.ex, s.t.gx, count, grad_dist_x);
-    cuda::check_cuda(cudaGetLastError(), fn);
+    cuda::detail::launch(fn, cuda::detail::isa_scatter_kernel<T>, 1, 1, 0, ctx.stream, s.t.ex, s.t.gx, count,
+                         grad_dist_x);
   }
 }
 
@@ -264,9 +260,9 @@ void isa_loss_from_points(const cuda::context& ctx, matrix_view<InX> x, matrix_v
 
   cuda::detail::isa_scratch s(ctx, count, !grad_z.empty(), !grad_x.empty());
   const double c = opt.reduce == reduction::mean ? 1.0 / static_cast<double>(n) : 1.0;
-  cuda::detail::isa_terms_kernel<<<1, cuda::detail::isa_threads, 0, ctx.stream>>>(
-      matrix_view<const T>(dx), matrix_view<const T>(dz), px, pz, m, sym, c, loss.data(), s.t, ctx.status);
-  cuda::check_cuda(cudaGetLastError(), fn);
+  cuda::detail::launch(fn, cuda::detail::isa_terms_kernel<const T, const T, T>, 1, cuda::detail::isa_threads, 0,
+                       ctx.stream, matrix_view<const T>(dx), matrix_view<const T>(dz), px, pz, m, sym, c, loss.data(),
+                       s.t, ctx.status);
   if (!grad_z.empty()) cuda::detail::isa_chain(ctx, z, opt.z_scale, s.t.ez, s.t.gz, count, s.coef, grad_z, fn);
   if (!grad_x.empty()) cuda::detail::isa_chain(ctx, x, opt.x_scale, s.t.ex, s.t.gx, count, s.coef, grad_x, fn);
 }

@@ -134,8 +134,8 @@ class objective {
       gum_fit(ctx, vector_view<const T>(entropy), hard, opt_.gum, gres);
       sds_weights(ctx, vector_view<const T>(hard), vector_view<const T>(pgt), opt_.lambda, opt_.focal, omega);
     } else {
-      detail::fill2_kernel<<<detail::blocks_for(n), 256, 0, ctx.stream>>>(omega.data(), T(1), hard.data(), T(0), n);
-      check_cuda(cudaGetLastError(), "objective");
+      detail::launch("objective", detail::fill2_kernel<T>, detail::blocks_for(n), 256, 0, ctx.stream, omega.data(), T(1),
+                     hard.data(), T(0), n);
     }
     margin_ce_backward(ctx, cos, labels, opt_.margin, vector_view<const T>(lse), vector_view<const T>(omega),
                        1.0 / static_cast<double>(n), grad_cos);
@@ -144,18 +144,16 @@ class objective {
     if (opt_.use_isa) {
       isa_loss_from_points(ctx, x, z, opt_.isa, vector_view<T>(disc, 1), grad_z);
       if (!grad_z.empty()) {
-        detail::scale_matrix_kernel<<<detail::blocks_for(grad_z.rows() * grad_z.cols()), 256, 0, ctx.stream>>>(
-            grad_z, static_cast<T>(opt_.alpha));
-        check_cuda(cudaGetLastError(), "objective");
+        detail::launch("objective", detail::scale_matrix_kernel<T>, detail::blocks_for(grad_z.rows() * grad_z.cols()),
+                       256, 0, ctx.stream, grad_z, static_cast<T>(opt_.alpha));
       }
     } else {
       topofr::detail::check_view(grad_z, "objective", "grad_z");
       if (!grad_z.empty()) detail::zero_matrix(ctx, grad_z, "objective");
     }
-    detail::objective_finish_kernel<<<1, 256, 0, ctx.stream>>>(
-        loss.data(), omega.data(), hard.data(), n, opt_.use_isa ? disc : nullptr, opt_.use_sds ? gres : nullptr,
-        opt_.alpha, device_result);
-    check_cuda(cudaGetLastError(), "objective");
+    detail::launch("objective", detail::objective_finish_kernel<T>, 1, 256, 0, ctx.stream, loss.data(), omega.data(),
+                   hard.data(), n, opt_.use_isa ? disc : nullptr, opt_.use_sds ? gres : nullptr, opt_.alpha,
+                   device_result);
   }
 
  private:

@@ -208,7 +208,7 @@ template <class V, class T, bool Packed>
 __global__ void __launch_bounds__(1024) vr0_matrix_kernel(const V* __restrict__ D, int n, index_t ld, index_t stride, vr0_out out,
                                   bool staged, vr0_key<Packed>* gkeys, int* status) {
   using K = vr0_key<Packed>;
-  extern __shared__ __align__(16) unsigned char smem[];
+  unsigned char* const smem = cuda::detail::dynamic_shared<unsigned char>();
   const vr0_layout<K> L(n);
   const index_t b = blockIdx.x;
   const V* M = D + b * stride;
@@ -243,7 +243,7 @@ __global__ void __launch_bounds__(tile_threads)
     vr0_points_kernel(const In* __restrict__ P, int n, int d, index_t ld, index_t stride, double scale,
                       vr0_out out, int* status) {
   using K = vr0_key<Packed>;
-  extern __shared__ __align__(16) unsigned char smem[];
+  unsigned char* const smem = cuda::detail::dynamic_shared<unsigned char>();
   const vr0_layout<K> L(n);
   const index_t b = blockIdx.x;
   V* S = reinterpret_cast<V*>(smem + L.matrix);
@@ -304,9 +304,8 @@ void launch_vr0_matrix_k(const cuda::context& ctx, const V* D, index_t B, index_
     vr0_out o = out;
     o.pairs += b0 * out.pairs_ld;
     if (o.deaths) o.deaths = static_cast<T*>(o.deaths) + b0 * out.deaths_ld;
-    kernel<<<static_cast<unsigned>(nb), threads, bytes, ctx.stream>>>(D + b0 * stride, static_cast<int>(n), ld, stride,
-                                                                      o, staged, gk.as<K>(), ctx.status);
-    cuda::check_cuda(cudaGetLastError(), fn);
+    cuda::detail::launch(fn, kernel, static_cast<unsigned>(nb), threads, bytes, ctx.stream, D + b0 * stride,
+                         static_cast<int>(n), ld, stride, o, staged, gk.as<K>(), ctx.status);
   }
 }
 
@@ -333,9 +332,8 @@ bool launch_vr0_points_fused(const cuda::context& ctx, const In* P, index_t B, i
   auto kernel = vr0_points_kernel<In, V, T, Packed>;
   cuda::check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
                    fn);
-  kernel<<<static_cast<unsigned>(B), tile_threads, bytes, ctx.stream>>>(P, static_cast<int>(n), static_cast<int>(d),
-                                                                        ld, stride, scale, out, ctx.status);
-  cuda::check_cuda(cudaGetLastError(), fn);
+  cuda::detail::launch(fn, kernel, static_cast<unsigned>(B), tile_threads, bytes, ctx.stream, P, static_cast<int>(n),
+                       static_cast<int>(d), ld, stride, scale, out, ctx.status);
   return true;
 }
 

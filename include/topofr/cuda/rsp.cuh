@@ -221,12 +221,11 @@ void rsp_perturb(const cuda::context& ctx, image_batch_view<T> images, const rsp
   int* flag = reinterpret_cast<int*>(copy + total);  // 4-byte aligned: sizeof(T) >= 4
   cuda::check_cuda(cudaMemsetAsync(flag, 0, sizeof(int), ctx.stream), fn);
   const index_t blocks = (total + 255) / 256;
-  cuda::detail::rsp_copy_check_kernel<<<static_cast<unsigned>(blocks < 4096 ? blocks : 4096), 256, 0, ctx.stream>>>(
-      images.data(), copy, total, flag, ctx.status);
-  cuda::check_cuda(cudaGetLastError(), fn);
-  cuda::detail::rsp_apply_kernel<<<static_cast<unsigned>(n < 65535 ? n : 65535), cuda::detail::rsp_threads, 0,
-                                   ctx.stream>>>(images, copy, opt, kinds.empty() ? nullptr : kinds.data(), flag);
-  cuda::check_cuda(cudaGetLastError(), fn);
+  cuda::detail::launch(fn, cuda::detail::rsp_copy_check_kernel<T>, static_cast<unsigned>(blocks < 4096 ? blocks : 4096),
+                       256, 0, ctx.stream, images.data(), copy, total, flag, ctx.status);
+  cuda::detail::launch(fn, cuda::detail::rsp_apply_kernel<T>, static_cast<unsigned>(n < 65535 ? n : 65535),
+                       cuda::detail::rsp_threads, 0, ctx.stream, images, copy, opt,
+                       kinds.empty() ? nullptr : kinds.data(), flag);
 }
 
 }  // namespace topofr
