@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Prepares .gpu-deps/ (git-ignored) for tests/gpu_check.sh on a lent GPU machine, which has nvcc, CMake and
-# PyTorch but no Debian packages and no network: copies the headers, CMake package files and libraries of
-# Eigen, Catch2 v2 and Google Benchmark from this machine (run tests/install_deps.sh first), mirroring /usr so
-# that their relocatable CMake configs work from CMAKE_PREFIX_PATH=.gpu-deps/usr. About 11 MiB.
-# Then, with the device tool: run(command="bash tests/gpu_check.sh", carry=[".gpu-deps"], timeout_s=540).
+# tests/gpu_deps.sh [DEST] — copies what a CMake build of the CUDA tests and benchmarks needs from this
+# machine's Debian packages (Eigen, Catch2 v2, Google Benchmark: headers, CMake package files, libraries) into
+# DEST/usr (default .gpu-carry/deps), mirroring /usr so that their relocatable CMake configs work from
+# CMAKE_PREFIX_PATH=DEST/usr. For the lent GPU machine, which has nvcc, CMake and PyTorch but no Debian packages
+# and no network: tests/gpu_check.sh rebuilds from it when the carried programs cannot be used. About 11 MiB.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-dest="$root/.gpu-deps/usr"
-rm -rf "$root/.gpu-deps"
+base=${1:-$root/.gpu-carry/deps}
+dest="$base/usr"
+rm -rf "$base"
 copy() {  # copy PATH (file or folder, links resolved) to the same place under $dest
   for p in "$@"; do
     mkdir -p "$dest/$(dirname "${p#/usr/}")"
@@ -18,4 +19,4 @@ lib=/usr/lib/x86_64-linux-gnu
 copy /usr/include/eigen3 /usr/share/eigen3/cmake \
      /usr/include/catch2 /usr/lib/cmake/Catch2 /usr/lib/libCatch2WithMain.a \
      /usr/include/benchmark "$lib/cmake/benchmark" "$lib"/libbenchmark.so* "$lib/libbenchmark_main.a"
-echo "gpu_deps: $(du -sh "$root/.gpu-deps" | cut -f1) in $root/.gpu-deps"
+echo "gpu_deps: $(du -sh "$base" | cut -f1) in $base"

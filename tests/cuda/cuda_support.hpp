@@ -14,6 +14,15 @@
 
 namespace topofr::test {
 
+/// True when the tests run on the CPU under tests/emu (the SIMT emulator), where the largest cases are slow.
+constexpr bool emulated() {
+#if defined(TOPOFR_SIMT_EMULATOR)
+  return true;
+#else
+  return false;
+#endif
+}
+
 /// Device memory holding n values of T (zeroed), optionally filled from a host vector (RAII).
 template <class T>
 struct device_buffer {

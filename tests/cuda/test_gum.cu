@@ -68,6 +68,14 @@ TEST_CASE("cuda gum_fit: parity in float, and n beyond shared memory (global scr
   gum_parity(realistic<double>(5000, 2), gum_options{}, 1e-6);
 }
 
+TEST_CASE("cuda gum_fit: n where 16 n bytes of shared memory cross 48 KiB (opt-in), and past the opt-in maximum",
+          "[cuda][gum]") {
+  // 16 n + the kernel's static shared memory crosses 48 KiB between n = 3047 and 3072: the launch needs the
+  // opt-in (a constant limit of 3072 entries failed there); 15000 entries exceed the 227 KiB opt-in (global).
+  for (std::size_t n : {3047u, 3060u, 3072u, 3073u}) gum_parity(realistic<double>(n, n), gum_options{}, 1e-6);
+  if (!emulated()) gum_parity(realistic<float>(15000, 6), gum_options{}, 1e-4);
+}
+
 TEST_CASE("cuda gum_fit: degenerate inputs (all equal, huge offset; oracle: CPU gum.hpp)", "[cuda][gum]") {
   gum_parity(std::vector<double>(64, 0.25), gum_options{}, 1e-6);
   gum_parity(std::vector<double>(10, 0.0), gum_options{}, 1e-6);

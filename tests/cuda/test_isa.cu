@@ -94,6 +94,16 @@ TEST_CASE("cuda isa_loss_from_points: parity with the CPU (oracle: CPU isa.hpp)"
   from_points<double>(2, 3, 2, o, 1e-6);
 }
 
+TEST_CASE("cuda isa_loss_from_points: x split over dimension slices, the B = 2 launch's limit and past it "
+          "(oracle: CPU isa.hpp)", "[cuda][isa]") {
+  isa_options o;
+  o.x_scale = 40.0;
+  from_points<float>(128, 1100, 64, o, 1e-4);   // x: 3 slices of <= 512 dimensions, summed in order
+  from_points<double>(100, 1025, 16, o, 1e-6);  // a last slice of one dimension
+  from_points<float>(256, 40, 8, o, 1e-4);      // the largest n of the warp Prim (one B = 2 launch)
+  if (!emulated()) from_points<double>(257, 40, 8, o, 1e-6);  // past it: two matrices, the block Prim
+}
+
 TEST_CASE("cuda isa_loss_from_points: coincident latent points give a zero gradient term (oracle: CPU)",
           "[cuda][isa]") {
   const index_t n = 6, d = 3;

@@ -89,6 +89,24 @@ TEST_CASE("cuda objective: released-code options and ablations (oracle: CPU obje
   objective_parity<double>(objective_options::paper(), 2, 3, 1e-6);  // n = 2
 }
 
+TEST_CASE("cuda objective: a shape error throws before anything is enqueued (outputs untouched)",
+          "[cuda][objective]") {
+  // grad_z has the wrong shape: the ISA part would find it only after the head's kernels had run, so the
+  // objective checks everything first. grad_cos keeps its sentinel and no status bit is set.
+  const index_t n = 8, c = 16, dz = 4;
+  test_ctx t;
+  dvec<float> x(std::vector<float>(n * 6, 0.5f)), z(test::normal<float>(n * dz, 3)), cs(std::vector<float>(n * c, 0.1f));
+  dvec<float> gz(n * dz), gc(std::vector<float>(n * c, 7.0f));
+  dvec<std::int32_t> y(std::vector<std::int32_t>(n, 1));
+  tc::objective<float> f(objective_options::paper());
+  CHECK_THROWS_WITH(f(t.ctx, matrix_view<const float>(x.p, n, 6), matrix_view<const float>(z.p, n, dz),
+                      matrix_view<const float>(cs.p, n, c), vector_view<const std::int32_t>(y.p, n),
+                      matrix_view<float>(gz.p, n, dz - 1), matrix_view<float>(gc.p, n, c), nullptr),
+                    Catch::Contains("grad_z"));
+  for (float v : gc.get()) REQUIRE(v == 7.0f);
+  CHECK(t.read() == tc::status_ok);
+}
+
 TEST_CASE("cuda objective: bad shapes and options throw on the host", "[cuda][objective]") {
   objective_options bad;
   bad.alpha = -1.0;

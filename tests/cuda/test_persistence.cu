@@ -86,13 +86,13 @@ void check_matrix(const std::vector<V>& m, index_t n, index_t ld, bool with_refe
 }  // namespace
 
 TEST_CASE("cuda persistence_pairs == CPU on random clouds, n = 2 ... 2048, float and double") {
-  for (index_t n : {2, 3, 33, 128, 300, 1024}) {
-    if (n > 300 && sanitizing()) continue;
+  for (index_t n : {2, 3, 33, 128, 168, 169, 256, 257, 300, 1024}) {
+    if (n > 300 && (sanitizing() || topofr::test::emulated())) continue;
     INFO("n = " << n);
     check_matrix(cloud_matrix<float>(n, 7, 10 + n), n, n, n <= 300);
     check_matrix(cloud_matrix<double>(n, 7, 20 + n), n, n, n <= 300);
   }
-  if (!sanitizing()) check_matrix(cloud_matrix<float>(2048, 5, 77), 2048, 2048);  // > 1024: several vertices per thread
+  if (!sanitizing() && !topofr::test::emulated()) check_matrix(cloud_matrix<float>(2048, 5, 77), 2048, 2048);  // > 1024: several vertices per thread
 }
 
 TEST_CASE("cuda persistence_pairs: ties (lattice, duplicates, all zero) == reference Kruskal transcription") {
@@ -245,23 +245,36 @@ int sm_count() {
 }  // namespace
 
 TEST_CASE("cuda persistence_pairs_from_points == pairwise_distances + persistence_pairs; vs CPU") {
-  const index_t fused_b = sm_count() + 3;  // >= #SMs: the fused shared-memory kernel
-  SECTION("B = 1 and small B: distance kernel + matrix kernel") {
+  const index_t many = sm_count() + 3;  // more clouds than SMs
+  SECTION("B = 1 and small B") {
     check_points<float>(1, 128, 512, 1);
     check_points<float>(3, 2, 9, 2);
     check_points<double>(2, 128, 40, 3, 7.5);
     check_points<float>(2, 300, 33, 4);
   }
-  SECTION("large B: fused kernel") {
-    check_points<float>(fused_b, 128, 64, 5, 3.0);
-    check_points<double>(fused_b, 100, 20, 6);
-    check_points<float>(fused_b, 2, 3, 7);
+  SECTION("B > #SMs: more Gram tasks than one wave") {
+    check_points<float>(many, 128, 64, 5, 3.0);
+    check_points<double>(many, 100, 20, 6);
+    check_points<float>(many, 2, 3, 7);
   }
   SECTION("near-coincident and duplicated points (guard path), both paths") {
     check_points<float>(2, 128, 48, 8, 1.0, true);
-    check_points<float>(fused_b, 64, 48, 9, 1.0, true);
+    check_points<float>(many, 64, 48, 9, 1.0, true);
   }
   SECTION("d = 0: all distances 0") { check_points<float>(2, 10, 0, 10); }
+  SECTION("d > 512: Gram summed over dimension slices") {
+    check_points<float>(2, 100, 1100, 11);
+    check_points<double>(1, 64, 1025, 12);
+    check_points<float>(many, 40, 1100, 13, 2.0);
+  }
+  SECTION("around the warp Prim's limit (n = 256) and the shared-memory limit of double") {
+    check_points<float>(2, 256, 16, 14);
+    check_points<double>(2, 168, 16, 15);
+    if (!topofr::test::emulated()) {
+      check_points<float>(2, 257, 16, 16);
+      check_points<double>(2, 169, 16, 17);
+    }
+  }
 }
 
 TEST_CASE("cuda persistence: device-detected invalid entries set the status bits, outputs stay in bounds") {

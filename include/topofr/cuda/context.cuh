@@ -9,6 +9,10 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <set>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -26,13 +30,43 @@ struct allocator {
   void (*deallocate)(void* state, void* ptr, std::size_t bytes, cudaStream_t stream) = nullptr;
 };
 
-/// cudaMallocAsync / cudaFreeAsync on the stream: stream-ordered, no device-wide synchronisation.
+namespace detail {
+/// The library's own memory pool on `device`, created once per process. Its release threshold is the
+/// maximum: memory freed back to it is kept for the next call instead of going back to the driver at every
+/// synchronisation (the default pool's threshold 0 would make every step pay cudaMalloc-like costs again).
+inline cudaMemPool_t library_pool(int device) {
+  static std::mutex mu;
+  static std::map<int, cudaMemPool_t> pools;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = pools.find(device);
+  if (it != pools.end()) return it->second;
+  cudaMemPoolProps props{};
+  props.allocType = cudaMemAllocationTypePinned;
+  props.location.type = cudaMemLocationTypeDevice;
+  props.location.id = device;
+  cudaMemPool_t pool = nullptr;
+  if (cudaMemPoolCreate(&pool, &props) != cudaSuccess)
+    throw error("topofr::cuda: cudaMemPoolCreate failed on device " + std::to_string(device));
+  std::uint64_t keep = ~std::uint64_t(0);
+  cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+  pools.emplace(device, pool);
+  return pool;
+}
+}  // namespace detail
+
+/// The default allocator: stream-ordered cudaMallocFromPoolAsync / cudaFreeAsync from a pool the library
+/// keeps per device (no device-wide synchronisation, memory reused across calls). A trainer should pass
+/// its own allocator instead (e.g. PyTorch's caching allocator: raw_alloc_with_stream / raw_delete), so
+/// that one cache holds the GPU's memory rather than two.
 inline allocator stream_ordered_allocator() {
   allocator a;
   a.allocate = [](void*, std::size_t bytes, cudaStream_t s) -> void* {
+    if (!bytes) return nullptr;
+    int dev = 0;
     void* p = nullptr;
-    if (bytes && cudaMallocAsync(&p, bytes, s) != cudaSuccess)
-      throw error("topofr::cuda: cudaMallocAsync of " + std::to_string(bytes) + " bytes failed");
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaMallocFromPoolAsync(&p, bytes, detail::library_pool(dev), s) != cudaSuccess)
+      throw error("topofr::cuda: stream-ordered allocation of " + std::to_string(bytes) + " bytes failed");
     return p;
   };
   a.deallocate = [](void*, void* p, std::size_t, cudaStream_t s) {
@@ -139,6 +173,37 @@ void launch(const char* fn, void (*kernel)(P...), dim3 grid, dim3 block, std::si
   static_assert(sizeof...(P) == sizeof...(A), "topofr::cuda::detail::launch: wrong number of kernel arguments");
   std::tuple<P...> params(std::forward<A>(args)...);
   check_cuda(launch_tuple(kernel, grid, block, smem, stream, params, std::index_sequence_for<P...>{}), fn);
+}
+
+/// The most dynamic shared memory one block of `kernel` may use on the current device: the opt-in maximum
+/// less the kernel's static shared memory (cudaFuncGetAttributes), not a constant.
+template <class... P>
+std::size_t max_dynamic_shared(void (*kernel)(P...), const char* fn) {
+  int dev = 0, optin = 0;
+  check_cuda(cudaGetDevice(&dev), fn);
+  check_cuda(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), fn);
+  cudaFuncAttributes a{};
+  check_cuda(cudaFuncGetAttributes(&a, kernel), fn);
+  return optin > static_cast<int>(a.sharedSizeBytes) ? static_cast<std::size_t>(optin) - a.sharedSizeBytes : 0;
+}
+
+/// Lets `kernel` use up to max_dynamic_shared() bytes of dynamic shared memory on the current device. The
+/// attribute is process-wide: setting it to each call's own size (as before) lets a thread launching a
+/// smaller n lower it between another thread's set and launch. So it is raised once per (kernel, device), to
+/// the maximum, under a lock that later callers also take (they launch only after it is set).
+template <class... P>
+void allow_dynamic_shared(void (*kernel)(P...), const char* fn) {
+  static std::mutex mu;
+  static std::set<std::pair<const void*, int>> done;
+  int dev = 0;
+  check_cuda(cudaGetDevice(&dev), fn);
+  const std::pair<const void*, int> key(reinterpret_cast<const void*>(kernel), dev);
+  std::lock_guard<std::mutex> lock(mu);
+  if (done.count(key)) return;
+  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  static_cast<int>(max_dynamic_shared(kernel, fn))),
+             fn);
+  done.insert(key);
 }
 
 /// The block's dynamic shared memory (the launch's smem bytes), 16-byte aligned.

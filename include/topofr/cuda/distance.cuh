@@ -1,33 +1,52 @@
-// topofr/cuda/distance.cuh — Euclidean distance matrices on the GPU (DESIGN §3.1), the CUDA twin of
-// topofr/distance.hpp: dist(i, j) = ||x_i - x_j|| / scale, both (i, j) and (j, i) written with the same
-// value, 0 on the diagonal.
+// topofr/cuda/distance.cuh — Euclidean distance matrices on the GPU, the CUDA twin of topofr/distance.hpp:
+// dist(i, j) = ||x_i - x_j|| / scale, (i, j) and (j, i) written with the same bits, 0 on the diagonal.
 //
-// Hand-written tiled kernel rather than cuBLAS: the Gram product, the norms, the cancellation guard and the
-// symmetric store are fused, and the same tile routine computes a cloud's matrix straight into shared
-// memory for persistence_pairs_from_points (persistence.cuh), so both give bit-identical distances.
-// Accuracy: like the CPU, in double (points converted once when staged; products of floats are exact in
-// double), guard d2 < 1e-3 (|a|^2 + |b|^2) -> direct sum of squared differences, sqrt / scale rounded once.
-// Only the summation order differs from the CPU, so float results agree with it to <= 1 ulp.
+// How (and why hand-written, not cuBLAS): the Gram matrix G = X X^T is computed in DOUBLE on the FP64
+// tensor cores (wmma m8n8k4, sm_80+), from float or double points converted once while they are staged in
+// shared memory; products of floats are exact in double, so the arithmetic is the CPU's (double Gram,
+// d^2 = G_ii + G_jj - 2 G_ij, recomputed as sum (a_k - b_k)^2 in double when d^2 < 1e-3 (G_ii + G_jj) or not
+// finite, sqrt / scale rounded once): float results agree with the CPU to ~1 ulp and the 1e-5 contract holds
+// for nearly coincident points. cuBLAS DSYRK would need a converted double copy of the points (3x the
+// bytes of an image batch), and its summation order would not be ours (so not the same bits on every
+// path); the guard, the norms and the symmetric store are fused here.
+//
+// Work split: only upper 32 x 32 tiles (ti <= tj) are computed, by 128-thread blocks (4 warps, each a
+// 16 x 16 quarter = 2 x 2 mma tiles). The dimension is cut into fixed slices of gram_slice = 512: a task
+// is (cloud, tile pair, slice), so one cloud of a 37,632-dimensional image batch spreads over 10 x 74 blocks
+// (split-K) and a batch of small clouds over B x 10. Every Gram entry is summed the same way whatever the
+// path: k in steps of 4 (one mma) in increasing order within a slice, then the slices added in increasing
+// order starting from 0. So pairwise_distances(ctx) and persistence_pairs_from_points(ctx) produce the same
+// bits, and the batch size or grid never changes a value.
+// Cost (H100, estimated, not measured): FP64 tensor peak 33.5e12 FMA/s; one 32 x 32 x 512 task is 0.52M FMA
+// in 8 staging steps (64 dimensions each). A block is small (36 KiB of shared memory), so ~6 run per SM and
+// hide each other's load latency; a warp's 16 x 16 quarter loads fragments from shared memory at 1 byte
+// per FMA, which caps it near half the tensor peak. docs/cuda.md has the estimates per case.
 #pragma once
 
 #include <cuda_runtime.h>
+#include <mma.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
 #include "../distance.hpp"
 #include "context.cuh"
 
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+#error "topofr's CUDA kernels need sm_80 or newer (FP64 tensor cores); set CMAKE_CUDA_ARCHITECTURES (e.g. 80;90)"
+#endif
+
 namespace topofr {
 namespace detail {
 namespace cu {
 
-constexpr int tile = 64;          // a block computes a tile x tile block of the matrix
-constexpr int tile_k = 16;        // dimensions staged per step
-constexpr int tile_pad = tile + 1;  // k-major staging, padded against bank conflicts on the transposed store
-constexpr int tile_threads = 256;   // 16 x 16 threads, 4 x 4 entries each
-/// Shared doubles the tile routine needs: A and B chunks, then the 2 x 64 norms.
-constexpr int tile_smem_doubles = 2 * tile_k * tile_pad + 2 * tile;
+constexpr int gram_tile = 32;            // output tile edge
+constexpr int gram_threads = 128;        // 4 warps: warp w owns rows 16 (w / 2) .., columns 16 (w % 2) ..
+constexpr int gram_k = 64;               // dimensions staged per step
+constexpr int gram_ld = gram_k + 4;      // staged row stride in doubles (a multiple of 4: 32-byte rows for wmma)
+constexpr index_t gram_slice = 512;      // split-K slice: fixed, so every path sums an entry in the same order
+constexpr int gram_stage_doubles = 2 * gram_tile * gram_ld;  // A and B staging (B unused on diagonal tiles)
 
 __device__ inline bool finite(float x) { return (__float_as_uint(x) & 0x7f800000u) != 0x7f800000u; }
 __device__ inline bool finite(double x) {
@@ -35,116 +54,227 @@ __device__ inline bool finite(double x) {
          0x7ff0000000000000ull;
 }
 
-/// Distances between rows i0..i0+63 and j0..j0+63 of the cloud P (n x d, leading dimension ld), computed
-/// by the whole block (exactly tile_threads threads). store(i, j, value_in_double) is called once per
-/// entry with i, j < n (including i == j, whose value is meaningless: callers write 0). bad |= a
-/// non-finite coordinate was read. Every entry's sums run sequentially in k, whatever the tile position,
-/// so a matrix computed by tiles of any grid is the same bit for bit.
-template <class In, class Store>
-__device__ void distance_tile(const In* __restrict__ P, index_t ld, int n, int d, double scale, int i0,
-                              int j0, double* sh, bool& bad, Store&& store) {
-  double* sa = sh;
-  double* sb = sh + tile_k * tile_pad;
-  double* sn = sh + 2 * tile_k * tile_pad;
-  const int tid = static_cast<int>(threadIdx.x), tx = tid & 15, ty = tid >> 4;
-  double acc[4][4] = {};
-  double nrm = 0.0;  // threads < 64: |a_tid|^2; 64..127: |b_(tid-64)|^2
-  for (int k0 = 0; k0 < d; k0 += tile_k) {
-    for (int q = 0; q < (tile * tile_k) / tile_threads; ++q) {
-      const int e = tid + tile_threads * q, r = e / tile_k, c = e % tile_k, k = k0 + c;
-      double a = 0.0, b = 0.0;
-      if (k < d && i0 + r < n) {
-        const In x = P[static_cast<index_t>(i0 + r) * ld + k];
-        bad |= !finite(x);
-        a = static_cast<double>(x);
-      }
-      if (k < d && j0 + r < n) {
-        const In x = P[static_cast<index_t>(j0 + r) * ld + k];
-        bad |= !finite(x);
-        b = static_cast<double>(x);
-      }
-      sa[c * tile_pad + r] = a;
-      sb[c * tile_pad + r] = b;
-    }
-    __syncthreads();
-    if (tid < tile) {
-      for (int c = 0; c < tile_k; ++c) nrm = fma(sa[c * tile_pad + tid], sa[c * tile_pad + tid], nrm);
-    } else if (tid < 2 * tile) {
-      for (int c = 0; c < tile_k; ++c)
-        nrm = fma(sb[c * tile_pad + tid - tile], sb[c * tile_pad + tid - tile], nrm);
-    }
-#pragma unroll 4
-    for (int c = 0; c < tile_k; ++c) {
-      double a[4], b[4];
-#pragma unroll
-      for (int r = 0; r < 4; ++r) a[r] = sa[c * tile_pad + ty + 16 * r];
-#pragma unroll
-      for (int s = 0; s < 4; ++s) b[s] = sb[c * tile_pad + tx + 16 * s];
-#pragma unroll
-      for (int r = 0; r < 4; ++r)
-#pragma unroll
-        for (int s = 0; s < 4; ++s) acc[r][s] = fma(a[r], b[s], acc[r][s]);
-    }
-    __syncthreads();
-  }
-  if (tid < 2 * tile) sn[tid] = nrm;
-  __syncthreads();
-#pragma unroll
-  for (int r = 0; r < 4; ++r)
-#pragma unroll
-    for (int s = 0; s < 4; ++s) {
-      const int i = i0 + ty + 16 * r, j = j0 + tx + 16 * s;
-      if (i >= n || j >= n) continue;
-      const double norms = sn[ty + 16 * r] + sn[tile + tx + 16 * s];
-      double d2 = norms - 2.0 * acc[r][s];
-      if (!(d2 >= 1e-3 * norms) && i != j) {  // cancellation (or overflow): direct sum, as on the CPU
-        const In* a = P + static_cast<index_t>(i) * ld;
-        const In* b = P + static_cast<index_t>(j) * ld;
-        d2 = 0.0;
-        for (int k = 0; k < d; ++k) {
-          const double t = static_cast<double>(a[k]) - static_cast<double>(b[k]);
-          d2 += t * t;
-        }
-      }
-      store(i, j, sqrt(d2) / scale);
-    }
-  __syncthreads();  // sh is reused by the caller's next tile
+TOPOFR_HD inline index_t gram_slices(index_t d) { return d <= gram_slice ? 1 : (d + gram_slice - 1) / gram_slice; }
+TOPOFR_HD inline index_t gram_tiles(index_t n) { return (n + gram_tile - 1) / gram_tile; }
+TOPOFR_HD inline index_t gram_pairs(index_t n) { return gram_tiles(n) * (gram_tiles(n) + 1) / 2; }
+/// Index of the upper tile pair (ti <= tj) among T x T tiles, row by row.
+TOPOFR_HD inline index_t gram_pair_index(index_t ti, index_t tj, index_t T) { return ti * T - ti * (ti - 1) / 2 + (tj - ti); }
+/// The inverse: pair p -> (ti, tj).
+TOPOFR_HD inline void gram_pair_of(index_t p, index_t T, int& ti, int& tj) {
+  int i = 0;
+  while (p >= T - i) p -= T - i++;
+  ti = i;
+  tj = static_cast<int>(i + p);
 }
 
-/// One block per upper tile pair (ti <= tj) and batch entry: writes both (i, j) and (j, i).
-template <class In, class T>
-__global__ void __launch_bounds__(tile_threads)
-    distance_kernel(const In* __restrict__ P, index_t B, int n, int d, index_t pld, index_t pstride, T* dist,
-                    index_t dld, index_t dstride, double scale, int* status) {
-  __shared__ double sh[tile_smem_doubles];
-  const int tiles = (n + tile - 1) / tile;
-  const int ti = static_cast<int>(blockIdx.x) / tiles, tj = static_cast<int>(blockIdx.x) % tiles;
-  if (ti > tj) return;  // whole block exits together: no barrier is split
+using gram_acc = nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 8, 8, 4, double>;
+
+/// The block's 32 x 32 tile (rows i0.., columns j0..) of P P^T over dimensions [k0, k1), ADDED to each warp's
+/// acc[2][2] (its 16 x 16 quarter). P: n x d rows with leading dimension ld; rows >= n and k >= k1 read as 0.
+/// stage: gram_stage_doubles doubles of shared memory, 32-byte aligned. bad |= a non-finite coordinate.
+/// Every thread of the block must call it (barriers inside).
+template <class In>
+__device__ void gram_tile_add(const In* __restrict__ P, index_t ld, int n, int i0, int j0, index_t k0, index_t k1,
+                              double* stage, gram_acc (&acc)[2][2], bool& bad) {
+  namespace wmma = nvcuda::wmma;
+  const int tid = static_cast<int>(threadIdx.x), warp = tid >> 5;
+  const bool diag = i0 == j0;
+  double* sa = stage;
+  double* sb = diag ? stage : stage + gram_tile * gram_ld;
+  const int r0 = 16 * (warp >> 1), c0 = 16 * (warp & 1);
+  for (index_t kb = k0; kb < k1; kb += gram_k) {
+    // Stage 32 rows x 64 dims of each operand: a warp reads 32 consecutive coordinates of a row (coalesced);
+    // all of a thread's loads are issued before the first store (up to 16 in flight).
+    const int lane = tid & 31;
+    for (int r = warp; r < (diag ? 1 : 2) * gram_tile; r += gram_threads / 32) {
+      const int row = r < gram_tile ? i0 + r : j0 + r - gram_tile;
+      double* dst = r < gram_tile ? sa + r * gram_ld : sb + (r - gram_tile) * gram_ld;
+#pragma unroll
+      for (int h = 0; h < gram_k; h += 32) {
+        const index_t k = kb + h + lane;
+        double v = 0.0;
+        if (row < n && k < k1) {
+          const In x = P[static_cast<index_t>(row) * ld + k];
+          bad |= !finite(x);
+          v = static_cast<double>(x);
+        }
+        dst[h + lane] = v;
+      }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < gram_k; kk += 4) {
+      wmma::fragment<wmma::matrix_a, 8, 8, 4, double, wmma::row_major> a[2];
+      wmma::fragment<wmma::matrix_b, 8, 8, 4, double, wmma::col_major> b[2];  // B(k, j) = P(j0 + j, k)
+#pragma unroll
+      for (int q = 0; q < 2; ++q) {
+        wmma::load_matrix_sync(a[q], sa + (r0 + 8 * q) * gram_ld + kk, gram_ld);
+        wmma::load_matrix_sync(b[q], sb + (c0 + 8 * q) * gram_ld + kk, gram_ld);
+      }
+#pragma unroll
+      for (int p = 0; p < 2; ++p)
+#pragma unroll
+        for (int q = 0; q < 2; ++q) wmma::mma_sync(acc[p][q], a[p], b[q], acc[p][q]);
+    }
+    __syncthreads();  // the staging buffers are rewritten next step
+  }
+}
+
+/// Stores each warp's quarter of a 32 x 32 tile to dst (row-major, leading dimension ldd).
+__device__ inline void gram_tile_store(gram_acc (&acc)[2][2], double* dst, int ldd) {
+  const int warp = static_cast<int>(threadIdx.x) >> 5;
+  const int r0 = 16 * (warp >> 1), c0 = 16 * (warp & 1);
+#pragma unroll
+  for (int p = 0; p < 2; ++p)
+#pragma unroll
+    for (int q = 0; q < 2; ++q)
+      nvcuda::wmma::store_matrix_sync(dst + (r0 + 8 * p) * ldd + c0 + 8 * q, acc[p][q], ldd, nvcuda::wmma::mem_row_major);
+}
+
+__device__ inline void gram_tile_zero(gram_acc (&acc)[2][2]) {
+#pragma unroll
+  for (int p = 0; p < 2; ++p)
+#pragma unroll
+    for (int q = 0; q < 2; ++q) nvcuda::wmma::fill_fragment(acc[p][q], 0.0);
+}
+
+/// The distance of rows i != j from their Gram entries, in double (the CPU's formula and guard):
+/// d^2 = gii + gjj - 2 gij, or the direct sum of squared differences when that cancels or overflows.
+template <class In>
+__device__ inline double gram_distance(double gii, double gjj, double gij, const In* __restrict__ pi,
+                                       const In* __restrict__ pj, index_t d, double scale) {
+  const double norms = gii + gjj;
+  double d2 = norms - 2.0 * gij;
+  if (!(d2 >= 1e-3 * norms)) {
+    d2 = 0.0;
+    for (index_t k = 0; k < d; ++k) {
+      const double t = static_cast<double>(pi[k]) - static_cast<double>(pj[k]);
+      d2 += t * t;
+    }
+  }
+  return sqrt(d2) / scale;
+}
+
+/// A batch of clouds: cloud b is P + b * stride (n x d, leading dimension ld).
+template <class In>
+struct clouds {
+  const In* P;
+  index_t stride, ld;
+  int n, d;
+  double scale;
+};
+
+/// Grid: one block per (cloud, slice, tile pair). Writes the tile's slice sum to
+/// part[((b * S + s) * pairs + p) * 1024] (32 x 32 doubles, row-major).
+template <class In>
+__global__ void __launch_bounds__(gram_threads) gram_kernel(clouds<In> c, index_t B, double* part, int* status) {
+  __shared__ __align__(32) double stage[gram_stage_doubles];
+  const index_t T = gram_tiles(c.n), pairs = gram_pairs(c.n), S = gram_slices(c.d);
   bool bad = false;
-  for (index_t b = blockIdx.y; b < B; b += gridDim.y) {
-    T* D = dist + b * dstride;
-    distance_tile(P + b * pstride, pld, n, d, scale, ti * tile, tj * tile, sh, bad, [&](int i, int j, double v) {
-      const T t = i == j ? T(0) : static_cast<T>(v);
-      if (!finite(t)) cuda::detail::report(status, cuda::status_non_finite);
-      D[static_cast<index_t>(i) * dld + j] = t;
-      D[static_cast<index_t>(j) * dld + i] = t;
-    });
+  for (index_t task = blockIdx.x; task < B * S * pairs; task += gridDim.x) {
+    const index_t p = task % pairs, bs = task / pairs, s = bs % S, b = bs / S;
+    int ti, tj;
+    gram_pair_of(p, T, ti, tj);
+    gram_acc acc[2][2];
+    gram_tile_zero(acc);
+    const index_t k0 = s * gram_slice, k1 = S == 1 ? c.d : std::min<index_t>(c.d, k0 + gram_slice);
+    gram_tile_add(c.P + b * c.stride, c.ld, c.n, gram_tile * ti, gram_tile * tj, k0, k1, stage, acc, bad);
+    gram_tile_store(acc, part + task * (gram_tile * gram_tile), gram_tile);
   }
   if (bad) cuda::detail::report(status, cuda::status_non_finite);
 }
 
-/// Enqueues the distance kernel for B clouds (checked by the caller).
+/// gram[b][p][e] = sum over slices s (in order, from 0) of part[b][s][p][e]. Only when S > 1.
+__global__ void gram_reduce_kernel(const double* __restrict__ part, index_t B, index_t S, index_t per_slice,
+                                   double* gram) {
+  const index_t total = B * per_slice;
+  for (index_t t = blockIdx.x * index_t(blockDim.x) + threadIdx.x; t < total; t += index_t(gridDim.x) * blockDim.x) {
+    const index_t b = t / per_slice, e = t % per_slice;
+    const double* src = part + b * S * per_slice + e;
+    double acc = 0.0;
+    for (index_t s = 0; s < S; ++s) acc += src[s * per_slice];
+    gram[t] = acc;
+  }
+}
+
+/// G(i, j) of cloud b's final Gram (tiles of gram_pairs(n) x 1024 doubles per cloud), i <= j.
+TOPOFR_HD inline index_t gram_at(index_t i, index_t j, index_t T) {
+  return gram_pair_index(i / gram_tile, j / gram_tile, T) * (gram_tile * gram_tile) + (i % gram_tile) * gram_tile +
+         j % gram_tile;
+}
+
+/// dist[b](i, j) and (j, i) from the final Gram, one thread per upper entry (diagonal: 0).
+template <class In, class T>
+__global__ void gram_distance_kernel(clouds<In> c, index_t B, const double* __restrict__ gram, T* dist, index_t dld,
+                                     index_t dstride, int* status) {
+  const index_t n = c.n, Tn = gram_tiles(n), per = gram_pairs(n) * gram_tile * gram_tile;
+  const index_t total = B * n * n;
+  bool bad = false;
+  for (index_t t = blockIdx.x * index_t(blockDim.x) + threadIdx.x; t < total; t += index_t(gridDim.x) * blockDim.x) {
+    const index_t b = t / (n * n), i = (t / n) % n, j = t % n;
+    if (i > j) continue;  // (j, i) writes both
+    T* D = dist + b * dstride;
+    if (i == j) {
+      D[i * dld + i] = T(0);
+      continue;
+    }
+    const double* G = gram + b * per;
+    const In* P = c.P + b * c.stride;
+    const double v = gram_distance(G[gram_at(i, i, Tn)], G[gram_at(j, j, Tn)], G[gram_at(i, j, Tn)], P + i * c.ld,
+                                   P + j * c.ld, c.d, c.scale);
+    const T tv = static_cast<T>(v);
+    bad |= !finite(tv);
+    D[i * dld + j] = tv;
+    D[j * dld + i] = tv;
+  }
+  if (bad) cuda::detail::report(status, cuda::status_non_finite);
+}
+
+inline unsigned grid_for(index_t total, index_t per_block = 256, index_t cap = 65535) {
+  const index_t b = (total + per_block - 1) / per_block;
+  return static_cast<unsigned>(b < 1 ? 1 : (b > cap ? cap : b));
+}
+
+/// The final Gram tiles of B clouds into `gram` (B x gram_pairs(n) x 1024 doubles): one task launch, plus a
+/// fixed-order slice reduction when d > gram_slice (part: B x S x pairs x 1024 doubles of scratch).
+template <class In>
+void launch_gram(const cuda::context& ctx, const clouds<In>& c, index_t B, double* gram, const char* fn) {
+  const index_t S = gram_slices(c.d), per = gram_pairs(c.n) * gram_tile * gram_tile;
+  const index_t tasks = B * S * gram_pairs(c.n);
+  if (S == 1) {
+    cuda::detail::launch(fn, gram_kernel<In>, grid_for(tasks, 1, 0x7fffffff), gram_threads, 0, ctx.stream, c, B,
+                         gram, ctx.status);
+    return;
+  }
+  cuda::workspace part(ctx, static_cast<std::size_t>(B * S * per) * sizeof(double));
+  cuda::detail::launch(fn, gram_kernel<In>, grid_for(tasks, 1, 0x7fffffff), gram_threads, 0, ctx.stream, c, B,
+                       part.as<double>(), ctx.status);
+  cuda::detail::launch(fn, gram_reduce_kernel, grid_for(B * per), 256, 0, ctx.stream,
+                       static_cast<const double*>(part.as<double>()), B, S, per, gram);
+}
+
+/// Gram scratch per cloud, in bytes.
+inline std::size_t gram_bytes(index_t n) {
+  return static_cast<std::size_t>(gram_pairs(n)) * gram_tile * gram_tile * sizeof(double);
+}
+
+/// Enqueues B clouds' distance matrices (checked by the caller), in chunks whose Gram scratch stays under
+/// 256 MiB.
 template <class In, class T>
 void launch_distances(const cuda::context& ctx, const In* P, index_t B, index_t n, index_t d, index_t pld,
-                      index_t pstride, T* dist, index_t dld, index_t dstride, double scale) {
+                      index_t pstride, T* dist, index_t dld, index_t dstride, double scale, const char* fn) {
   if (B == 0 || n == 0) return;
-  require(n <= (index_t(1) << 24) && d <= 0x7fffffff, "pairwise_distances", "points",
-          "too large for the CUDA kernel: ", n, " x ", d);
-  const index_t tiles = (n + tile - 1) / tile;
-  require(tiles * tiles <= 0x7fffffff, "pairwise_distances", "points", "too many points for one grid: ", n);
-  const dim3 grid(static_cast<unsigned>(tiles * tiles), static_cast<unsigned>(B < 65535 ? B : 65535));
-  cuda::detail::launch("pairwise_distances", distance_kernel<In, T>, grid, tile_threads, 0, ctx.stream, P, B,
-                       static_cast<int>(n), static_cast<int>(d), pld, pstride, dist, dld, dstride, scale, ctx.status);
+  require(n <= (index_t(1) << 20) && d <= 0x7fffffff, fn, "points", "too large for the CUDA kernels: ", n, " x ", d);
+  const std::size_t per = gram_bytes(n);
+  const index_t chunk = std::max<index_t>(1, std::min<index_t>(B, static_cast<index_t>((std::size_t(256) << 20) / per)));
+  cuda::workspace g(ctx, static_cast<std::size_t>(chunk) * per);
+  for (index_t b0 = 0; b0 < B; b0 += chunk) {
+    const index_t m = std::min(chunk, B - b0);
+    const clouds<In> c{P + b0 * pstride, pstride, pld, static_cast<int>(n), static_cast<int>(d), scale};
+    launch_gram(ctx, c, m, g.as<double>(), fn);
+    cuda::detail::launch(fn, gram_distance_kernel<In, T>, grid_for(m * n * n), 256, 0, ctx.stream, c, m,
+                         static_cast<const double*>(g.as<double>()), dist + b0 * dstride, dld, dstride, ctx.status);
+  }
 }
 
 }  // namespace cu
@@ -152,16 +282,17 @@ void launch_distances(const cuda::context& ctx, const In* P, index_t B, index_t 
 
 /// dist (n x n, device) = distances between the rows of points (n x d, device) / scale; the CUDA twin of
 /// pairwise_distances(cpu, ...). Shapes are checked on the host (topofr::error); a NaN/Inf coordinate
-/// sets cuda::status_non_finite in ctx.status (dist is then unspecified). Asynchronous on ctx.stream.
+/// sets cuda::status_non_finite in ctx.status (dist is then unspecified). Asynchronous on ctx.stream;
+/// scratch from ctx.alloc: the Gram tiles, ~n^2 doubles (x the slices d / 512 while they are summed).
 template <class In, class T = std::remove_const_t<In>>
 void pairwise_distances(const cuda::context& ctx, matrix_view<In> points, matrix_view<T> dist,
                         double scale = 1.0) {
   detail::check_distance_args(points, dist, scale, "pairwise_distances");
   detail::cu::launch_distances(ctx, points.data(), 1, points.rows(), points.cols(), points.ld(), 0, dist.data(),
-                               dist.ld(), 0, scale);
+                               dist.ld(), 0, scale, "pairwise_distances");
 }
 
-/// The batched form: dist[b] = pairwise_distances(points[b]) for b < B, one launch.
+/// The batched form: dist[b] = pairwise_distances(points[b]) for b < B, the same bits as B single calls.
 template <class In, class T = std::remove_const_t<In>>
 void pairwise_distances(const cuda::context& ctx, batch_view<In> points, batch_view<T> dist, double scale = 1.0) {
   constexpr const char* fn = "pairwise_distances";
@@ -172,7 +303,7 @@ void pairwise_distances(const cuda::context& ctx, batch_view<In> points, batch_v
   if (points.batch() == 0) return;
   detail::check_distance_args(points[0], dist[0], scale, fn);
   detail::cu::launch_distances(ctx, points.data(), points.batch(), points.rows(), points.cols(), points.ld(),
-                               points.batch_stride(), dist.data(), dist.ld(), dist.batch_stride(), scale);
+                               points.batch_stride(), dist.data(), dist.ld(), dist.batch_stride(), scale, fn);
 }
 
 }  // namespace topofr

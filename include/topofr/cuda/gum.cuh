@@ -1,7 +1,7 @@
 // topofr/cuda/gum.cuh — CUDA twins of topofr/gum.hpp: the Gaussian–uniform mixture EM (one kernel, one
 // block: the whole loop runs on the device, no host round trip per iteration) and the SDS weights.
 // Hand-written: n is a batch size (~10^2–10^3), far too small for device-wide primitives; one block keeps
-// the standardised entropies in shared memory (global scratch from ctx.alloc beyond 3072 entries) and
+// the standardised entropies in shared memory (global scratch from ctx.alloc when they do not fit) and
 // every EM sum is a cub::BlockReduce in a fixed order (deterministic).
 //
 // Asynchronous result: gum_result cannot be returned by value without a synchronisation, so the CUDA
@@ -26,7 +26,6 @@ namespace cuda {
 namespace detail {
 
 constexpr int gum_threads = 256;
-constexpr index_t gum_smem_max = 3072;  // entries of eps and eps^2 in (48 KiB of) shared memory
 
 struct gum_sums {
   double v[5];
@@ -211,10 +210,15 @@ void gum_fit(const cuda::context& ctx, vector_view<In> entropy, vector_view<T> h
   constexpr const char* fn = "gum_fit";
   detail::gum_check_args(entropy, hard_posterior, opt, fn);
   const index_t n = entropy.size();
-  const bool in_smem = n <= cuda::detail::gum_smem_max;
-  cuda::workspace ws(ctx, in_smem ? 0 : static_cast<std::size_t>(2 * n) * sizeof(double));
-  const std::size_t smem = in_smem ? static_cast<std::size_t>(2 * n) * sizeof(double) : 0;
-  cuda::detail::launch(fn, cuda::detail::gum_kernel<std::remove_const_t<In>, T>, 1, cuda::detail::gum_threads, smem,
+  // eps and eps^2 in dynamic shared memory when they fit beside the kernel's static shared memory (limit
+  // from cudaFuncGetAttributes: 16 n + static bytes crossing 48 KiB needs the opt-in), else global scratch.
+  auto kernel = cuda::detail::gum_kernel<std::remove_const_t<In>, T>;
+  const std::size_t want = static_cast<std::size_t>(2 * n) * sizeof(double);
+  const bool in_smem = want <= cuda::detail::max_dynamic_shared(kernel, fn);
+  if (in_smem) cuda::detail::allow_dynamic_shared(kernel, fn);
+  cuda::workspace ws(ctx, in_smem ? 0 : want);
+  const std::size_t smem = in_smem ? want : 0;
+  cuda::detail::launch(fn, kernel, 1, cuda::detail::gum_threads, smem,
                        ctx.stream, entropy.data(), n, hard_posterior.data(), opt, ws.as<double>(), device_result,
                        ctx.status);
 }

@@ -92,12 +92,22 @@ __global__ void __launch_bounds__(isa_threads)
   if (threadIdx.x == 0) *loss = static_cast<T>(c * total);
 }
 
-/// Dense gradient: grad was zeroed; one thread adds the terms in order (as the CPU's scatter).
+/// Dense gradient (grad was zeroed): one thread per term. An edge can carry several terms (the symmetric
+/// variant, an edge in both pair sets); the thread of its FIRST term adds all of them in term order, in T,
+/// as the CPU's sequential scatter does, and the others skip: parallel, deterministic, no atomics.
 template <class T>
 __global__ void isa_scatter_kernel(const edge* e, const double* g, index_t count, matrix_view<T> grad) {
-  if (blockIdx.x != 0 || threadIdx.x != 0) return;
-  for (index_t t = 0; t < count; ++t)
-    if (e[t].u >= 0) grad(e[t].u, e[t].v) += static_cast<T>(g[t]);
+  for (index_t t = blockIdx.x * index_t(blockDim.x) + threadIdx.x; t < count; t += index_t(gridDim.x) * blockDim.x) {
+    const edge et = e[t];
+    if (et.u < 0) continue;
+    bool first = true;
+    for (index_t q = 0; q < t && first; ++q) first = e[q] != et;
+    if (!first) continue;
+    T acc = grad(et.u, et.v);
+    for (index_t q = t; q < count; ++q)
+      if (e[q] == et) acc += static_cast<T>(g[q]);
+    grad(et.u, et.v) = acc;
+  }
 }
 
 /// coef[t] = g[t] / (scale ||p_u - p_v||) (0 for coincident points or a skipped term): one block per term,
@@ -127,11 +137,13 @@ __global__ void __launch_bounds__(isa_threads)
   }
 }
 
-/// out_i = sum over the terms on an edge {i, j}, in term order, of coef (p_i - p_j), in double: a gather
-/// per (point, column), no atomics. Rows on blockIdx.y, columns on x.
+/// out_i = factor * sum over the terms on an edge {i, j}, in term order, of coef (p_i - p_j), the sum in
+/// double (the CPU's CSR walk visits the same terms in the same order), rounded to T, then times factor in T
+/// as the CPU objective scales its gradient by alpha (factor 1: nothing). A gather per (point, column),
+/// rows on blockIdx.y, columns on x: no atomics, reproducible.
 template <class In, class T>
 __global__ void isa_gather_kernel(matrix_view<In> p, const edge* e, const double* coef, index_t count,
-                                  matrix_view<T> out) {
+                                  matrix_view<T> out, T factor, bool scaled) {
   const index_t n = p.rows(), d = p.cols();
   for (index_t i = blockIdx.y; i < n; i += gridDim.y) {
     const In* pi = p.row(i);
@@ -146,19 +158,21 @@ __global__ void isa_gather_kernel(matrix_view<In> p, const edge* e, const double
         if (w == 0.0) continue;
         acc += w * (x - static_cast<double>(p(j, k)));
       }
-      out(i, k) = static_cast<T>(acc);
+      const T v = static_cast<T>(acc);
+      out(i, k) = scaled ? v * factor : v;
     }
   }
 }
 
 template <class In, class T>
 void isa_chain(const context& ctx, matrix_view<In> p, double scale, const edge* e, const double* g, index_t count,
-               double* coef, matrix_view<T> out, const char* fn) {
+               double* coef, matrix_view<T> out, const char* fn, const T* factor = nullptr) {
   launch(fn, isa_coef_kernel<In>, static_cast<unsigned>(count), isa_threads, 0, ctx.stream, p, scale, e, g, coef);
   const index_t bx = (p.cols() + 255) / 256;
   const dim3 grid(static_cast<unsigned>(bx > 1024 ? 1024 : bx),
                   static_cast<unsigned>(p.rows() < 65535 ? p.rows() : 65535));
-  launch(fn, isa_gather_kernel<In, T>, grid, 256, 0, ctx.stream, p, e, coef, count, out);
+  launch(fn, isa_gather_kernel<In, T>, grid, 256, 0, ctx.stream, p, e, static_cast<const double*>(coef), count, out,
+         factor ? *factor : T(1), factor != nullptr);
 }
 
 /// Scratch for the terms of both sides: [ez | ex] edges, then [gz | gx | coef] doubles.
@@ -175,6 +189,11 @@ struct isa_scratch {
     coef = db + 2 * count;
   }
 };
+
+inline unsigned isa_blocks(index_t count) {
+  const index_t b = (count + 255) / 256;
+  return static_cast<unsigned>(b < 1 ? 1 : (b > 1024 ? 1024 : b));
+}
 
 template <class T>
 void zero_matrix(const context& ctx, matrix_view<T> m, const char* fn) {
@@ -221,22 +240,29 @@ void isa_loss(const cuda::context& ctx, matrix_view<InX> dist_x, matrix_view<InZ
   // All reads of the distances are enqueued before these writes (a gradient may overwrite its matrix).
   if (!grad_dist_z.empty()) {
     cuda::detail::zero_matrix(ctx, grad_dist_z, fn);
-    cuda::detail::launch(fn, cuda::detail::isa_scatter_kernel<T>, 1, 1, 0, ctx.stream, s.t.ez, s.t.gz, count,
+    cuda::detail::launch(fn, cuda::detail::isa_scatter_kernel<T>, cuda::detail::isa_blocks(count), 256, 0, ctx.stream,
+                         s.t.ez, s.t.gz, count,
                          grad_dist_z);
   }
   if (!grad_dist_x.empty()) {
     cuda::detail::zero_matrix(ctx, grad_dist_x, fn);
-    cuda::detail::launch(fn, cuda::detail::isa_scatter_kernel<T>, 1, 1, 0, ctx.stream, s.t.ex, s.t.gx, count,
+    cuda::detail::launch(fn, cuda::detail::isa_scatter_kernel<T>, cuda::detail::isa_blocks(count), 256, 0, ctx.stream,
+                         s.t.ex, s.t.gx, count,
                          grad_dist_x);
   }
 }
 
-/// CUDA twin of isa_loss_from_points: distances (cuda pairwise_distances), pairs (cuda persistence_pairs),
-/// loss to loss[0] (device, size 1), gradients w.r.t. z and/or x by the sparse chain rule (gather).
-/// Scratch from ctx.alloc: 2 n^2 T + O(n) edges and doubles.
+/// CUDA twin of isa_loss_from_points: the scaled distance matrices and their pairs, the loss to loss[0]
+/// (device, size 1), gradients w.r.t. z and/or x by the sparse chain rule (gather), grad_z times
+/// grad_z_factor when given (the objective's alpha, applied as the CPU objective does). For n <= 256 and x, z
+/// of one element type: the Gram tiles of x (split over tiles and 512-dimension slices: an image batch's
+/// 37,632 dimensions fill the GPU) and of z, then ONE launch builds both matrices and runs both Prims
+/// (B = 2), then the terms, the per-term coefficients and the chain rule: 5-6 launches, no host
+/// synchronisation. Scratch from ctx.alloc: 2 n^2 T + the Gram tiles + O(n).
 template <class InX, class InZ, class T = std::remove_const_t<InX>>
 void isa_loss_from_points(const cuda::context& ctx, matrix_view<InX> x, matrix_view<InZ> z, const isa_options& opt,
-                          vector_view<T> loss, matrix_view<T> grad_z = {}, matrix_view<T> grad_x = {}) {
+                          vector_view<T> loss, matrix_view<T> grad_z = {}, matrix_view<T> grad_x = {},
+                          const T* grad_z_factor = nullptr) {
   detail::isa_static_checks<T, InX, InZ>();
   constexpr const char* fn = "isa_loss_from_points";
   const index_t n = detail::isa_check_points_args(x, z, opt, grad_z, grad_x, fn);
@@ -251,19 +277,63 @@ void isa_loss_from_points(const cuda::context& ctx, matrix_view<InX> x, matrix_v
   edge* px = reinterpret_cast<edge*>(mz + n * n);  // aligned: 2 n^2 sizeof(T) is a multiple of 8
   edge* pz = px + m;
   const matrix_view<T> dx(mx, n, n), dz(mz, n, n);
-  pairwise_distances(ctx, x, dx, opt.x_scale);
-  pairwise_distances(ctx, z, dz, opt.z_scale);
-  cuda::detail::isa_check_dist(ctx, matrix_view<const T>(dx), fn);  // overflow to inf
-  cuda::detail::isa_check_dist(ctx, matrix_view<const T>(dz), fn);
-  persistence_pairs(ctx, matrix_view<const T>(dx), vector_view<edge>(px, m));
-  persistence_pairs(ctx, matrix_view<const T>(dz), vector_view<edge>(pz, m));
+  using VX = std::remove_const_t<InX>;
+  using VZ = std::remove_const_t<InZ>;
+  using Src = detail::cu::gram_source<VX, T>;
+  namespace cu = detail::cu;
+  bool fused = false;
+  if constexpr (std::is_same<VX, VZ>::value && std::is_same<VX, T>::value) {
+   if (cu::small_fits<T, T, Src>(n, fn)) {
+    // x and z: Gram tiles, then one B = 2 launch: both distance matrices (validated, written out) and both
+    // Prims.
+    const std::size_t per = cu::gram_bytes(n);
+    cuda::workspace g(ctx, 2 * per);
+    double* gx = g.as<double>();
+    double* gz = gx + per / sizeof(double);
+    const VX* zp = reinterpret_cast<const VX*>(z.data());
+    cu::launch_gram(ctx, cu::clouds<VX>{x.data(), 0, x.ld(), static_cast<int>(n), static_cast<int>(x.cols()), opt.x_scale},
+                    1, gx, fn);
+    cu::launch_gram(ctx, cu::clouds<VX>{zp, 0, z.ld(), static_cast<int>(n), static_cast<int>(z.cols()), opt.z_scale}, 1,
+                    gz, fn);
+    Src src;
+    src.P.p0 = x.data();
+    src.P.p1 = zp;
+    src.pld = x.ld();
+    src.d0 = static_cast<int>(x.cols());
+    src.d1 = static_cast<int>(z.cols());
+    src.scale0 = opt.x_scale;
+    src.scale1 = opt.z_scale;
+    src.gram.p0 = gx;
+    src.gram.p1 = gz;
+    src.out.p0 = mx;
+    src.out.p1 = mz;
+    src.out_ld = n;
+    if (x.ld() != z.ld()) {  // one leading dimension per source: x and z differ only in the points' ld
+      src.pld2 = z.ld();
+    }
+    cu::vr0_out<T> out;
+    out.pairs.p0 = px;
+    out.pairs.p1 = pz;
+    cu::launch_small<T, T>(ctx, src, 2, n, out, fn);
+    fused = true;
+   }
+  }
+  if (!fused) {
+    pairwise_distances(ctx, x, dx, opt.x_scale);
+    pairwise_distances(ctx, z, dz, opt.z_scale);
+    cuda::detail::isa_check_dist(ctx, matrix_view<const T>(dx), fn);  // overflow to inf
+    cuda::detail::isa_check_dist(ctx, matrix_view<const T>(dz), fn);
+    persistence_pairs(ctx, matrix_view<const T>(dx), vector_view<edge>(px, m));
+    persistence_pairs(ctx, matrix_view<const T>(dz), vector_view<edge>(pz, m));
+  }
 
   cuda::detail::isa_scratch s(ctx, count, !grad_z.empty(), !grad_x.empty());
   const double c = opt.reduce == reduction::mean ? 1.0 / static_cast<double>(n) : 1.0;
   cuda::detail::launch(fn, cuda::detail::isa_terms_kernel<const T, const T, T>, 1, cuda::detail::isa_threads, 0,
-                       ctx.stream, matrix_view<const T>(dx), matrix_view<const T>(dz), px, pz, m, sym, c, loss.data(),
-                       s.t, ctx.status);
-  if (!grad_z.empty()) cuda::detail::isa_chain(ctx, z, opt.z_scale, s.t.ez, s.t.gz, count, s.coef, grad_z, fn);
+                       ctx.stream, matrix_view<const T>(dx), matrix_view<const T>(dz), static_cast<const edge*>(px),
+                       static_cast<const edge*>(pz), m, sym, c, loss.data(), s.t, ctx.status);
+  if (!grad_z.empty())
+    cuda::detail::isa_chain(ctx, z, opt.z_scale, s.t.ez, s.t.gz, count, s.coef, grad_z, fn, grad_z_factor);
   if (!grad_x.empty()) cuda::detail::isa_chain(ctx, x, opt.x_scale, s.t.ex, s.t.gx, count, s.coef, grad_x, fn);
 }
 

@@ -12,6 +12,7 @@
 
 #include <cub/block/block_reduce.cuh>
 #include <cmath>
+#include <limits>
 #include <type_traits>
 
 #include "../objective.hpp"
@@ -35,13 +36,6 @@ template <class T>
 __global__ void fill2_kernel(T* a, T va, T* b, T vb, index_t n) {
   for (index_t i = blockIdx.x * index_t(blockDim.x) + threadIdx.x; i < n; i += index_t(gridDim.x) * blockDim.x)
     a[i] = va, b[i] = vb;
-}
-
-template <class T>
-__global__ void scale_matrix_kernel(matrix_view<T> m, T a) {
-  const index_t total = m.rows() * m.cols();
-  for (index_t t = blockIdx.x * index_t(blockDim.x) + threadIdx.x; t < total; t += index_t(gridDim.x) * blockDim.x)
-    m(t / m.cols(), t % m.cols()) *= a;
 }
 
 /// One block: L_cls = sum omega_i loss_i / N (double, fixed order), the hard fraction, and the result.
@@ -103,16 +97,8 @@ class objective {
                   vector_view<L> labels, matrix_view<T> grad_z, matrix_view<T> grad_cos,
                   objective_result<T>* device_result, const objective_samples<T>& samples = {}) const {
     static_assert(std::is_same<detail::acc_t<InC>, T>::value, "cos must have the objective's scalar type");
+    check(x, z, cos, labels, grad_z, grad_cos, samples);  // every host-visible error before anything is enqueued
     const index_t n = cos.rows();
-    topofr::detail::require(n >= 1, "objective", "cos", "needs at least one row, got ", n);
-    topofr::detail::require(!opt_.use_isa || z.rows() == n, "objective", "z", "has ", z.rows(),
-                            " rows but cos has ", n);
-    const char* names[5] = {"samples.loss", "samples.entropy", "samples.p_gt", "samples.hard_posterior",
-                            "samples.weights"};
-    const vector_view<T> given[5] = {samples.loss, samples.entropy, samples.p_gt, samples.hard_posterior,
-                                     samples.weights};
-    for (int k = 0; k < 5; ++k)
-      if (!given[k].empty()) topofr::detail::check_size(given[k], n, "objective", names[k]);
 
     // Scratch: 6 per-sample vectors, the GUM result and the discrepancy.
     const std::size_t vec_bytes = static_cast<std::size_t>(n) * sizeof(T);
@@ -128,7 +114,9 @@ class objective {
     auto* gres = reinterpret_cast<gum_result*>(base + 6 * vec_pad);
     T* disc = reinterpret_cast<T*>(base + 6 * vec_pad + (sizeof(gum_result) + 7) / 8 * 8);
 
-    // Pass 1 of the head, the SDS weights, pass 2 (omega_i / N per row), as the CPU objective.
+    // Launches, all on ctx.stream, no host synchronisation: head pass 1; GUM; SDS weights (or a fill); head
+    // pass 2 (omega_i / N per row); the ISA (Gram tiles of x and z, one B = 2 persistence launch, terms,
+    // coefficients, chain rule with alpha folded in); the finish (L_cls, hard fraction, the result).
     margin_ce_forward(ctx, cos, labels, opt_.margin, opt_.entropy_eps, loss, entropy, pgt, lse);
     if (opt_.use_sds) {
       gum_fit(ctx, vector_view<const T>(entropy), hard, opt_.gum, gres);
@@ -139,17 +127,11 @@ class objective {
     }
     margin_ce_backward(ctx, cos, labels, opt_.margin, vector_view<const T>(lse), vector_view<const T>(omega),
                        1.0 / static_cast<double>(n), grad_cos);
-
-    // ISA between the clean inputs and the perturbed latents, its gradient scaled by alpha.
     if (opt_.use_isa) {
-      isa_loss_from_points(ctx, x, z, opt_.isa, vector_view<T>(disc, 1), grad_z);
-      if (!grad_z.empty()) {
-        detail::launch("objective", detail::scale_matrix_kernel<T>, detail::blocks_for(grad_z.rows() * grad_z.cols()),
-                       256, 0, ctx.stream, grad_z, static_cast<T>(opt_.alpha));
-      }
-    } else {
-      topofr::detail::check_view(grad_z, "objective", "grad_z");
-      if (!grad_z.empty()) detail::zero_matrix(ctx, grad_z, "objective");
+      const T alpha = static_cast<T>(opt_.alpha);
+      isa_loss_from_points(ctx, x, z, opt_.isa, vector_view<T>(disc, 1), grad_z, matrix_view<T>(), &alpha);
+    } else if (!grad_z.empty()) {
+      detail::zero_matrix(ctx, grad_z, "objective");
     }
     detail::launch("objective", detail::objective_finish_kernel<T>, 1, 256, 0, ctx.stream, loss.data(), omega.data(),
                    hard.data(), n, opt_.use_isa ? disc : nullptr, opt_.use_sds ? gres : nullptr, opt_.alpha,
@@ -157,6 +139,40 @@ class objective {
   }
 
  private:
+  /// The host-side checks of every block the call runs, so that a shape error throws before any kernel
+  /// is enqueued (the blocks check again when called; that costs nanoseconds).
+  template <class InX, class InZ, class InC, class L>
+  void check(matrix_view<InX> x, matrix_view<InZ> z, matrix_view<InC> cos, vector_view<L> labels,
+             matrix_view<T> grad_z, matrix_view<T> grad_cos, const objective_samples<T>& samples) const {
+    constexpr const char* fn = "objective";
+    const index_t n = cos.rows();
+    topofr::detail::require(n >= 1, fn, "cos", "needs at least one row, got ", n);
+    topofr::detail::arc::checked_margin<T>(opt_.margin, fn);
+    topofr::detail::arc::check_cos_view(cos, fn);
+    detail::check_label_view(labels, n, fn);
+    topofr::detail::check_shape(grad_cos, n, cos.cols(), fn, "grad_cos");
+    topofr::detail::require(opt_.entropy_eps >= 0.0 && opt_.entropy_eps <= static_cast<double>(std::numeric_limits<T>::max()),
+                            fn, "entropy_eps", "must be >= 0 and finite in the scalar type, got ", opt_.entropy_eps);
+    const char* names[5] = {"samples.loss", "samples.entropy", "samples.p_gt", "samples.hard_posterior",
+                            "samples.weights"};
+    const vector_view<T> given[5] = {samples.loss, samples.entropy, samples.p_gt, samples.hard_posterior,
+                                     samples.weights};
+    for (int k = 0; k < 5; ++k)
+      if (!given[k].empty()) topofr::detail::check_size(given[k], n, fn, names[k]);
+    if (opt_.use_sds) {  // gum_fit's option checks (its sizes are n, checked above)
+      topofr::detail::require(opt_.gum.mode == gum_mode::reference || opt_.gum.mode == gum_mode::robust, fn,
+                              "gum.mode", "unknown gum_mode ", static_cast<int>(opt_.gum.mode));
+      topofr::detail::require(opt_.gum.max_iter >= 1, fn, "gum.max_iter", "must be >= 1, got ", opt_.gum.max_iter);
+      topofr::detail::require(opt_.gum.tol >= 0.0, fn, "gum.tol", "must be >= 0, got ", opt_.gum.tol);
+    }
+    if (opt_.use_isa) {
+      topofr::detail::require(z.rows() == n, fn, "z", "has ", z.rows(), " rows but cos has ", n);
+      topofr::detail::isa_check_points_args(x, z, opt_.isa, grad_z, matrix_view<T>(), fn);
+    } else {
+      topofr::detail::check_view(grad_z, fn, "grad_z");
+    }
+  }
+
   objective_options opt_;
 };
 

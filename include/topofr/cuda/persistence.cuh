@@ -1,33 +1,36 @@
-// topofr/cuda/persistence.cuh — batched 0-dimensional VR persistence pairs on the GPU (DESIGN §3.2), the
-// CUDA twin of topofr/persistence.hpp with the same output bit for bit: the n-1 MST edges (u < v) under the
-// strict order (dist(u, v) with u < v — the UPPER entry —, u*n + v), listed in that order, deaths = the
-// upper entries (canonical: -0.0 reads as +0.0).
+// topofr/cuda/persistence.cuh — batched 0-dimensional VR persistence pairs on the GPU, the CUDA twin of
+// topofr/persistence.hpp with the same output bit for bit: the n-1 MST edges (u < v) under the strict order
+// (dist(u, v) with u < v — the UPPER entry —, u*n + v), listed in that order, deaths = the upper entries
+// (canonical: -0.0 reads as +0.0). Dense Prim with the CPU's lexicographic key (docs/math.md: it builds the
+// reference Kruskal's tree).
 //
-// Algorithm (why): one thread block per matrix runs dense Prim with the CPU's lexicographic key (packed
-// into one uint64 (bits(w) << 32 | code) for float with n*n <= 2^32, else a (weight bits, code) pair).
-//  * Training sizes (n = 128): the block stages the matrix's upper triangle in shared memory (row stride
-//    n + 1, so the row part and the column part of a Prim "row" are both conflict-free), then each of the
-//    n-1 steps is one shared-memory pass + warp-shuffle argmin + ONE __syncthreads (per-warp minima are
-//    double-buffered by step parity). B matrices = B blocks in one launch; n = 128 float uses 66 KiB of
-//    dynamic shared memory (opted in with cudaFuncSetAttribute).
-//  * Matrices too large for shared memory (n >~ 230 float): the same Prim reads the upper entries from
-//    global memory (a column read is just another L2-cached load, so no symmetry checksum is needed);
-//    each step costs about one L2 round trip (~0.5-1 us), so n = 2048 is ~1-2 ms per wave of matrices,
-//    independent of B up to ~2 blocks per SM. Borůvka rounds would parallelise one large matrix better;
-//    Prim was chosen because it is obviously the CPU's algorithm (correctness first).
-//  * Reading the upper entry D[min][max] directly makes asymmetric matrices exact without the CPU's
-//    checksum + rerun. Entries are validated in the same pass that stages them.
-//  * The n-1 tree keys are sorted inside the block (bitonic sort in shared memory) and emitted.
-// From points: for B >= the number of SMs and a matrix that fits shared memory, one fused kernel computes
-// each cloud's distances into its block's shared memory (distance.cuh's tile routine, double precision)
-// and runs Prim there: no B x n x n buffer. Otherwise (few clouds, so one SM per cloud would leave the GPU
-// idle, or large n) distances are computed by the many-block distance kernel into a workspace of at most
-// 256 MiB of matrices at a time, then the matrix kernel runs: the same values bit for bit.
-// Details and costs: docs/cuda.md.
+// Three kernels, by size (why):
+//  * n <= 256 and the matrix fits shared memory (float n <= ~238, double n <= ~168 on sm_90): ONE WARP runs
+//    Prim. The block stages the matrix symmetrically (S[i][j] = S[j][i] = D[min][max]) in shared memory while
+//    validating every off-diagonal entry; then warp 0 alone does the n-1 steps: lane l owns vertices l + 32 r,
+//    their keys live in registers, a step reads row x of S at the owned columns (conflict-free), updates the
+//    keys, and takes the warp's lexicographic minimum with __reduce_min_sync on 32-bit words (weight bits,
+//    then the code) — no block barrier and no shared-memory round trip per step (~100-150 cycles: ~8-10 us
+//    for n = 128). The n-1 tree keys are then ordered by rank (each key counts the smaller ones: keys are
+//    distinct) and decoded. The matrix can come from a distance matrix (B strided matrices, or the two of an
+//    ISA step: x and z in one B = 2 launch) or from a cloud's Gram tiles (distance.cuh), optionally writing
+//    the matrix out as well.
+//  * From points: the Gram tiles are spread over many small blocks first (tiles x 512-dimension slices,
+//    distance.cuh: ~6 blocks per SM hide the load latency), then the small kernel builds each matrix from the
+//    tiles: 2 launches (3 when d > 512). A kernel computing a cloud's Gram inside the Prim block (no scratch)
+//    was written and dropped: at ~95 KiB of shared memory it runs 2 blocks per SM, and its k-steps then wait
+//    on global loads (est. ~110 us for B = 256 x n = 128 x d = 512 against ~85 us spread).
+//  * Larger n: one block (up to 1024 threads) per matrix reads D[min][max] from global memory (an L2-cached
+//    load per step); each step is a block argmin with one barrier (per-warp minima double-buffered by step
+//    parity), ~0.5-1 us, so n = 2048 is ~1-2 ms per wave of matrices; keys in shared memory (or in ctx.alloc
+//    scratch beyond that); a bitonic sort of the tree keys.
+// Every path gives the same pairs and deaths as the CPU on the same matrix, and from points the same bits as
+// pairwise_distances(ctx) followed by persistence_pairs(ctx). Costs and estimates: docs/cuda.md.
 #pragma once
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <type_traits>
@@ -195,80 +198,230 @@ __device__ inline void check_entry(V v, int& bad) {
   else if (v < V(0)) bad |= cuda::status_negative_distance;
 }
 
-struct vr0_out {
-  edge* pairs;
-  index_t pairs_ld;
-  void* deaths;
-  index_t deaths_ld;
+// ---- the warp Prim (n <= 256) ------------------------------------------------------------------------------
+
+constexpr int warp_prim_max = 256;   // 8 vertices per lane
+constexpr int small_threads = 128;   // the block that stages the matrix; warp 0 then runs Prim
+
+/// A Prim key as 32-bit words compared lexicographically: (w1, w0) = the canonical weight bits (w1 = 0 for
+/// float), c = the code min * n + max (< 2^16 for n <= 256). All ones: "none".
+struct wkey {
+  unsigned w1, w0, c;
+  __device__ bool operator<(const wkey& o) const {
+    return w1 != o.w1 ? w1 < o.w1 : (w0 != o.w0 ? w0 < o.w0 : c < o.c);
+  }
+  static __device__ wkey none() { return {~0u, ~0u, ~0u}; }
+};
+__device__ inline wkey make_wkey(float v, unsigned code) { return {0u, static_cast<unsigned>(canon_bits(v)), code}; }
+__device__ inline wkey make_wkey(double v, unsigned code) {
+  const std::uint64_t b = canon_bits(v);
+  return {static_cast<unsigned>(b >> 32), static_cast<unsigned>(b), code};
+}
+template <class V> __device__ V wkey_value(const wkey& k);
+template <> __device__ inline float wkey_value<float>(const wkey& k) { return __uint_as_float(k.w0); }
+template <> __device__ inline double wkey_value<double>(const wkey& k) {
+  return __longlong_as_double(static_cast<long long>((static_cast<std::uint64_t>(k.w1) << 32) | k.w0));
+}
+
+/// The warp's lexicographic minimum of k; returns it in every lane and sets src to the lane that holds it.
+template <class V>
+__device__ inline wkey warp_min(const wkey& k, int& src) {
+  constexpr unsigned all = 0xffffffffu;
+  wkey m;
+  bool mine = true;
+  if (std::is_same<V, double>::value) {
+    m.w1 = __reduce_min_sync(all, k.w1);
+    mine = k.w1 == m.w1;
+  } else {
+    m.w1 = 0u;
+  }
+  m.w0 = __reduce_min_sync(all, mine ? k.w0 : ~0u);
+  mine = mine && k.w0 == m.w0;
+  m.c = __reduce_min_sync(all, mine ? k.c : ~0u);
+  mine = mine && k.c == m.c;
+  src = __ffs(__ballot_sync(all, mine)) - 1;
+  return m;
+}
+
+/// Prim by the calling warp on the symmetric n x n matrix S (row stride sld) in shared memory; writes the
+/// n-1 tree keys (discovery order) to tree. Lane l owns y = l + 32 r, r < 8: key[r] in registers, intree bit r.
+template <class V>
+__device__ void prim_warp(int n, const V* S, int sld, wkey* tree) {
+  const int lane = static_cast<int>(threadIdx.x) & 31;
+  const unsigned un = static_cast<unsigned>(n);
+  wkey key[8];
+#pragma unroll
+  for (int r = 0; r < 8; ++r) key[r] = wkey::none();
+  unsigned intree = lane == 0 ? 1u : 0u;  // vertex 0 starts the tree
+  int x = 0;
+  for (int t = 1; t < n; ++t) {
+    const V* row = S + static_cast<index_t>(x) * sld;
+    wkey best = wkey::none();
+    int by = -1;
+#pragma unroll
+    for (int r = 0; r < 8; ++r) {
+      const int y = lane + 32 * r;
+      if (y < n && !((intree >> r) & 1u)) {
+        const unsigned a = static_cast<unsigned>(x < y ? x : y), b = static_cast<unsigned>(x < y ? y : x);
+        const wkey c = make_wkey(row[y], a * un + b);
+        if (c < key[r]) key[r] = c;
+        if (key[r] < best) {
+          best = key[r];
+          by = y;
+        }
+      }
+    }
+    int src = 0;
+    const wkey m = warp_min<V>(best, src);  // outside vertices hold distinct keys: one lane has it
+    const int y = __shfl_sync(0xffffffffu, by, src);
+    if (lane == 0) tree[t - 1] = m;
+    if (lane == (y & 31)) intree |= 1u << (y >> 5);
+    x = y;
+  }
+  __syncwarp();
+}
+
+/// Orders the n-1 distinct tree keys by rank (each lane ranks its keys against all) and writes the pairs
+/// and deaths: O(n^2 / 32) per lane, no barrier.
+template <class V, class T>
+__device__ void rank_emit(int n, const wkey* tree, edge* pairs, T* deaths) {
+  const int lane = static_cast<int>(threadIdx.x) & 31;
+  const unsigned un = static_cast<unsigned>(n);
+  for (int k = lane; k < n - 1; k += 32) {
+    const wkey e = tree[k];
+    int rank = 0;
+    for (int j = 0; j < n - 1; ++j) rank += tree[j] < e;
+    pairs[rank] = edge{static_cast<std::int32_t>(e.c / un), static_cast<std::int32_t>(e.c % un)};
+    if (deaths) deaths[rank] = static_cast<T>(wkey_value<V>(e));
+  }
+}
+
+/// Per-batch-entry pointers: entry b at p0 + b * stride, or (a pair of unrelated buffers, as x and z of an
+/// ISA step) p0 for b = 0 and p1 for b = 1.
+template <class P>
+struct bptr {
+  P p0 = nullptr, p1 = nullptr;
+  index_t stride = 0;
+  __device__ P at(index_t b) const { return p1 ? (b == 0 ? p0 : p1) : (p0 ? p0 + b * stride : nullptr); }
 };
 
-/// One block per matrix. staged: the upper triangle is copied to shared memory (stride n + 1); else read
-/// from global memory. gkeys: keys and tree in global memory (per block n + npow2) when they do not fit.
+template <class T>
+struct vr0_out {
+  bptr<edge*> pairs;
+  bptr<T*> deaths;  // p0 == nullptr: not wanted
+};
+
+/// Source: B distance matrices (entries read once, coalesced; every off-diagonal entry validated as on the
+/// CPU, the upper one staged into S[i][j] and S[j][i]).
+template <class V>
+struct matrix_source {
+  bptr<const V*> D;
+  index_t ld;
+  __device__ void stage(index_t b, int n, V* S, int sld, int& bad) const {
+    const V* M = D.at(b);
+    for (index_t e = threadIdx.x; e < index_t(n) * n; e += blockDim.x) {
+      const int i = static_cast<int>(e / n), j = static_cast<int>(e % n);
+      if (i == j) continue;
+      const V v = M[i * ld + j];
+      check_entry(v, bad);
+      if (i < j) {
+        S[i * sld + j] = v;
+        S[j * sld + i] = v;
+      }
+    }
+  }
+};
+
+/// Source: clouds whose final Gram tiles are ready (distance.cuh): the distances are computed while staging
+/// (gram_distance: the same bits as pairwise_distances), and written to out (n x n, leading dimension ld)
+/// when out is set — the ISA needs the matrices themselves.
+template <class In, class V>
+struct gram_source {
+  bptr<const In*> P;  // the points, for the cancellation guard
+  index_t pld, pld2 = -1;  // leading dimension of entry 0 (and of entry 1 when it differs)
+  int d0, d1;         // dimension and scale of entry 0 and 1 (a strided batch uses d0, scale0)
+  double scale0, scale1;
+  bptr<const double*> gram;
+  bptr<V*> out;
+  index_t out_ld;
+  __device__ void stage(index_t b, int n, V* S, int sld, int& bad) const {
+    const index_t T = gram_tiles(n);
+    const double* G = gram.at(b);
+    const In* X = P.at(b);
+    const bool second = P.p1 && b == 1;
+    const index_t pl = second && pld2 >= 0 ? pld2 : pld;
+    const int db = second ? d1 : d0;
+    const double sc = second ? scale1 : scale0;
+    V* O = out.at(b);
+    for (index_t e = threadIdx.x; e < index_t(n) * n; e += blockDim.x) {
+      const int i = static_cast<int>(e / n), j = static_cast<int>(e % n);
+      if (i > j) continue;
+      if (i == j) {
+        if (O) O[i * out_ld + i] = V(0);
+        continue;
+      }
+      const V v = static_cast<V>(gram_distance(G[gram_at(i, i, T)], G[gram_at(j, j, T)], G[gram_at(i, j, T)],
+                                               X + i * pl, X + j * pl, db, sc));
+      if (!finite(v)) bad |= cuda::status_non_finite;
+      S[i * sld + j] = v;
+      S[j * sld + i] = v;
+      if (O) {
+        O[i * out_ld + j] = v;
+        O[j * out_ld + i] = v;
+      }
+    }
+  }
+};
+
+/// Shared memory of the small kernel: S (n x (n + 1) V: the odd stride keeps the transposed stores
+/// conflict-free), then the n-1 tree keys.
+template <class V>
+TOPOFR_HD inline std::size_t small_bytes(index_t n) {
+  return (static_cast<std::size_t>(n) * (n + 1) * sizeof(V) + 15) / 16 * 16 + static_cast<std::size_t>(n) * sizeof(wkey);
+}
+
+/// One block per matrix: stage (all threads), then warp 0: Prim and emit.
+template <class V, class T, class Src>
+__global__ void __launch_bounds__(small_threads) vr0_small_kernel(Src src, int n, vr0_out<T> out, int* status) {
+  unsigned char* smem = cuda::detail::dynamic_shared<unsigned char>();
+  V* S = reinterpret_cast<V*>(smem);
+  const int sld = n + 1;
+  wkey* tree = reinterpret_cast<wkey*>(smem + (static_cast<std::size_t>(n) * sld * sizeof(V) + 15) / 16 * 16);
+  const index_t b = blockIdx.x;
+  int bad = 0;
+  src.stage(b, n, S, sld, bad);
+  if (bad) cuda::detail::report(status, bad);
+  __syncthreads();
+  if (threadIdx.x >= 32) return;
+  prim_warp<V>(n, S, sld, tree);
+  rank_emit<V>(n, tree, out.pairs.at(b), out.deaths.at(b));
+}
+
+// ---- the block Prim on global memory (n > 256 or too large for shared memory) -----------------------------
+
+/// One block per matrix: every off-diagonal entry validated in one coalesced pass, then Prim reading
+/// D[min][max] from global memory. gkeys: keys and tree in global memory (n + npow2 per block) when they do
+/// not fit shared memory.
 template <class V, class T, bool Packed>
-__global__ void __launch_bounds__(1024) vr0_matrix_kernel(const V* __restrict__ D, int n, index_t ld, index_t stride, vr0_out out,
-                                  bool staged, vr0_key<Packed>* gkeys, int* status) {
+__global__ void __launch_bounds__(1024)
+    vr0_large_kernel(bptr<const V*> D, int n, index_t ld, vr0_out<T> out, vr0_key<Packed>* gkeys, int* status) {
   using K = vr0_key<Packed>;
   unsigned char* const smem = cuda::detail::dynamic_shared<unsigned char>();
   const vr0_layout<K> L(n);
   const index_t b = blockIdx.x;
-  const V* M = D + b * stride;
-  V* S = reinterpret_cast<V*>(smem + L.matrix);
-  const index_t sld = n + 1;
+  const V* M = D.at(b);
   int bad = 0;
-  for (index_t i = 0; i < n; ++i)  // coalesced row reads: validate every entry, stage the upper part
-    for (index_t j = threadIdx.x; j < n; j += blockDim.x) {
-      if (i == j) continue;
-      const V v = M[i * ld + j];
-      check_entry(v, bad);
-      if (staged && i < j) S[i * sld + j] = v;
-    }
+  for (index_t i = 0; i < n; ++i)
+    for (index_t j = threadIdx.x; j < n; j += blockDim.x)
+      if (i != j) check_entry(M[i * ld + j], bad);
   if (bad) cuda::detail::report(status, bad);
   K* keys = gkeys ? gkeys + b * (n + L.npow2) : reinterpret_cast<K*>(smem + L.keys);
   K* tree = gkeys ? keys + n : reinterpret_cast<K*>(smem + L.tree);
   __syncthreads();
   K* red = reinterpret_cast<K*>(smem + L.red);
   int* redy = reinterpret_cast<int*>(smem + L.redy);
-  if (staged)
-    prim_block(n, keys, tree, red, redy, [&](int a, int c) { return canon_bits(S[a * sld + c]); });
-  else
-    prim_block(n, keys, tree, red, redy, [&](int a, int c) { return canon_bits(__ldg(M + a * ld + c)); });
-  sort_and_emit<V>(n, L.npow2, tree, out.pairs + b * out.pairs_ld,
-                   out.deaths ? static_cast<T*>(out.deaths) + b * out.deaths_ld : static_cast<T*>(nullptr));
-}
-
-/// Fused from points (exactly tile_threads threads): the cloud's upper distances go into shared memory by
-/// distance_tile (the same values as pairwise_distances), then Prim as above.
-template <class In, class V, class T, bool Packed>
-__global__ void __launch_bounds__(tile_threads)
-    vr0_points_kernel(const In* __restrict__ P, int n, int d, index_t ld, index_t stride, double scale,
-                      vr0_out out, int* status) {
-  using K = vr0_key<Packed>;
-  unsigned char* const smem = cuda::detail::dynamic_shared<unsigned char>();
-  const vr0_layout<K> L(n);
-  const index_t b = blockIdx.x;
-  V* S = reinterpret_cast<V*>(smem + L.matrix);
-  const index_t sld = n + 1;
-  double* tile_buf = reinterpret_cast<double*>(
-      smem + vr0_layout<K>::align(L.matrix + static_cast<std::size_t>(n) * sld * sizeof(V)));
-  bool bad_point = false, bad_dist = false;
-  const int tiles = (n + tile - 1) / tile;
-  for (int ti = 0; ti < tiles; ++ti)
-    for (int tj = ti; tj < tiles; ++tj)
-      distance_tile(P + b * stride, ld, n, d, scale, ti * tile, tj * tile, tile_buf, bad_point,
-                    [&](int i, int j, double v) {
-                      if (i >= j) return;
-                      const V t = static_cast<V>(v);
-                      bad_dist |= !finite(t);
-                      S[i * sld + j] = t;
-                    });
-  if (bad_point || bad_dist) cuda::detail::report(status, cuda::status_non_finite);
-  K* keys = reinterpret_cast<K*>(smem + L.keys);
-  K* tree = reinterpret_cast<K*>(smem + L.tree);
-  K* red = reinterpret_cast<K*>(smem + L.red);
-  int* redy = reinterpret_cast<int*>(smem + L.redy);
-  prim_block(n, keys, tree, red, redy, [&](int a, int c) { return canon_bits(S[a * sld + c]); });
-  sort_and_emit<V>(n, L.npow2, tree, out.pairs + b * out.pairs_ld,
-                   out.deaths ? static_cast<T*>(out.deaths) + b * out.deaths_ld : static_cast<T*>(nullptr));
+  prim_block(n, keys, tree, red, redy, [&](int a, int c) { return canon_bits(__ldg(M + a * ld + c)); });
+  sort_and_emit<V>(n, L.npow2, tree, out.pairs.at(b), out.deaths.at(b));
 }
 
 inline int device_attribute(cudaDeviceAttr a, const char* fn) {
@@ -283,58 +436,53 @@ constexpr bool packs_key(index_t n) {
   return std::is_same<V, float>::value && std::uint64_t(n) * std::uint64_t(n) <= (std::uint64_t(1) << 32);
 }
 
+/// True when the warp Prim's kernel can hold an n x n matrix of V.
+template <class V, class T, class Src>
+bool small_fits(index_t n, const char* fn) {
+  return n <= warp_prim_max && small_bytes<V>(n) <= cuda::detail::max_dynamic_shared(vr0_small_kernel<V, T, Src>, fn);
+}
+
+template <class V, class T, class Src>
+void launch_small(const cuda::context& ctx, const Src& src, index_t B, index_t n, const vr0_out<T>& out,
+                  const char* fn) {
+  auto kernel = vr0_small_kernel<V, T, Src>;
+  cuda::detail::allow_dynamic_shared(kernel, fn);
+  cuda::detail::launch(fn, kernel, static_cast<unsigned>(B), small_threads, small_bytes<V>(n), ctx.stream, src,
+                       static_cast<int>(n), out, ctx.status);
+}
+
 template <class V, class T, bool Packed>
-void launch_vr0_matrix_k(const cuda::context& ctx, const V* D, index_t B, index_t n, index_t ld, index_t stride,
-                         vr0_out out, const char* fn) {
+void launch_large_k(const cuda::context& ctx, const bptr<const V*>& D, index_t B, index_t n, index_t ld,
+                    const vr0_out<T>& out, const char* fn) {
   using K = vr0_key<Packed>;
   const vr0_layout<K> L(n);
-  const std::size_t smax = static_cast<std::size_t>(device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin, fn));
-  const std::size_t staged_bytes = L.head_bytes + static_cast<std::size_t>(n) * (n + 1) * sizeof(V);
-  const bool staged = staged_bytes <= smax;
-  const bool keys_in_smem = L.head_bytes <= smax;
-  const std::size_t bytes = staged ? staged_bytes : keys_in_smem ? L.head_bytes : L.keys;
-  // Keys that do not fit (n in the tens of thousands): global scratch from the caller's allocator.
+  auto kernel = vr0_large_kernel<V, T, Packed>;
+  const bool keys_in_smem = L.head_bytes <= cuda::detail::max_dynamic_shared(kernel, fn);
+  const std::size_t bytes = keys_in_smem ? L.head_bytes : L.keys;
   cuda::workspace gk(ctx, keys_in_smem ? 0 : static_cast<std::size_t>(B) * (n + L.npow2) * sizeof(K));
-  auto kernel = vr0_matrix_kernel<V, T, Packed>;
-  cuda::check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
-                   fn);
-  const int threads = static_cast<int>(n <= 128 ? 128 : n >= 1024 ? 1024 : (n + 31) / 32 * 32);
-  for (index_t b0 = 0; b0 < B; b0 += 0x7fffffff) {  // grid.x limit
-    const index_t nb = B - b0 < 0x7fffffff ? B - b0 : 0x7fffffff;
-    vr0_out o = out;
-    o.pairs += b0 * out.pairs_ld;
-    if (o.deaths) o.deaths = static_cast<T*>(o.deaths) + b0 * out.deaths_ld;
-    cuda::detail::launch(fn, kernel, static_cast<unsigned>(nb), threads, bytes, ctx.stream, D + b0 * stride,
-                         static_cast<int>(n), ld, stride, o, staged, gk.as<K>(), ctx.status);
-  }
+  cuda::detail::allow_dynamic_shared(kernel, fn);
+  const int threads = static_cast<int>(n >= 1024 ? 1024 : (n + 31) / 32 * 32);
+  cuda::detail::launch(fn, kernel, static_cast<unsigned>(B), threads, bytes, ctx.stream, D, static_cast<int>(n), ld,
+                       out, gk.as<K>(), ctx.status);
 }
 
+/// Pairs of B matrices (entry b of D), the kernel chosen by size.
 template <class V, class T>
-void launch_vr0_matrix(const cuda::context& ctx, const V* D, index_t B, index_t n, index_t ld, index_t stride,
-                       vr0_out out, const char* fn) {
+void launch_vr0_matrix(const cuda::context& ctx, const bptr<const V*>& D, index_t B, index_t n, index_t ld,
+                       const vr0_out<T>& out, const char* fn) {
   if (B == 0) return;
-  if (packs_key<V>(n)) launch_vr0_matrix_k<V, T, true>(ctx, D, B, n, ld, stride, out, fn);
-  else launch_vr0_matrix_k<V, T, false>(ctx, D, B, n, ld, stride, out, fn);
+  require(B <= 0x7fffffff, fn, "dist", "batch too large for one grid: ", B);
+  if (small_fits<V, T, matrix_source<V>>(n, fn)) return launch_small<V, T>(ctx, matrix_source<V>{D, ld}, B, n, out, fn);
+  if (packs_key<V>(n)) launch_large_k<V, T, true>(ctx, D, B, n, ld, out, fn);
+  else launch_large_k<V, T, false>(ctx, D, B, n, ld, out, fn);
 }
 
-/// Tries the fused kernel; false when the matrix does not fit shared memory or the batch is too small
-/// to fill the GPU with one block per cloud.
-template <class In, class V, class T, bool Packed>
-bool launch_vr0_points_fused(const cuda::context& ctx, const In* P, index_t B, index_t n, index_t d, index_t ld,
-                             index_t stride, double scale, vr0_out out, const char* fn) {
-  using K = vr0_key<Packed>;
-  const vr0_layout<K> L(n);
-  const std::size_t smax = static_cast<std::size_t>(device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin, fn));
-  const std::size_t bytes = vr0_layout<K>::align(L.head_bytes + static_cast<std::size_t>(n) * (n + 1) * sizeof(V)) +
-                            tile_smem_doubles * sizeof(double);
-  const index_t sms = device_attribute(cudaDevAttrMultiProcessorCount, fn);
-  if (bytes > smax || B < sms || B > 0x7fffffff || d > 0x7fffffff) return false;
-  auto kernel = vr0_points_kernel<In, V, T, Packed>;
-  cuda::check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)),
-                   fn);
-  cuda::detail::launch(fn, kernel, static_cast<unsigned>(B), tile_threads, bytes, ctx.stream, P, static_cast<int>(n),
-                       static_cast<int>(d), ld, stride, scale, out, ctx.status);
-  return true;
+template <class P>
+bptr<P> strided(P p, index_t stride) {
+  bptr<P> r;
+  r.p0 = p;
+  r.stride = stride;
+  return r;
 }
 
 }  // namespace cu
@@ -356,11 +504,13 @@ void persistence_pairs(const cuda::context& ctx, matrix_view<In> dist, vector_vi
   const index_t n = dist.rows();
   detail::check_size(pairs, n - 1, fn, "pairs");
   if (!deaths.empty()) detail::check_size(deaths, n - 1, fn, "deaths");
-  detail::cu::launch_vr0_matrix<V, T>(ctx, dist.data(), 1, n, dist.ld(), 0,
-                                      {pairs.data(), 0, deaths.empty() ? nullptr : deaths.data(), 0}, fn);
+  detail::cu::vr0_out<T> out{detail::cu::strided(pairs.data(), 0),
+                             detail::cu::strided(deaths.empty() ? static_cast<T*>(nullptr) : deaths.data(), 0)};
+  detail::cu::launch_vr0_matrix<V, T>(ctx, detail::cu::strided(static_cast<const V*>(dist.data()), 0), 1, n,
+                                      dist.ld(), out, fn);
 }
 
-/// The batched form: B matrices, one block each, one launch: pairs B x (n-1), deaths B x (n-1) optional.
+/// The batched form: B matrices, one launch: pairs B x (n-1), deaths B x (n-1) optional.
 template <class In, class T = std::remove_const_t<In>>
 void persistence_pairs(const cuda::context& ctx, batch_view<In> dist, matrix_view<edge> pairs,
                        matrix_view<T> deaths = {}) {
@@ -369,16 +519,70 @@ void persistence_pairs(const cuda::context& ctx, batch_view<In> dist, matrix_vie
   constexpr const char* fn = "persistence_pairs";
   const index_t nb = dist.batch();
   const index_t n = detail::check_vr0_batch_args(dist, pairs, deaths, fn);
-  detail::cu::launch_vr0_matrix<V, T>(
-      ctx, dist.data(), nb, n, dist.ld(), dist.batch_stride(),
-      {pairs.data(), pairs.ld(), deaths.empty() ? nullptr : deaths.data(), deaths.empty() ? 0 : deaths.ld()}, fn);
+  detail::cu::vr0_out<T> out{detail::cu::strided(pairs.data(), pairs.ld()),
+                             detail::cu::strided(deaths.empty() ? static_cast<T*>(nullptr) : deaths.data(),
+                                                 deaths.empty() ? 0 : deaths.ld())};
+  detail::cu::launch_vr0_matrix<V, T>(ctx, detail::cu::strided(static_cast<const V*>(dist.data()), dist.batch_stride()),
+                                      nb, n, dist.ld(), out, fn);
 }
+
+namespace detail {
+namespace cu {
+
+/// Pairs of B clouds from their points (checked by the caller): for n <= 256, the Gram tiles spread over
+/// many blocks (chunks of at most 256 MiB of tiles) and the small kernel building each matrix from them;
+/// for larger n the distance matrices (chunks of at most 256 MiB) and the block Prim.
+template <class In, class T>
+void vr0_from_points(const cuda::context& ctx, const In* P, index_t nb, index_t n, index_t d, index_t ld,
+                     index_t stride, double scale, const vr0_out<T>& out, const char* fn) {
+  using V = std::remove_const_t<In>;
+  using Src = gram_source<V, V>;
+  require(n <= (index_t(1) << 20) && d <= 0x7fffffff && nb <= 0x7fffffff, fn, "points",
+          "too large for the CUDA kernels: ", nb, " x ", n, " x ", d);
+  const clouds<V> all{P, stride, ld, static_cast<int>(n), static_cast<int>(d), scale};
+  auto sub = [&](const vr0_out<T>& o, index_t b0) {  // the outputs of entries b0 ..
+    vr0_out<T> r = o;
+    r.pairs.p0 += b0 * o.pairs.stride;
+    if (r.deaths.p0) r.deaths.p0 += b0 * o.deaths.stride;
+    return r;
+  };
+  if (small_fits<V, T, Src>(n, fn)) {
+    const std::size_t per = gram_bytes(n);
+    const index_t chunk = std::max<index_t>(1, std::min<index_t>(nb, static_cast<index_t>((std::size_t(256) << 20) / per)));
+    cuda::workspace g(ctx, static_cast<std::size_t>(chunk) * per);
+    for (index_t b0 = 0; b0 < nb; b0 += chunk) {
+      const index_t m = std::min(chunk, nb - b0);
+      clouds<V> c = all;
+      c.P += b0 * stride;
+      launch_gram(ctx, c, m, g.as<double>(), fn);
+      Src src;
+      src.P = strided(c.P, stride);
+      src.pld = ld;
+      src.d0 = src.d1 = static_cast<int>(d);
+      src.scale0 = src.scale1 = scale;
+      src.gram = strided(static_cast<const double*>(g.as<double>()), gram_pairs(n) * gram_tile * gram_tile);
+      src.out_ld = n;
+      launch_small<V, T>(ctx, src, m, n, sub(out, b0), fn);
+    }
+    return;
+  }
+  const std::size_t per = static_cast<std::size_t>(n) * static_cast<std::size_t>(n) * sizeof(V);
+  const index_t chunk = std::max<index_t>(1, std::min<index_t>(nb, static_cast<index_t>((std::size_t(256) << 20) / per)));
+  cuda::workspace ws(ctx, static_cast<std::size_t>(chunk) * per);
+  for (index_t b0 = 0; b0 < nb; b0 += chunk) {
+    const index_t m = std::min(chunk, nb - b0);
+    launch_distances(ctx, P + b0 * stride, m, n, d, ld, stride, ws.as<V>(), n, n * n, scale, fn);
+    launch_vr0_matrix<V, T>(ctx, strided(static_cast<const V*>(ws.as<V>()), n * n), m, n, n, sub(out, b0), fn);
+  }
+}
+
+}  // namespace cu
+}  // namespace detail
 
 /// Pairs of B point clouds (B x n x d, device) with the distances computed on the fly, in double as on the
 /// CPU (see distance.cuh); equal bit for bit to pairwise_distances(ctx, ...) followed by
-/// persistence_pairs(ctx, ...). No B x n x n buffer: large batches of small clouds run fused in shared
-/// memory; otherwise matrices go through a workspace of at most 256 MiB (ctx.alloc). A NaN/Inf coordinate
-/// sets cuda::status_non_finite. Shape errors: as on the CPU.
+/// persistence_pairs(ctx, ...). Scratch from ctx.alloc: Gram tiles (~n^2 doubles per cloud) or, for
+/// n > 256, distance matrices, in chunks of at most 256 MiB. A NaN/Inf coordinate sets cuda::status_non_finite. Shape errors: as on the CPU.
 template <class In, class T = std::remove_const_t<In>>
 void persistence_pairs_from_points(const cuda::context& ctx, batch_view<In> points, double scale,
                                    matrix_view<edge> pairs, matrix_view<T> deaths = {}) {
@@ -395,28 +599,11 @@ void persistence_pairs_from_points(const cuda::context& ctx, batch_view<In> poin
   detail::check_shape(pairs, nb, n - 1, fn, "pairs");
   if (!deaths.empty()) detail::check_shape(deaths, nb, n - 1, fn, "deaths");
   if (nb == 0) return;
-  const detail::cu::vr0_out out{pairs.data(), pairs.ld(), deaths.empty() ? nullptr : deaths.data(),
-                                deaths.empty() ? 0 : deaths.ld()};
-  const bool fused =
-      detail::cu::packs_key<V>(n)
-          ? detail::cu::launch_vr0_points_fused<In, V, T, true>(ctx, points.data(), nb, n, d, points.ld(),
-                                                                points.batch_stride(), scale, out, fn)
-          : detail::cu::launch_vr0_points_fused<In, V, T, false>(ctx, points.data(), nb, n, d, points.ld(),
-                                                                 points.batch_stride(), scale, out, fn);
-  if (fused) return;
-  const std::size_t per = static_cast<std::size_t>(n) * static_cast<std::size_t>(n) * sizeof(V);
-  const std::size_t budget = std::size_t(256) << 20;
-  const index_t chunk = std::max<index_t>(1, std::min<index_t>(nb, static_cast<index_t>(budget / per)));
-  cuda::workspace ws(ctx, static_cast<std::size_t>(chunk) * per);
-  for (index_t b0 = 0; b0 < nb; b0 += chunk) {
-    const index_t m = std::min(chunk, nb - b0);
-    detail::cu::launch_distances(ctx, points.data() + b0 * points.batch_stride(), m, n, d, points.ld(),
-                                 points.batch_stride(), ws.as<V>(), n, n * n, scale);
-    detail::cu::vr0_out o = out;
-    o.pairs += b0 * out.pairs_ld;
-    if (o.deaths) o.deaths = static_cast<T*>(o.deaths) + b0 * out.deaths_ld;
-    detail::cu::launch_vr0_matrix<V, T>(ctx, ws.as<V>(), m, n, n, n * n, o, fn);
-  }
+  const detail::cu::vr0_out<T> out{detail::cu::strided(pairs.data(), pairs.ld()),
+                                   detail::cu::strided(deaths.empty() ? static_cast<T*>(nullptr) : deaths.data(),
+                                                       deaths.empty() ? 0 : deaths.ld())};
+  detail::cu::vr0_from_points<V, T>(ctx, static_cast<const V*>(points.data()), nb, n, d, points.ld(),
+                                    points.batch_stride(), scale, out, fn);
 }
 
 }  // namespace topofr
