@@ -101,7 +101,7 @@ __global__ void __launch_bounds__(rsp_threads)
   using reduce = cub::BlockReduce<double, rsp_threads>;
   __shared__ typename reduce::TempStorage tmp;
   // rsp_plan has default member initialisers, which __shared__ variables may not have: raw storage.
-  __shared__ alignas(rsp_plan) unsigned char plan_raw[sizeof(rsp_plan)];
+  alignas(rsp_plan) __shared__ unsigned char plan_raw[sizeof(rsp_plan)];
   rsp_plan& plan = *reinterpret_cast<rsp_plan*>(plan_raw);
   __shared__ double kx[rsp_param::blur_kernel_w], ky[rsp_param::blur_kernel_h], mean_sh;
   if (*flag) return;  // a non-finite value somewhere: nothing is written (as the CPU, which throws)
