@@ -4,7 +4,7 @@
 # folder .gpu-carry/ that travels to the lent GPU machine, where `bash tests/gpu_check.sh` only runs them:
 #   .gpu-carry/bin/       gpu_probe, cuda_test_*, cuda_bench_* (sm_90 code + PTX: the lent H100/H200)
 #   .gpu-carry/lib/       shared libraries they need that the GPU image may lack (Google Benchmark)
-#   .gpu-carry/deps.tar.xz   Eigen, Catch2, Google Benchmark for a rebuild there (tests/gpu_deps.sh)
+#   .gpu-carry/deps.tar.xz   Eigen, Catch2, Google Benchmark, stb: for a rebuild there and for the trainer check
 #   .gpu-carry/manifest.txt  commit, source hash, flags, ldd, sizes: gpu_check.sh refuses stale programs
 # The other machine's CPU is not this one's: host code is built for x86-64-v3 (AVX2 + FMA at most), never
 # -march=native; libstdc++/libgcc and the CUDA runtime are linked statically, so the programs need only glibc
@@ -89,4 +89,4 @@ missing=$(for p in "$carry"/bin/*; do LD_LIBRARY_PATH=$carry/lib ldd "$p" | grep
 size=$(du -sm "$carry" | cut -f1)
 [ "$size" -le "$max_mib" ] || { echo "gpu_prepare: .gpu-carry is $size MiB (> $max_mib MiB)" >&2; exit 1; }
 cat "$carry/manifest.txt" | head -n 10
-echo "gpu_prepare: $size MiB in $carry; now: run(command=\"bash tests/gpu_check.sh\", carry=[\".gpu-carry\"], timeout_s=300)"
+echo "gpu_prepare: $size MiB in $carry; now: run(command=\"bash tests/gpu_check.sh\", carry=[\".gpu-carry\"], timeout_s=300); optional second call: bash tests/gpu_train_check.sh"

@@ -4,9 +4,13 @@
 # (see the bottom of this file).
 
 if(NOT CMAKE_SCRIPT_MODE_FILE)
+  set(_topofr_cuda_flags "${CMAKE_CUDA_FLAGS}")  # kept: see examples/train/CMakeLists.txt
+  set(_topofr_cuda_archs "${CMAKE_CUDA_ARCHITECTURES}")
   if(NOT Torch_FOUND)
     find_package(Torch QUIET)
   endif()
+  set(CMAKE_CUDA_FLAGS "${_topofr_cuda_flags}")
+  set(CMAKE_CUDA_ARCHITECTURES "${_topofr_cuda_archs}")
   set(train_test test_train_autograd)
   if(Torch_FOUND)
     if(NOT TARGET ${train_test})  # not created by the test_*.cpp glob

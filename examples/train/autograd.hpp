@@ -2,10 +2,11 @@
 //   MarginCE: (cos, labels) -> mean_i w_i L_arc,i, with w = SDS weights from the GUM posterior (constants,
 //             as the paper) or 1; backward = topofr::margin_ce_backward with w and 1/N.
 //   ISA:      (x_clean, z) -> isa_loss_from_points(x, z); backward = the saved dL/dz times grad_output.
-// CUDA tensors go to the library's CUDA blocks when the trainer is built with them (TOPOFR_TRAIN_GPU:
-// gpu_blocks.cu, compiled by nvcc); otherwise, and for CPU tensors, the CPU blocks run on host memory (tensors
-// on another device are copied to the CPU for the call and the gradient is copied back). Float and double
-// tensors are supported (the library's two scalar types).
+// CUDA tensors go to the library's CUDA blocks when the trainer is built with them (TOPOFR_TRAIN_GPU: a CUDA
+// LibTorch and nvcc; gpu_blocks.cu) on LibTorch's current stream with its caching allocator (torch_gpu_env.hpp);
+// otherwise, and for CPU tensors, the CPU blocks run on host memory (tensors on another device are copied to the
+// CPU for the call and the gradient is copied back). Float and double tensors are supported (the library's two
+// scalar types).
 #pragma once
 
 #include <torch/torch.h>
@@ -17,6 +18,7 @@
 
 #if defined(TOPOFR_TRAIN_GPU)
 #include "gpu_blocks.hpp"
+#include "torch_gpu_env.hpp"
 #endif
 
 #include <cstdint>
@@ -69,6 +71,8 @@ vector_view<T> vec(torch::Tensor& t) {
 
 #if defined(TOPOFR_TRAIN_GPU)
 /// MarginCE's forward on the device (the library's CUDA blocks); the same outputs as the host path.
+/// Synchronises the stream twice: once in gpu::margin_ce_forward (its status word and the GUM fit), once for
+/// the statistics when `stats` is given (one copy); the loss itself stays on the device.
 inline torch::Tensor margin_ce_forward_gpu(torch::autograd::AutogradContext* ctx, const torch::Tensor& cos,
                                            const torch::Tensor& labels, const margin_ce_config& cfg,
                                            margin_ce_stats* stats) {
@@ -79,34 +83,40 @@ inline torch::Tensor margin_ce_forward_gpu(torch::autograd::AutogradContext* ctx
   const std::int64_t n = c.size(0);
   const auto o = c.options();
   torch::Tensor loss = torch::empty({n}, o), ent = torch::empty({n}, o), pgt = torch::empty({n}, o),
-                lse = torch::empty({n}, o), w = torch::ones({n}, o);
+                lse = torch::empty({n}, o), w = torch::ones({n}, o), h;
+  if (cfg.sds) h = torch::empty({n}, o);
+  gum_result g{};
+  const torch_gpu_env dev(c);
   AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "MarginCE_gpu", [&] {
     using T = scalar_t;
-    gpu::margin_ce_forward<T>(c.data_ptr<T>(), y.data_ptr<std::int64_t>(), n, c.size(1), cfg.margin, cfg.entropy_eps,
-                              loss.data_ptr<T>(), ent.data_ptr<T>(), pgt.data_ptr<T>(), lse.data_ptr<T>());
-    if (cfg.sds) {
-      torch::Tensor h = torch::empty({n}, o);
-      const gum_result g = gpu::sds<T>(ent.data_ptr<T>(), pgt.data_ptr<T>(), n, cfg.gum, cfg.lambda, cfg.focal,
-                                       h.data_ptr<T>(), w.data_ptr<T>());
-      if (stats) {
-        stats->pi = g.pi;
-        stats->sigma = g.sigma;
-        stats->gum_iterations = g.iterations;
-        stats->hard_fraction = h.gt(0.5).to(torch::kDouble).mean().item<double>();
-      }
-    }
+    const gpu::sds_options so{cfg.gum, cfg.lambda, cfg.focal};
+    g = gpu::margin_ce_forward<T>(dev.env(), c.data_ptr<T>(), y.data_ptr<std::int64_t>(), n, c.size(1), cfg.margin,
+                                  cfg.entropy_eps, loss.data_ptr<T>(), ent.data_ptr<T>(), pgt.data_ptr<T>(),
+                                  lse.data_ptr<T>(), cfg.sds ? &so : nullptr, cfg.sds ? h.data_ptr<T>() : nullptr,
+                                  w.data_ptr<T>());
   });
-  const double value = (w.to(torch::kDouble) * loss.to(torch::kDouble)).sum().item<double>();
+  // (1/N) sum_i w_i L_i in double, as the host path, left on the device.
+  const torch::Tensor wd = w.to(torch::kDouble), ld = loss.to(torch::kDouble);
+  const torch::Tensor value = (wd * ld).sum() / static_cast<double>(n);
   if (stats) {
-    stats->loss_unweighted = loss.to(torch::kDouble).sum().item<double>() / static_cast<double>(n);
-    stats->weights = w.to(torch::kCPU);
+    const torch::Tensor hard = cfg.sds ? h.gt(0.5).to(torch::kDouble).mean() : torch::zeros({}, wd.options());
+    const torch::Tensor host = torch::cat({ld.sum().reshape({1}), hard.reshape({1}), wd}).to(torch::kCPU);
+    const double* p = host.data_ptr<double>();
+    stats->loss_unweighted = p[0] / static_cast<double>(n);
+    if (cfg.sds) {
+      stats->pi = g.pi;
+      stats->sigma = g.sigma;
+      stats->gum_iterations = g.iterations;
+      stats->hard_fraction = p[1];
+    }
+    stats->weights = host.narrow(0, 2, n).to(c.scalar_type());  // exact: double holds every float
   }
   ctx->save_for_backward({c, y, lse, w});
   ctx->saved_data["s"] = cfg.margin.s;
   ctx->saved_data["m1"] = cfg.margin.m1;
   ctx->saved_data["m2"] = cfg.margin.m2;
   ctx->saved_data["m3"] = cfg.margin.m3;
-  return torch::full({}, value / static_cast<double>(n), cos.options());
+  return value.to(cos.scalar_type());
 }
 #endif
 
@@ -171,19 +181,23 @@ class MarginCE : public torch::autograd::Function<MarginCE> {
     const torch::Tensor &c = saved[0], &y = saved[1], &lse = saved[2], &w = saved[3];
     const combined_margin m{ctx->saved_data["s"].toDouble(), ctx->saved_data["m1"].toDouble(),
                             ctx->saved_data["m2"].toDouble(), ctx->saved_data["m3"].toDouble()};
-    const double go = grad_out[0].to(torch::kCPU).to(torch::kDouble).item<double>();
     const std::int64_t n = c.size(0);
     torch::Tensor g = torch::empty_like(c);
 #if defined(TOPOFR_TRAIN_GPU)
     if (c.is_cuda()) {
+      // grad_output stays on the device (reading it would be one more synchronisation): the blocks scale by
+      // 1/N and the incoming gradient multiplies the result (exact when it is 1, as for a loss's own term).
+      const torch_gpu_env dev(c);
       AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "MarginCE_backward_gpu", [&] {
         using T = scalar_t;
-        gpu::margin_ce_backward<T>(c.data_ptr<T>(), y.data_ptr<std::int64_t>(), n, c.size(1), m, lse.data_ptr<T>(),
-                                   w.data_ptr<T>(), go / static_cast<double>(n), g.data_ptr<T>());
+        gpu::margin_ce_backward<T>(dev.env(), c.data_ptr<T>(), y.data_ptr<std::int64_t>(), n, c.size(1), m,
+                                   lse.data_ptr<T>(), w.data_ptr<T>(), 1.0 / static_cast<double>(n), g.data_ptr<T>());
       });
+      g.mul_(grad_out[0].to(g.device(), g.scalar_type()));
       return {g, torch::Tensor(), torch::Tensor(), torch::Tensor()};
     }
 #endif
+    const double go = grad_out[0].to(torch::kCPU).to(torch::kDouble).item<double>();
     AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "MarginCE_backward", [&] {
       using T = scalar_t;
       margin_ce_backward(cpu, detail_ag::cmat<T>(c), vector_view<const std::int64_t>(y.data_ptr<std::int64_t>(), n), m,
@@ -205,11 +219,16 @@ class ISA : public torch::autograd::Function<ISA> {
     if (z.is_cuda()) {
       const torch::Tensor zd = z.detach().contiguous();
       const torch::Tensor xd = x.detach().to(zd.device(), zd.scalar_type()).reshape({x.size(0), -1}).contiguous();
+      if (xd.size(0) != zd.size(0))  // the device views below take N from z
+        throw std::invalid_argument("ISA: x has " + std::to_string(xd.size(0)) + " samples, z has " +
+                                    std::to_string(zd.size(0)));
       torch::Tensor gd = torch::empty_like(zd);
       double v = 0;
+      const torch_gpu_env dev(zd);
       AT_DISPATCH_FLOATING_TYPES(zd.scalar_type(), "ISA_gpu", [&] {
         using T = scalar_t;
-        v = gpu::isa<T>(xd.data_ptr<T>(), zd.data_ptr<T>(), zd.size(0), xd.size(1), zd.size(1), opt, gd.data_ptr<T>());
+        v = gpu::isa<T>(dev.env(), xd.data_ptr<T>(), zd.data_ptr<T>(), zd.size(0), xd.size(1), zd.size(1), opt,
+                        gd.data_ptr<T>());
       });
       ctx->save_for_backward({gd});
       return torch::full({}, v, z.options());
