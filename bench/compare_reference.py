@@ -4,7 +4,7 @@ that both give the identical ordered list of pairs.
 
 usage: /usr/bin/python3 bench/compare_reference.py path/to/topofr [n=2048]
 
-The reference is the released code's algorithm (DESIGN §2.1) re-typed here: Kruskal over
+The reference is the released code's algorithm (docs/fidelity.md) re-typed here: Kruskal over
 np.triu_indices_from (diagonal included), a stable argsort of the weights, a recursive union-find with path
 compression merging the younger component into the older, pairs emitted as (min, max).
 """

@@ -3,10 +3,10 @@
 
 Every numerical output is compared with an oracle written here, independently of the library:
   pairs      a double-precision Kruskal (stable argsort of the upper triangle, union-find)
-  isa        PyTorch autograd (float64) of the ISA loss of DESIGN sections 1 and 2.2/2.3
-  gum        a NumPy EM written from DESIGN section 2.4 (the released GUM.py)
+  isa        PyTorch autograd (float64) of the ISA loss of the paper and the released code (docs/fidelity.md)
+  gum        a NumPy EM written from the released GUM.py (docs/fidelity.md)
   arcface    PyTorch autograd of the insightface combined-margin (ArcFace / CosFace) logits
-  margin-ce  PyTorch autograd of cross-entropy, entropy (DESIGN 2.5) and p_gt of the margin softmax
+  margin-ce  PyTorch autograd of cross-entropy, entropy (docs/fidelity.md) and p_gt of the margin softmax
 and every invalid-input class must exit non-zero with exactly one stderr line naming the argument.
 Exit 77 when torch is missing (after the torch-free checks), unless TOPOFR_REQUIRE_ORACLES is set.
 """
@@ -132,7 +132,7 @@ def kruskal(d):
 
 
 def gum_oracle(e, symmetrize=True, max_iter=1000, tol=1e-10):
-    """GUM EM of DESIGN 2.4 (the released GUM.py): returns (h = 1 - gamma, pi)."""
+    """GUM EM of the released GUM.py (docs/fidelity.md): returns (h = 1 - gamma, pi)."""
     e = np.asarray(e, np.float64).copy()
     n = len(e)
     if symmetrize:
@@ -373,7 +373,7 @@ def test_isa(oracle):
         isa_case("symmetric sum scaled", x, z, X, Z, 2.0, 0.5, "symmetric", "sum", ("--x-scale", 2, "--z-scale", 0.5))
         isa_case("sorted_deaths sum", x, z, X, Z, 1.0, 1.0, "sorted_deaths", "sum")
         isa_case("sorted_deaths mean scaled", x, z, X, Z, 3.0, 1.5, "sorted_deaths", "mean", ("--x-scale", 3, "--z-scale", 1.5))
-        # Image batch: default x-scale sqrt(4*C*H*W) (DESIGN 2.3), z-scale 1.
+        # Image batch: default x-scale sqrt(4*C*H*W) (docs/fidelity.md), z-scale 1.
         isa_case("image batch default scale", img, zi, XI, ZI, math.sqrt(4 * 3 * 4 * 4), 1.0, "symmetric", "mean")
         isa_case("image batch sorted_deaths", img, zi, XI, ZI, math.sqrt(4 * 48), 1.0, "sorted_deaths", "mean")
         isa_case("image batch --x-scale overrides", img, zi, XI, ZI, 7.0, 1.0, "symmetric", "sum", ("--x-scale", 7))

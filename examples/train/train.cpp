@@ -2,7 +2,7 @@
 //
 // IResNet backbone (iresnet.hpp) -> embedding z -> normalised classifier (cosines) -> the library's
 // margin cross-entropy with SDS weights (MarginCE), plus the library's ISA between the clean batch and
-// the embeddings of its RSP-perturbed copy (ISA): L = L_cls + alpha L_sa (DESIGN §1). Held-out identities
+// the embeddings of its RSP-perturbed copy (ISA): L = L_cls + alpha L_sa (docs/math.md). Held-out identities
 // are verified (LFW protocol) before and after training, and the topological discrepancy is measured.
 // Usage: topofr-train --help. Docs: docs/train.md.
 #include <torch/torch.h>

@@ -1,5 +1,5 @@
 // topofr/arcface.hpp — combined-margin ArcFace logits and the fused margin-softmax cross-entropy head
-// (DESIGN §2.5–2.7, §3.6). Math and fidelity notes: docs/math.md.
+//. Math: docs/math.md; paper vs released code: docs/fidelity.md.
 //
 // The head is memory-bound (an N x C cosine matrix with C ~ 10^5 classes): every pass reads the cosines
 // once from memory, validates them while it reads, and keeps the row in cache for the rest of its work.

@@ -1,4 +1,4 @@
-// topofr/distance.hpp — Euclidean distance matrices of point clouds (DESIGN §3.1).
+// topofr/distance.hpp — Euclidean distance matrices of point clouds (docs/math.md).
 // dist(i, j) = ||x_i - x_j|| / scale, exactly symmetric, 0 on the diagonal, no n x n x d temporary.
 #pragma once
 
@@ -15,7 +15,7 @@
 namespace topofr {
 
 /// The reference's input-space scale: the largest distance between two C x H x W images with values in
-/// [-1, 1], sqrt(4 C H W) (DESIGN §2.3).
+/// [-1, 1], sqrt(4 C H W) (docs/fidelity.md).
 inline double image_scale(index_t channels, index_t height, index_t width) {
   detail::require(channels > 0 && height > 0 && width > 0, "image_scale", "shape",
                   "C, H and W must be > 0, got ", channels, " x ", height, " x ", width);

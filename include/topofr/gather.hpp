@@ -1,4 +1,4 @@
-// topofr/gather.hpp — persistence-pair gathering M[γ] and its adjoint (DESIGN §3.3).
+// topofr/gather.hpp — persistence-pair gathering M[γ] and its adjoint (docs/math.md).
 #pragma once
 
 #include <type_traits>

@@ -1,6 +1,6 @@
 // topofr/gum.hpp — structure damage estimation (SDE): the Gaussian–uniform mixture (GUM) posterior of the
-// per-sample entropies, fitted by the released code's EM (DESIGN 2.4), and the structure damage score
-// omega = (1 + h)^lambda (1 - p_gt) (DESIGN 1, 2.6). Derivations and fidelity notes: docs/math.md.
+// per-sample entropies, fitted by the released code's EM (docs/fidelity.md), and the structure damage score
+// omega = (1 + h)^lambda (1 - p_gt) (docs/fidelity.md). Derivations and fidelity notes: docs/math.md.
 #pragma once
 
 #include <cmath>
@@ -210,7 +210,7 @@ gum_result gum_fit(cpu_t, vector_view<In> entropy, vector_view<T> hard_posterior
 }
 
 /// Structure damage score omega_i = (1 + h_i)^lambda * (focal ? 1 - p_gt_i : 1), in double, rounded to T.
-/// focal = false reproduces the released code, whose integer p_gt makes the focal term 1 (DESIGN 2.6);
+/// focal = false reproduces the released code, whose integer p_gt makes the focal term 1 (docs/fidelity.md);
 /// p_gt may then be empty (when given it is still checked). omega may alias hard_posterior or p_gt.
 template <class InH, class InP = InH, class T = std::remove_const_t<InH>>
 void sds_weights(cpu_t, vector_view<InH> hard_posterior, vector_view<InP> p_gt, double lambda, bool focal,

@@ -1,6 +1,6 @@
 // topofr/isa.hpp — ISA (invariant structure alignment), the topological loss of TopoFR, with hand-written
 // gradients. The loss compares the distance matrices of the input batch X and the latent batch Z at their
-// 0-dim persistence pairs (DESIGN §1, §2.2–2.3, §3.4); derivations are in docs/math.md.
+// 0-dim persistence pairs; derivations are in docs/math.md.
 #pragma once
 
 #include <algorithm>

@@ -26,7 +26,7 @@ struct objective_options {
   double lambda = 1.0;        // SDS exponent
   bool use_isa = true;        // PTSA on/off (ablation)
   bool use_sds = true;        // SDE on/off (ablation): off means omega = 1
-  bool focal = true;          // (1 - p_gt) factor; false reproduces the released code (DESIGN §2.6)
+  bool focal = true;          // (1 - p_gt) factor; false reproduces the released code (docs/fidelity.md)
   double entropy_eps = 1e-5;  // entropy = -sum p log(p + eps)
   gum_options gum{};
   isa_options isa{};          // variant, reduction and the distance divisors of X and Z

@@ -1,5 +1,5 @@
 // topofr/persistence.hpp — 0-dimensional Vietoris–Rips persistence pairs of a distance matrix
-// (DESIGN §2.1, §3.2): the n-1 edges that merge components, exactly as the reference's Kruskal emits them.
+// (docs/math.md, docs/fidelity.md): the n-1 edges that merge components, exactly as the reference's Kruskal emits them.
 //
 // Semantics (the released code): the weight of edge (i, j), i < j, is the UPPER entry dist(i, j) (a
 // torch.cdist matrix is not exactly symmetric); edges are ordered by the strict total order

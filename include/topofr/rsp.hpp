@@ -1,6 +1,6 @@
 // topofr/rsp.hpp — random structure perturbation (RSP, TopoFR §3.2): each sample of a normalised image
 // batch is, with probability ξ, replaced by one of four perturbations picked uniformly — Gaussian blur,
-// grayscale, colour jitter, random erasing — with torchvision/timm semantics (DESIGN §2.8).
+// grayscale, colour jitter, random erasing — with torchvision/timm semantics (docs/fidelity.md).
 // Every random choice comes from a counter-based stream keyed by (seed, step, sample) (core/rng.hpp), so
 // the plan of a sample does not depend on threads, batch order or device: rsp_draw is the single
 // definition of the choices, shared with the CUDA twin. Contract and derivations: docs/math.md.

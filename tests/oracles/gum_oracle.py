@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent NumPy oracle for topofr::gum_fit (the released GUM.py `gauss_unif` EM, DESIGN 2.4).
+"""Independent NumPy oracle for topofr::gum_fit (the released GUM.py `gauss_unif` EM, docs/fidelity.md).
 
 Written from the algorithm's description, elementwise and unfused (no sklearn, no scipy), so that it
 shares no arithmetic shortcuts with the C++ kernel.

@@ -4,7 +4,7 @@
 usage: objective_oracle.py DIR ALPHA S M VARIANT FOCAL USE_SDS USE_ISA X_SCALE Z_SCALE
 Reads DIR/{x,z,cos,labels}.npy; writes DIR/{loss,grad_z,grad_cos,omega,hard,entropy}.npy and DIR/stats.npy
 = [loss, loss_cls, l_sa, pi, sigma, hard_fraction].
-Written from DESIGN.md alone: insightface ArcFace, softmax entropy with eps 1e-5, the released GUM EM
+Written from the method description alone (docs/fidelity.md): insightface ArcFace, softmax entropy with eps 1e-5, the released GUM EM
 (re-implemented here in NumPy), omega = (1+h)^lambda (1-p_gt), Kruskal pairs on the upper triangle with a
 stable sort, the ISA loss of the paper (symmetric, 1/2) or the released code (sorted deaths), / n.
 """

@@ -1,6 +1,6 @@
 // topofr/cuda/context.cuh — the CUDA execution argument. Every CUDA block is an overload of the CPU
 // function whose first argument is a `const topofr::cuda::context&` instead of `topofr::cpu`.
-// Contract (DESIGN §4): work is enqueued on ctx.stream and returns without synchronising; temporary memory
+// Contract (docs/cuda.md): work is enqueued on ctx.stream and returns without synchronising; temporary memory
 // comes only from ctx.alloc (the trainer's allocator, stream-ordered); argument shapes are checked on the
 // host (topofr::error), values that only the device sees (NaN, labels out of range, ...) set bits in the
 // optional device status word that the caller reads when it chooses to (read_status / check_status).

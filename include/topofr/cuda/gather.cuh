@@ -1,4 +1,4 @@
-// topofr/cuda/gather.cuh — M[γ] and its adjoint on the GPU (DESIGN §3.3), the CUDA twin of
+// topofr/cuda/gather.cuh — M[γ] and its adjoint on the GPU (docs/math.md), the CUDA twin of
 // topofr/gather.hpp. One thread per pair. Pair validity (0 <= u < v < n) cannot be seen by the host
 // without a copy: an invalid pair sets cuda::status_bad_pair and is skipped (gather writes 0 for it).
 #pragma once
