@@ -344,6 +344,8 @@ struct gram_source {
   bptr<const double*> gram;
   bptr<V*> out;
   index_t out_ld;
+  bool other_blocks_wrote = false;  // the tiles come from other blocks of the same launch: read past L1
+  __device__ double g(const double* G, index_t k) const { return other_blocks_wrote ? __ldcg(G + k) : G[k]; }
   __device__ void stage(index_t b, int n, V* S, int sld, int& bad) const {
     const index_t T = gram_tiles(n);
     const double* G = gram.at(b);
@@ -360,7 +362,7 @@ struct gram_source {
         if (O) O[i * out_ld + i] = V(0);
         continue;
       }
-      const V v = static_cast<V>(gram_distance(G[gram_at(i, i, T)], G[gram_at(j, j, T)], G[gram_at(i, j, T)],
+      const V v = static_cast<V>(gram_distance(g(G, gram_at(i, i, T)), g(G, gram_at(j, j, T)), g(G, gram_at(i, j, T)),
                                                X + i * pl, X + j * pl, db, sc));
       if (!finite(v)) bad |= cuda::status_non_finite;
       S[i * sld + j] = v;
@@ -390,6 +392,53 @@ __global__ void __launch_bounds__(small_threads) vr0_small_kernel(Src src, int n
   const index_t b = blockIdx.x;
   int bad = 0;
   src.stage(b, n, S, sld, bad);
+  if (bad) cuda::detail::report(status, bad);
+  __syncthreads();
+  if (threadIdx.x >= 32) return;
+  prim_warp<V>(n, S, sld, tree);
+  rank_emit<V>(n, tree, out.pairs.at(b), out.deaths.at(b));
+}
+
+/// B clouds with d <= 512 in ONE launch (the B = 1 training case): block (b, p) computes tile p of cloud b's
+/// Gram into gram, then counts itself done; the cloud's last block (threadfence reduction: each block's tile
+/// is visible device-wide before its count) builds the matrix from the tiles and runs the warp Prim, as the
+/// small kernel would: the same bits, one launch and no dependent-launch gap. counters: B zeroed words.
+template <class In, class V, class T>
+__global__ void __launch_bounds__(gram_threads)
+    vr0_gram_prim_kernel(clouds<In> c, double* gram, unsigned* counters, vr0_out<T> out, int* status) {
+  __shared__ __align__(32) double stage[gram_stage_doubles];
+  __shared__ bool last;
+  const index_t tiles = gram_tiles(c.n), pairs = gram_pairs(c.n);
+  const index_t p = blockIdx.x % pairs, b = blockIdx.x / pairs;
+  int ti, tj;
+  gram_pair_of(p, tiles, ti, tj);
+  gram_acc acc[2][2];
+  gram_tile_zero(acc);
+  bool bad_point = false;
+  gram_tile_add(c.P + b * c.stride, c.ld, c.n, gram_tile * ti, gram_tile * tj, 0, c.d, stage, acc, bad_point);
+  double* G = gram + b * pairs * (gram_tile * gram_tile);
+  gram_tile_store(acc, G + p * (gram_tile * gram_tile), gram_tile);
+  if (bad_point) cuda::detail::report(status, cuda::status_non_finite);
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(counters + b, 1u) == static_cast<unsigned>(pairs - 1);
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  gram_source<In, V> src;
+  src.P = {c.P + b * c.stride, nullptr, 0};
+  src.pld = c.ld;
+  src.d0 = src.d1 = c.d;
+  src.scale0 = src.scale1 = c.scale;
+  src.gram = {G, nullptr, 0};
+  src.out_ld = 0;
+  src.other_blocks_wrote = true;
+  unsigned char* smem = cuda::detail::dynamic_shared<unsigned char>();
+  V* S = reinterpret_cast<V*>(smem);
+  const int n = c.n, sld = n + 1;
+  wkey* tree = reinterpret_cast<wkey*>(smem + (static_cast<std::size_t>(n) * sld * sizeof(V) + 15) / 16 * 16);
+  int bad = 0;
+  src.stage(0, n, S, sld, bad);
   if (bad) cuda::detail::report(status, bad);
   __syncthreads();
   if (threadIdx.x >= 32) return;
@@ -546,6 +595,19 @@ void vr0_from_points(const cuda::context& ctx, const In* P, index_t nb, index_t 
     if (r.deaths.p0) r.deaths.p0 += b0 * o.deaths.stride;
     return r;
   };
+  const index_t pairs = gram_pairs(n);
+  auto one = vr0_gram_prim_kernel<V, V, T>;
+  if (d <= gram_slice && n <= warp_prim_max && nb * pairs <= device_attribute(cudaDevAttrMultiProcessorCount, fn) &&
+      small_bytes<V>(n) <= cuda::detail::max_dynamic_shared(one, fn)) {
+    // A few clouds, one wave of tile blocks: Gram and Prim in one launch (counters zeroed first).
+    cuda::workspace w(ctx, static_cast<std::size_t>(nb) * gram_bytes(n) + static_cast<std::size_t>(nb) * sizeof(unsigned));
+    unsigned* counters = reinterpret_cast<unsigned*>(w.as<unsigned char>() + static_cast<std::size_t>(nb) * gram_bytes(n));
+    cuda::check_cuda(cudaMemsetAsync(counters, 0, static_cast<std::size_t>(nb) * sizeof(unsigned), ctx.stream), fn);
+    cuda::detail::allow_dynamic_shared(one, fn);
+    cuda::detail::launch(fn, one, static_cast<unsigned>(nb * pairs), gram_threads, small_bytes<V>(n), ctx.stream, all,
+                         w.as<double>(), counters, out, ctx.status);
+    return;
+  }
   if (small_fits<V, T, Src>(n, fn)) {
     const std::size_t per = gram_bytes(n);
     const index_t chunk = std::max<index_t>(1, std::min<index_t>(nb, static_cast<index_t>((std::size_t(256) << 20) / per)));
