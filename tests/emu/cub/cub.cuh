@@ -1,0 +1,6 @@
+// tests/emu/cub/cub.cuh — the emulated subset of CUB.
+#pragma once
+#include "block/block_reduce.cuh"
+#include "block/block_scan.cuh"
+#include "thread/thread_operators.cuh"
+#include "warp/warp_reduce.cuh"

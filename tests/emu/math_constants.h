@@ -1,0 +1,72 @@
+// tests/emu/math_constants.h — shadow of CUDA's math_constants.h for the SIMT emulator: the CUDART_*
+// constants device code uses (same values and types: *_F are float, the others double; the special
+// values have CUDA's bit patterns, e.g. CUDART_NAN = 0xfff8000000000000, CUDART_NAN_F = 0x7fffffff).
+#pragma once
+
+#include "simt.hpp"
+
+// single precision
+#define CUDART_INF_F (::simt::detail::bit_cast<float>(0x7f800000u))
+#define CUDART_NAN_F (::simt::detail::bit_cast<float>(0x7fffffffu))
+#define CUDART_MIN_DENORM_F (::simt::detail::bit_cast<float>(0x00000001u))
+#define CUDART_MAX_NORMAL_F (::simt::detail::bit_cast<float>(0x7f7fffffu))
+#define CUDART_NEG_ZERO_F (::simt::detail::bit_cast<float>(0x80000000u))
+#define CUDART_ZERO_F 0.0F
+#define CUDART_ONE_F 1.0F
+#define CUDART_SQRT_HALF_F 0.707106781F
+#define CUDART_SQRT_TWO_F 1.414213562F
+#define CUDART_THIRD_F 0.333333333F
+#define CUDART_PIO4_F 0.785398163F
+#define CUDART_PIO2_F 1.570796327F
+#define CUDART_3PIO4_F 2.356194490F
+#define CUDART_2_OVER_PI_F 0.636619772F
+#define CUDART_SQRT_2_OVER_PI_F 0.797884561F
+#define CUDART_PI_F 3.141592654F
+#define CUDART_L2E_F 1.442695041F
+#define CUDART_L2T_F 3.321928094F
+#define CUDART_LG2_F 0.301029996F
+#define CUDART_LGE_F 0.434294482F
+#define CUDART_LN2_F 0.693147181F
+#define CUDART_LNT_F 2.302585093F
+#define CUDART_LNPI_F 1.144729886F
+#define CUDART_TWO_TO_M126_F 1.175494351e-38F
+#define CUDART_TWO_TO_126_F 8.507059173e37F
+#define CUDART_NORM_HUGE_F 3.402823466e38F
+#define CUDART_TWO_TO_23_F 8388608.0F
+#define CUDART_TWO_TO_24_F 16777216.0F
+#define CUDART_TWO_TO_31_F 2147483648.0F
+#define CUDART_TWO_TO_32_F 4294967296.0F
+
+// double precision
+#define CUDART_INF (::simt::detail::bit_cast<double>(0x7ff0000000000000ull))
+#define CUDART_NAN (::simt::detail::bit_cast<double>(0xfff8000000000000ull))
+#define CUDART_NEG_ZERO (::simt::detail::bit_cast<double>(0x8000000000000000ull))
+#define CUDART_MIN_DENORM (::simt::detail::bit_cast<double>(0x0000000000000001ull))
+#define CUDART_ZERO 0.0
+#define CUDART_ONE 1.0
+#define CUDART_SQRT_TWO 1.4142135623730951e+0
+#define CUDART_SQRT_HALF 7.0710678118654757e-1
+#define CUDART_THIRD 3.3333333333333333e-1
+#define CUDART_TWOTHIRD 6.6666666666666667e-1
+#define CUDART_PIO4 7.8539816339744828e-1
+#define CUDART_PIO2 1.5707963267948966e+0
+#define CUDART_3PIO4 2.3561944901923448e+0
+#define CUDART_2_OVER_PI 6.3661977236758138e-1
+#define CUDART_PI 3.1415926535897931e+0
+#define CUDART_SQRT_2PI 2.5066282746310007e+0
+#define CUDART_SQRT_PIO2 1.2533141373155003e+0
+#define CUDART_SQRT_2OPI 7.9788456080286536e-1
+#define CUDART_L2E 1.4426950408889634e+0
+#define CUDART_L2T 3.3219280948873622e+0
+#define CUDART_LG2 3.0102999566398120e-1
+#define CUDART_LGE 4.3429448190325182e-1
+#define CUDART_LN2 6.9314718055994529e-1
+#define CUDART_LNT 2.3025850929940459e+0
+#define CUDART_LNPI 1.1447298858494002e+0
+#define CUDART_LN2_X_1024 7.0978271289338397e+2
+#define CUDART_TWO_TO_23 8388608.0
+#define CUDART_TWO_TO_52 4503599627370496.0
+#define CUDART_TWO_TO_53 9007199254740992.0
+#define CUDART_TWO_TO_54 18014398509481984.0
+#define CUDART_TWO_TO_M54 5.5511151231257827e-17
+#define CUDART_TWO_TO_M1022 2.22507385850720140e-308
