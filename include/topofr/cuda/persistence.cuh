@@ -17,7 +17,8 @@
 //    the matrix out as well.
 //  * From points: the Gram tiles are spread over many small blocks first (tiles x 512-dimension slices,
 //    distance.cuh: ~6 blocks per SM hide the load latency), then the small kernel builds each matrix from the
-//    tiles: 2 launches (3 when d > 512). A kernel computing a cloud's Gram inside the Prim block (no scratch)
+//    tiles: 2 launches (3 when d > 512). For a few clouds (all tile blocks in one wave, d <= 512: the B = 1
+//    training step) it is ONE launch: each cloud's last tile block (threadfence reduction) runs the Prim. A kernel computing a cloud's Gram inside the Prim block (no scratch)
 //    was written and dropped: at ~95 KiB of shared memory it runs 2 blocks per SM, and its k-steps then wait
 //    on global loads (est. ~110 us for B = 256 x n = 128 x d = 512 against ~85 us spread).
 //  * Larger n: one block (up to 1024 threads) per matrix reads D[min][max] from global memory (an L2-cached
