@@ -383,21 +383,27 @@ TOPOFR_HD inline std::size_t small_bytes(index_t n) {
   return (static_cast<std::size_t>(n) * (n + 1) * sizeof(V) + 15) / 16 * 16 + static_cast<std::size_t>(n) * sizeof(wkey);
 }
 
-/// One block per matrix: stage (all threads), then warp 0: Prim and emit.
+/// The small kernel's body: entry sb of src staged into the block's dynamic shared memory (all threads;
+/// the layout of small_bytes), then warp 0 alone runs Prim and writes entry ob of out.
 template <class V, class T, class Src>
-__global__ void __launch_bounds__(small_threads) vr0_small_kernel(Src src, int n, vr0_out<T> out, int* status) {
+__device__ void stage_and_prim(const Src& src, index_t sb, int n, const vr0_out<T>& out, index_t ob, int* status) {
   unsigned char* smem = cuda::detail::dynamic_shared<unsigned char>();
   V* S = reinterpret_cast<V*>(smem);
   const int sld = n + 1;
   wkey* tree = reinterpret_cast<wkey*>(smem + (static_cast<std::size_t>(n) * sld * sizeof(V) + 15) / 16 * 16);
-  const index_t b = blockIdx.x;
   int bad = 0;
-  src.stage(b, n, S, sld, bad);
+  src.stage(sb, n, S, sld, bad);
   if (bad) cuda::detail::report(status, bad);
   __syncthreads();
   if (threadIdx.x >= 32) return;
   prim_warp<V>(n, S, sld, tree);
-  rank_emit<V>(n, tree, out.pairs.at(b), out.deaths.at(b));
+  rank_emit<V>(n, tree, out.pairs.at(ob), out.deaths.at(ob));
+}
+
+/// One block per matrix.
+template <class V, class T, class Src>
+__global__ void __launch_bounds__(small_threads) vr0_small_kernel(Src src, int n, vr0_out<T> out, int* status) {
+  stage_and_prim<V>(src, blockIdx.x, n, out, blockIdx.x, status);
 }
 
 /// B clouds with d <= 512 in ONE launch (the B = 1 training case): block (b, p) computes tile p of cloud b's
@@ -434,17 +440,7 @@ __global__ void __launch_bounds__(gram_threads)
   src.gram = {G, nullptr, 0};
   src.out_ld = 0;
   src.other_blocks_wrote = true;
-  unsigned char* smem = cuda::detail::dynamic_shared<unsigned char>();
-  V* S = reinterpret_cast<V*>(smem);
-  const int n = c.n, sld = n + 1;
-  wkey* tree = reinterpret_cast<wkey*>(smem + (static_cast<std::size_t>(n) * sld * sizeof(V) + 15) / 16 * 16);
-  int bad = 0;
-  src.stage(0, n, S, sld, bad);
-  if (bad) cuda::detail::report(status, bad);
-  __syncthreads();
-  if (threadIdx.x >= 32) return;
-  prim_warp<V>(n, S, sld, tree);
-  rank_emit<V>(n, tree, out.pairs.at(b), out.deaths.at(b));
+  stage_and_prim<V>(src, 0, c.n, out, b, status);
 }
 
 // ---- the block Prim on global memory (n > 256 or too large for shared memory) -----------------------------
