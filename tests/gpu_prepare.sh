@@ -7,8 +7,9 @@
 #   .gpu-carry/deps.tar.xz   Eigen, Catch2, Google Benchmark, stb: for a rebuild there and for the trainer check
 #   .gpu-carry/manifest.txt  commit, source hash, flags, ldd, sizes: gpu_check.sh refuses stale programs
 # The other machine's CPU is not this one's: host code is built for x86-64-v3 (AVX2 + FMA at most), never
-# -march=native; libstdc++/libgcc and the CUDA runtime are linked statically, so the programs need only glibc
-# and the NVIDIA driver there. Then, with the device tool:
+# -march=native; the CUDA runtime is linked statically, so the programs need glibc >= 2.34, libstdc++ from
+# GCC >= 12 and the NVIDIA driver there (Ubuntu 22.04 or newer). (A static libstdc++ would raise the glibc need
+# to 2.36: arc4random, _dl_find_object.) Then, with the device tool:
 #   run(command="bash tests/gpu_check.sh", carry=[".gpu-carry"], timeout_s=300)
 # Options: --build DIR (default build-carry/), --arch 90 (CMAKE_CUDA_ARCHITECTURES; "80-real;90" also
 # covers A100s, at twice the size), --no-deps
@@ -41,8 +42,7 @@ command -v ninja > /dev/null && gen=(-G Ninja)
 t0=$(date +%s)
 cmake -S "$root" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DTOPOFR_CUDA=ON \
   "-DCMAKE_CUDA_ARCHITECTURES=$arch" -DTOPOFR_NATIVE=OFF -DTOPOFR_CUDA_RUNTIME=Static \
-  "-DCMAKE_CXX_FLAGS=-march=x86-64-v3" "-DCMAKE_CUDA_FLAGS=-Xcompiler=-march=x86-64-v3" \
-  "-DCMAKE_EXE_LINKER_FLAGS=-static-libstdc++ -static-libgcc" \
+  "-DCMAKE_CXX_FLAGS=-march=x86-64-v3" "-DCMAKE_CUDA_FLAGS=-Xcompiler=-march=x86-64-v3" -DCMAKE_EXE_LINKER_FLAGS= \
   -DTOPOFR_BUILD_EXAMPLES=OFF -DTOPOFR_INSTALL=OFF -DCMAKE_DISABLE_FIND_PACKAGE_Torch=ON > "$root/.gpu-prepare-configure.log" && mv "$root/.gpu-prepare-configure.log" "$build/configure.log"
 cmake --build "$build" -j "$jobs" --target gpu_check_targets
 t1=$(date +%s)
@@ -74,7 +74,8 @@ glibc=$(for p in "$carry"/bin/*; do objdump -T "$p" 2> /dev/null; done | grep -o
   echo "built: $(date -u '+%Y-%m-%d %H:%M:%S UTC') on $(uname -n), $((t1 - t0)) s"
   echo "cuda_architectures: $arch"
   echo "nvcc: $(nvcc --version | tail -n 1)"
-  echo "host compiler: $(g++ --version | head -n 1); -march=x86-64-v3; static libstdc++/libgcc/cudart"
+  echo "host compiler: $(g++ --version | head -n 1); -march=x86-64-v3; static cudart"
+  echo "needs libstdc++: $(for p in "$carry"/bin/*; do objdump -T "$p" 2> /dev/null; done | grep -o 'GLIBCXX_[0-9.]*' | sort -uV | tail -n 1)"
   echo "needs: $glibc, the NVIDIA driver (libcuda.so.1)"
   echo "size: $(du -sh "$carry" | cut -f1)"
   echo "programs: $(cd "$carry/bin" && echo *)"
