@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cub/block/block_reduce.cuh>
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 
@@ -143,7 +144,7 @@ __global__ void __launch_bounds__(isa_threads)
 /// rows on blockIdx.y, columns on x: no atomics, reproducible.
 template <class In, class T>
 __global__ void isa_gather_kernel(matrix_view<In> p, const edge* e, const double* coef, index_t count,
-                                  matrix_view<T> out, T factor, bool scaled) {
+                                  matrix_view<T> out, T factor) {
   const index_t n = p.rows(), d = p.cols();
   for (index_t i = blockIdx.y; i < n; i += gridDim.y) {
     const In* pi = p.row(i);
@@ -159,20 +160,20 @@ __global__ void isa_gather_kernel(matrix_view<In> p, const edge* e, const double
         acc += w * (x - static_cast<double>(p(j, k)));
       }
       const T v = static_cast<T>(acc);
-      out(i, k) = scaled ? v * factor : v;
+      out(i, k) = v * factor;  // factor 1: exact
     }
   }
 }
 
 template <class In, class T>
 void isa_chain(const context& ctx, matrix_view<In> p, double scale, const edge* e, const double* g, index_t count,
-               double* coef, matrix_view<T> out, const char* fn, const T* factor = nullptr) {
+               double* coef, matrix_view<T> out, const char* fn, double factor = 1.0) {
   launch(fn, isa_coef_kernel<In>, static_cast<unsigned>(count), isa_threads, 0, ctx.stream, p, scale, e, g, coef);
   const index_t bx = (p.cols() + 255) / 256;
   const dim3 grid(static_cast<unsigned>(bx > 1024 ? 1024 : bx),
                   static_cast<unsigned>(p.rows() < 65535 ? p.rows() : 65535));
   launch(fn, isa_gather_kernel<In, T>, grid, 256, 0, ctx.stream, p, e, static_cast<const double*>(coef), count, out,
-         factor ? *factor : T(1), factor != nullptr);
+         static_cast<T>(factor));
 }
 
 /// Scratch for the terms of both sides: [ez | ex] edges, then [gz | gx | coef] doubles.
@@ -254,7 +255,7 @@ void isa_loss(const cuda::context& ctx, matrix_view<InX> dist_x, matrix_view<InZ
 
 /// CUDA twin of isa_loss_from_points: the scaled distance matrices and their pairs, the loss to loss[0]
 /// (device, size 1), gradients w.r.t. z and/or x by the sparse chain rule (gather), grad_z times
-/// grad_z_factor when given (the objective's alpha, applied as the CPU objective does). For n <= 256 and x, z
+/// T(grad_z_factor) (the objective's alpha, applied as the CPU objective does; 1: unchanged). For n <= 256 and x, z
 /// of one element type: the Gram tiles of x (split over tiles and 512-dimension slices: an image batch's
 /// 37,632 dimensions fill the GPU) and of z, then ONE launch builds both matrices and runs both Prims
 /// (B = 2), then the terms, the per-term coefficients and the chain rule: 5-6 launches, no host
@@ -262,11 +263,12 @@ void isa_loss(const cuda::context& ctx, matrix_view<InX> dist_x, matrix_view<InZ
 template <class InX, class InZ, class T = std::remove_const_t<InX>>
 void isa_loss_from_points(const cuda::context& ctx, matrix_view<InX> x, matrix_view<InZ> z, const isa_options& opt,
                           vector_view<T> loss, matrix_view<T> grad_z = {}, matrix_view<T> grad_x = {},
-                          const T* grad_z_factor = nullptr) {
+                          double grad_z_factor = 1.0) {
   detail::isa_static_checks<T, InX, InZ>();
   constexpr const char* fn = "isa_loss_from_points";
   const index_t n = detail::isa_check_points_args(x, z, opt, grad_z, grad_x, fn);
   detail::check_size(loss, 1, fn, "loss");
+  detail::require(std::isfinite(grad_z_factor), fn, "grad_z_factor", "must be finite, got ", grad_z_factor);
 
   const index_t m = n - 1;
   const bool sym = opt.variant == isa_variant::symmetric;

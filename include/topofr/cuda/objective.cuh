@@ -128,8 +128,7 @@ class objective {
     margin_ce_backward(ctx, cos, labels, opt_.margin, vector_view<const T>(lse), vector_view<const T>(omega),
                        1.0 / static_cast<double>(n), grad_cos);
     if (opt_.use_isa) {
-      const T alpha = static_cast<T>(opt_.alpha);
-      isa_loss_from_points(ctx, x, z, opt_.isa, vector_view<T>(disc, 1), grad_z, matrix_view<T>(), &alpha);
+      isa_loss_from_points(ctx, x, z, opt_.isa, vector_view<T>(disc, 1), grad_z, matrix_view<T>(), opt_.alpha);
     } else if (!grad_z.empty()) {
       detail::zero_matrix(ctx, grad_z, "objective");
     }
