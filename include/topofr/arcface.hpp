@@ -209,6 +209,13 @@ bool max_checked(const T* c, index_t b, index_t e, T& mx) {
   return ok;
 }
 
+/// entropy_eps: >= 0 and finite in the scalar type T (shared by the CPU and CUDA heads and the objective).
+template <class T>
+void check_entropy_eps(double entropy_eps, const char* fn) {
+  require(entropy_eps >= 0.0 && entropy_eps <= static_cast<double>(std::numeric_limits<T>::max()), fn,
+          "entropy_eps", "must be >= 0 and finite in the scalar type, got ", entropy_eps);
+}
+
 }  // namespace arc
 }  // namespace detail
 
@@ -276,8 +283,7 @@ void margin_ce_forward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const
                 "margin_ce_forward: float or double, the same for cos and the outputs");
   constexpr const char* fn = "margin_ce_forward";
   const auto mf = detail::arc::checked_margin<T>(m, fn);
-  detail::require(entropy_eps >= 0.0 && entropy_eps <= static_cast<double>(std::numeric_limits<T>::max()), fn,
-                  "entropy_eps", "must be >= 0 and finite in the scalar type, got ", entropy_eps);
+  detail::arc::check_entropy_eps<T>(entropy_eps, fn);
   detail::arc::check_cos_view(cos, fn);
   const index_t n = cos.rows(), c = cos.cols();
   detail::arc::check_labels(labels, n, c, fn);

@@ -97,6 +97,14 @@ inline void gum_standardize(std::vector<double>& x) {
 }  // namespace detail
 
 namespace detail {
+/// gum_fit's option checks (shared with cuda::objective, which checks everything before enqueuing).
+inline void gum_check_options(const gum_options& opt, const char* fn) {
+  require(opt.mode == gum_mode::reference || opt.mode == gum_mode::robust, fn, "opt.mode", "unknown gum_mode ",
+          static_cast<int>(opt.mode));
+  require(opt.max_iter >= 1, fn, "opt.max_iter", "must be >= 1, got ", opt.max_iter);
+  require(opt.tol >= 0.0, fn, "opt.tol", "must be >= 0, got ", opt.tol);  // false for NaN
+}
+
 /// gum_fit's argument checks, shared by the CPU and CUDA overloads (the values are checked where they are
 /// read: on the host here, on the device there).
 template <class In, class T>
@@ -105,10 +113,7 @@ void gum_check_args(const vector_view<In>& entropy, const vector_view<T>& hard_p
   detail::check_view(entropy, fn, "entropy");
   detail::require(entropy.size() >= 1, fn, "entropy", "expected at least 1 entropy, got ", entropy.size());
   detail::check_size(hard_posterior, entropy.size(), fn, "hard_posterior");
-  detail::require(opt.mode == gum_mode::reference || opt.mode == gum_mode::robust, fn, "opt.mode",
-                  "unknown gum_mode ", static_cast<int>(opt.mode));
-  detail::require(opt.max_iter >= 1, fn, "opt.max_iter", "must be >= 1, got ", opt.max_iter);
-  detail::require(opt.tol >= 0.0, fn, "opt.tol", "must be >= 0, got ", opt.tol);  // false for NaN
+  gum_check_options(opt, fn);
 }
 }  // namespace detail
 

@@ -655,8 +655,7 @@ void margin_ce_forward(const cuda::context& ctx, matrix_view<InC> cos, vector_vi
                 "margin_ce_forward: outputs in the arithmetic type of cos (float for half/bfloat16)");
   constexpr const char* fn = "margin_ce_forward";
   const auto mf = detail::arc::checked_margin<T>(m, fn);
-  detail::require(entropy_eps >= 0.0 && entropy_eps <= static_cast<double>(std::numeric_limits<T>::max()), fn,
-                  "entropy_eps", "must be >= 0 and finite in the scalar type, got ", entropy_eps);
+  detail::arc::check_entropy_eps<T>(entropy_eps, fn);
   detail::arc::check_cos_view(cos, fn);
   const index_t n = cos.rows();
   cuda::detail::check_label_view(labels, n, fn);

@@ -12,7 +12,6 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
-#include <set>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -175,16 +174,39 @@ void launch(const char* fn, void (*kernel)(P...), dim3 grid, dim3 block, std::si
   check_cuda(launch_tuple(kernel, grid, block, smem, stream, params, std::index_sequence_for<P...>{}), fn);
 }
 
+/// Per (kernel, device): the dynamic shared-memory limit and whether the opt-in attribute was raised. Both
+/// are computed once (cudaFuncGetAttributes is not free; launch paths ask every call), under one lock.
+struct shared_limit {
+  std::size_t bytes = 0;
+  bool raised = false;
+};
+inline std::mutex& shared_limit_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+template <class... P>
+shared_limit& shared_limit_of(void (*kernel)(P...), int dev, const char* fn) {  // caller holds the lock
+  static std::map<std::pair<const void*, int>, shared_limit> limits;
+  const std::pair<const void*, int> key(reinterpret_cast<const void*>(kernel), dev);
+  auto it = limits.find(key);
+  if (it != limits.end()) return it->second;
+  int optin = 0;
+  check_cuda(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), fn);
+  cudaFuncAttributes a{};
+  check_cuda(cudaFuncGetAttributes(&a, kernel), fn);
+  shared_limit l;
+  l.bytes = optin > static_cast<int>(a.sharedSizeBytes) ? static_cast<std::size_t>(optin) - a.sharedSizeBytes : 0;
+  return limits.emplace(key, l).first->second;
+}
+
 /// The most dynamic shared memory one block of `kernel` may use on the current device: the opt-in maximum
 /// less the kernel's static shared memory (cudaFuncGetAttributes), not a constant.
 template <class... P>
 std::size_t max_dynamic_shared(void (*kernel)(P...), const char* fn) {
-  int dev = 0, optin = 0;
+  int dev = 0;
   check_cuda(cudaGetDevice(&dev), fn);
-  check_cuda(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), fn);
-  cudaFuncAttributes a{};
-  check_cuda(cudaFuncGetAttributes(&a, kernel), fn);
-  return optin > static_cast<int>(a.sharedSizeBytes) ? static_cast<std::size_t>(optin) - a.sharedSizeBytes : 0;
+  std::lock_guard<std::mutex> lock(shared_limit_mutex());
+  return shared_limit_of(kernel, dev, fn).bytes;
 }
 
 /// Lets `kernel` use up to max_dynamic_shared() bytes of dynamic shared memory on the current device. The
@@ -193,17 +215,13 @@ std::size_t max_dynamic_shared(void (*kernel)(P...), const char* fn) {
 /// the maximum, under a lock that later callers also take (they launch only after it is set).
 template <class... P>
 void allow_dynamic_shared(void (*kernel)(P...), const char* fn) {
-  static std::mutex mu;
-  static std::set<std::pair<const void*, int>> done;
   int dev = 0;
   check_cuda(cudaGetDevice(&dev), fn);
-  const std::pair<const void*, int> key(reinterpret_cast<const void*>(kernel), dev);
-  std::lock_guard<std::mutex> lock(mu);
-  if (done.count(key)) return;
-  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  static_cast<int>(max_dynamic_shared(kernel, fn))),
-             fn);
-  done.insert(key);
+  std::lock_guard<std::mutex> lock(shared_limit_mutex());
+  shared_limit& l = shared_limit_of(kernel, dev, fn);
+  if (l.raised) return;
+  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(l.bytes)), fn);
+  l.raised = true;
 }
 
 /// The block's dynamic shared memory (the launch's smem bytes), 16-byte aligned.

@@ -150,20 +150,14 @@ class objective {
     topofr::detail::arc::check_cos_view(cos, fn);
     detail::check_label_view(labels, n, fn);
     topofr::detail::check_shape(grad_cos, n, cos.cols(), fn, "grad_cos");
-    topofr::detail::require(opt_.entropy_eps >= 0.0 && opt_.entropy_eps <= static_cast<double>(std::numeric_limits<T>::max()),
-                            fn, "entropy_eps", "must be >= 0 and finite in the scalar type, got ", opt_.entropy_eps);
+    topofr::detail::arc::check_entropy_eps<T>(opt_.entropy_eps, fn);
     const char* names[5] = {"samples.loss", "samples.entropy", "samples.p_gt", "samples.hard_posterior",
                             "samples.weights"};
     const vector_view<T> given[5] = {samples.loss, samples.entropy, samples.p_gt, samples.hard_posterior,
                                      samples.weights};
     for (int k = 0; k < 5; ++k)
       if (!given[k].empty()) topofr::detail::check_size(given[k], n, fn, names[k]);
-    if (opt_.use_sds) {  // gum_fit's option checks (its sizes are n, checked above)
-      topofr::detail::require(opt_.gum.mode == gum_mode::reference || opt_.gum.mode == gum_mode::robust, fn,
-                              "gum.mode", "unknown gum_mode ", static_cast<int>(opt_.gum.mode));
-      topofr::detail::require(opt_.gum.max_iter >= 1, fn, "gum.max_iter", "must be >= 1, got ", opt_.gum.max_iter);
-      topofr::detail::require(opt_.gum.tol >= 0.0, fn, "gum.tol", "must be >= 0, got ", opt_.gum.tol);
-    }
+    if (opt_.use_sds) topofr::detail::gum_check_options(opt_.gum, fn);  // its sizes are n, checked above
     if (opt_.use_isa) {
       topofr::detail::require(z.rows() == n, fn, "z", "has ", z.rows(), " rows but cos has ", n);
       topofr::detail::isa_check_points_args(x, z, opt_.isa, grad_z, matrix_view<T>(), fn);
