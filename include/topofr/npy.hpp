@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/file.hpp"
 #include "core/view.hpp"
 
 namespace topofr {
@@ -199,8 +200,9 @@ inline array read(const std::string& path) {
   return a;
 }
 
-/// Writes an .npy (format 1.0, or 2.0 when the header needs it). The file is written beside the target
-/// and renamed into place, so a failed write never leaves a half-written file under the target's name.
+/// Writes an .npy (format 1.0, or 2.0 when the header needs it) through detail::write_file: beside the
+/// target and renamed into place (a failed write never leaves half a file), or in place for a device or
+/// FIFO such as /dev/null, which a rename would destroy.
 inline void write(const std::string& path, dtype type, const std::vector<index_t>& shape, const void* data) {
   std::string h = std::string("{'descr': '") + descr(type) + "', 'fortran_order': False, 'shape': (";
   std::uint64_t count = 1;
@@ -215,10 +217,7 @@ inline void write(const std::string& path, dtype type, const std::vector<index_t
   const std::size_t total = ((pre + h.size() + 1 + 63) / 64) * 64;
   h.append(total - pre - h.size() - 1, ' ');
   h += '\n';
-  const std::string tmp = path + ".tmp-topofr";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw error("topofr::npy::write: " + path + ": cannot open for writing");
+  topofr::detail::write_file_stream(path, "npy::write", "path", [&](std::ostream& f) {
     f.write("\x93NUMPY", 6);
     const unsigned char ver[2] = {static_cast<unsigned char>(v2 ? 2 : 1), 0};
     f.write(reinterpret_cast<const char*>(ver), 2);
@@ -228,16 +227,7 @@ inline void write(const std::string& path, dtype type, const std::vector<index_t
     f.write(reinterpret_cast<const char*>(len), v2 ? 4 : 2);
     f.write(h.data(), static_cast<std::streamsize>(h.size()));
     f.write(static_cast<const char*>(data), static_cast<std::streamsize>(count * itemsize(type)));
-    if (!f.flush()) {
-      f.close();
-      std::remove(tmp.c_str());
-      throw error("topofr::npy::write: " + path + ": write failed");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw error("topofr::npy::write: " + path + ": cannot rename the written file into place");
-  }
+  });
 }
 
 template <class T>
