@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cerrno>
+#include <cstdint>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -23,6 +24,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <unistd.h>
 
 #include <topofr/topofr.hpp>
 #include <topofr/npy.hpp>
@@ -388,14 +391,77 @@ void save(const std::string& flag, const std::string& path, const std::vector<T>
 
 std::string shape_of(const npy::array& a) { return a.shape_string(); }
 
-/// Elements of a float input, converted to the compute type.
+template <class T> const char* type_name() { return std::is_same<T, float>::value ? "float32" : "float64"; }
+
+std::string g(double x) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.9g", x);
+  return buf;
+}
+
+/// The multi-index "(i, j, ...)" of the flat (C-order) index k of an array of this shape.
+std::string where(const std::vector<index_t>& shape, index_t k) {
+  std::vector<index_t> idx(shape.size(), 0);
+  for (std::size_t d = shape.size(); d-- > 0;) {
+    if (shape[d] > 0) idx[d] = k % shape[d], k /= shape[d];
+  }
+  std::string s = "(";
+  for (std::size_t d = 0; d < idx.size(); ++d) s += (d ? ", " : "") + std::to_string(idx[d]);
+  return s + (idx.size() == 1 ? ",)" : ")");
+}
+
+/// The flat index of the first non-finite element, or -1.
 template <class T>
-std::vector<T> floats(const std::string& flag, const npy::array& a) {
+index_t first_nonfinite(const std::vector<T>& v) {
+  for (std::size_t k = 0; k < v.size(); ++k)
+    if (!std::isfinite(v[k])) return static_cast<index_t>(k);
+  return -1;
+}
+
+/// Elements of a float input, converted to the compute type. A finite float64 value beyond the float32
+/// range (--dtype float32) is refused here as out of range: converted, it would become an infinity that
+/// the library could only call "not finite".
+template <class T>
+std::vector<T> floats(const std::string& flag, const npy::array& a, const std::string& path) {
+  std::vector<T> v;
   try {
-    return a.as<T>(flag);
+    v = a.as<T>(flag);
   } catch (const topofr::error& e) {
     throw usage_error(e.what());
   }
+  if (std::is_same<T, float>::value && a.type == npy::dtype::float64) {
+    const std::vector<double> src = a.as<double>(flag);
+    for (std::size_t k = 0; k < v.size(); ++k)
+      if (std::isfinite(src[k]) && !std::isfinite(v[k]))
+        throw usage_error(str(flag, ": ", path, ": element ", where(a.shape, static_cast<index_t>(k)), " = ", g(src[k]),
+                              " is out of range for float32 (the compute dtype; the file is float64): use --dtype "
+                              "float64 or rescale the input"));
+  }
+  return v;
+}
+
+/// a * b for sizes >= 0, or nullopt when the product does not fit in index_t.
+std::optional<index_t> mul(index_t a, index_t b) {
+  index_t r;
+  if (__builtin_mul_overflow(a, b, &r)) return std::nullopt;
+  return r;
+}
+
+/// Refuses, before allocating, an array of `count` elements of `elem` bytes that cannot exist: more
+/// bytes than the address space or than this machine's physical memory (the allocation would fail or
+/// the process be killed while filling it).
+void require_memory(const std::string& flag, const std::string& shape, const std::string& what,
+                    std::optional<index_t> count, std::size_t elem) {
+  std::uint64_t bytes = 0;
+  const bool overflow = !count || __builtin_mul_overflow(static_cast<std::uint64_t>(*count), elem, &bytes) ||
+                        bytes > static_cast<std::uint64_t>(std::numeric_limits<std::ptrdiff_t>::max());
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  const std::uint64_t phys = pages > 0 && page > 0 ? std::uint64_t(pages) * std::uint64_t(page) : 0;
+  if (overflow)
+    throw usage_error(str(flag, ": shape ", shape, " is too large: ", what, " has more elements than a 64-bit size holds"));
+  if (phys && bytes > phys)
+    throw usage_error(str(flag, ": shape ", shape, " is too large: ", what, " needs ", bytes, " bytes, more than this "
+                          "machine's memory (", phys, " bytes)"));
 }
 
 /// Class labels: int32 or int64, shape (n,).
@@ -415,10 +481,25 @@ struct points_shape {
   bool image;
   index_t c, h, w;
 };
+/// Points of dimension 0 (shape (n, 0), or an image batch with C*H*W = 0) are refused by every command:
+/// they have no coordinates to compare (all distances would be 0).
 points_shape points(const std::string& flag, const npy::array& a) {
-  if (a.ndim() == 2) return {a.shape[0], a.shape[1], false, 0, 0, 0};
-  if (a.ndim() == 4) return {a.shape[0], a.shape[1] * a.shape[2] * a.shape[3], true, a.shape[1], a.shape[2], a.shape[3]};
-  throw usage_error(str(flag, ": expected points of shape (n, d) or an image batch (N, C, H, W), got ", shape_of(a)));
+  points_shape p{};
+  if (a.ndim() == 2) {
+    p = {a.shape[0], a.shape[1], false, 0, 0, 0};
+  } else if (a.ndim() == 4) {
+    const auto chw = mul(a.shape[1], a.shape[2]) ? mul(*mul(a.shape[1], a.shape[2]), a.shape[3]) : std::nullopt;
+    if (!chw)
+      throw usage_error(str(flag, ": image batch of shape ", shape_of(a), " is too large: C*H*W = ", a.shape[1], "*",
+                            a.shape[2], "*", a.shape[3], " overflows a 64-bit size"));
+    p = {a.shape[0], *chw, true, a.shape[1], a.shape[2], a.shape[3]};
+  } else {
+    throw usage_error(str(flag, ": expected points of shape (n, d) or an image batch (N, C, H, W), got ", shape_of(a)));
+  }
+  if (p.d == 0)
+    throw usage_error(str(flag, ": points of dimension 0 (shape ", shape_of(a), "): need d >= 1",
+                          p.image ? " (C*H*W >= 1)" : "", ", points without coordinates have no distances"));
+  return p;
 }
 
 /// The compute dtype: --dtype, else float64 when any float input is float64, else float32.
@@ -433,8 +514,6 @@ npy::dtype compute_dtype(const args& a, std::initializer_list<const npy::array*>
   }
   return any32 ? npy::dtype::float32 : npy::dtype::float64;
 }
-
-template <class T> const char* type_name() { return std::is_same<T, float>::value ? "float32" : "float64"; }
 
 // ---------------------------------------------------------------------------------------------------
 // Device dispatch and timing
@@ -511,33 +590,82 @@ std::pair<T, T> min_max(const std::vector<T>& v) {
   return v.empty() ? std::pair<T, T>(0, 0) : std::pair<T, T>(*lo, *hi);
 }
 
-std::string g(double x) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.9g", x);
-  return buf;
-}
-
 // ---------------------------------------------------------------------------------------------------
 // pairs
 
+/// How `pairs --dist` treats a matrix that is not symmetric or whose diagonal is not 0 (--asymmetric).
+/// Only the upper triangle is read by persistence_pairs (the reference's rule); this check tells the
+/// user that the rest of their matrix disagrees with it.
+enum class asym_mode { warn, error, ignore };
+
+/// The largest |D(i, j) - D(j, i)| (i < j) and the largest |D(i, i)|, NaN counting as the largest; a
+/// warning on stderr or an error (--asymmetric) when either is not 0.
 template <class T>
-int pairs_run(const args& a, device dev, const std::optional<std::string>& dist_path, npy::array& in,
-              double scale, const std::string& out, const std::optional<std::string>& deaths_out) {
+void check_symmetric(const std::vector<T>& D, index_t n, const std::string& path, asym_mode mode,
+                     const char* command) {
+  if (mode == asym_mode::ignore) return;
+  double worst = 0;
+  index_t wi = -1, wj = -1;
+  for (index_t i = 0; i < n && !std::isnan(worst); ++i)
+    for (index_t j = i + 1; j < n; ++j) {
+      const double a = D[i * n + j], b = D[j * n + i];
+      // An invalid upper entry is persistence_pairs' error to report (one message, naming the entry).
+      if (a == b || !(std::isfinite(a) && a >= 0)) continue;
+      const double d = std::isnan(b) ? std::numeric_limits<double>::quiet_NaN() : std::fabs(a - b);
+      if (std::isnan(d) || d > worst) {
+        worst = d, wi = i, wj = j;
+        if (std::isnan(d)) break;
+      }
+    }
+  double diag = 0;
+  index_t di = -1;
+  for (index_t i = 0; i < n; ++i) {
+    const double v = D[i * n + i];
+    if (v == 0) continue;
+    if (std::isnan(v)) {
+      diag = v, di = i;
+      break;
+    }
+    if (std::fabs(v) > std::fabs(diag)) diag = v, di = i;
+  }
+  if (wi < 0 && di < 0) return;
+  std::string what;
+  if (wi >= 0)
+    what = str("is not symmetric: max |D - D^T| = ", g(worst), " at (", wi, ", ", wj, "): D[", wi, ", ", wj, "] = ",
+               g(D[wi * n + wj]), ", D[", wj, ", ", wi, "] = ", g(D[wj * n + wi]));
+  if (di >= 0)
+    what += str(wi >= 0 ? "; and " : "", "has a diagonal entry that is not 0: D[", di, ", ", di, "] = ", g(diag));
+  const std::string msg = str("--dist: ", path, " ", what, "; only the upper triangle is used");
+  if (mode == asym_mode::error) throw usage_error(msg + " (--asymmetric error)");
+  std::fflush(stdout);
+  std::fprintf(stderr, "topofr %s: warning: %s (--asymmetric error|ignore)\n", command, msg.c_str());
+}
+
+template <class T>
+int pairs_run(const args& a, device dev, const std::optional<std::string>& dist_path,
+              const std::optional<std::string>& points_path, npy::array& in, double scale, asym_mode asym,
+              const std::string& out, const std::optional<std::string>& deaths_out) {
   const bool from_points = !dist_path;
+  const std::string flag = from_points ? "--points" : "--dist";
+  const std::string in_path = from_points ? *points_path : *dist_path;
   index_t n, d = 0;
   if (from_points) {
     const points_shape p = points("--points", in);
     n = p.n;
     d = p.d;
     if (n < 2) throw usage_error(str("--points: need at least 2 points, got shape ", shape_of(in)));
+    require_memory("--points", shape_of(in), str("the (n, n) distance matrix of n = ", n, " points"), mul(n, n),
+                   sizeof(T));
   } else {
     if (in.ndim() != 2 || in.shape[0] != in.shape[1])
       throw usage_error(str("--dist: expected a square (n, n) matrix, got shape ", shape_of(in)));
     n = in.shape[0];
     if (n < 2) throw usage_error(str("--dist: need n >= 2, got shape ", shape_of(in)));
   }
-  const std::vector<T> x = floats<T>(from_points ? "--points" : "--dist", in);
+  const std::vector<T> x = floats<T>(flag, in, in_path);
+  const std::string in_shape = shape_of(in);
   in = {};  // the converted copy is all we need
+  if (!from_points) check_symmetric(x, n, in_path, asym, "pairs");
   std::vector<T> dist(from_points ? static_cast<std::size_t>(n * n) : 0);
   std::vector<topofr::edge> pairs(static_cast<std::size_t>(n - 1));
   std::vector<T> deaths(static_cast<std::size_t>(n - 1));
@@ -546,6 +674,16 @@ int pairs_run(const args& a, device dev, const std::optional<std::string>& dist_
     topofr::matrix_view<const T> dv(x.data(), n, n);
     if (from_points) {
       topofr::pairwise_distances(exec, topofr::matrix_view<const T>(x.data(), n, d), topofr::matrix_view<T>(dist.data(), n, n), scale);
+      // Finite points can still be too far apart for T: name the points the user gave, not `dist`.
+      const index_t k = first_nonfinite(dist);
+      if (k >= 0) {
+        double big = 0;
+        for (T v : x) big = std::max(big, std::fabs(double(v)));
+        throw usage_error(str("--points: ", in_path, ": the distance between points ", k / n, " and ", k % n,
+                              " overflows ", type_name<T>(), " (the coordinates reach ", g(big), ", shape ", in_shape,
+                              std::is_same<T, float>::value ? "): use --dtype float64 or rescale the points"
+                                                            : "): rescale the points"));
+      }
       dv = topofr::matrix_view<const T>(dist.data(), n, n);
     }
     topofr::persistence_pairs(exec, dv, topofr::vector_view<topofr::edge>(pairs.data(), n - 1),
@@ -574,28 +712,32 @@ int cmd_pairs(const args& a) {
   if (dist && pts) throw usage_error("--dist and --points are mutually exclusive (give one)");
   if (!dist && !pts) throw usage_error("--dist or --points: one is required");
   if (dist && a.has("--scale")) throw usage_error("--scale: applies to --points only (--dist is used as given)");
+  if (pts && a.has("--asymmetric")) throw usage_error("--asymmetric: applies to --dist only");
   const double scale = a.positive("--scale", 1.0);
+  const std::string am = a.choice("--asymmetric", {"warn", "error", "ignore"}, "warn");
+  const asym_mode asym = am == "warn" ? asym_mode::warn : am == "error" ? asym_mode::error : asym_mode::ignore;
   const std::string out = *io.output("--out", true);
   const auto deaths = io.output("--deaths", false);
   a.integer("--repeat", 0, 1);
   npy::array in = dist ? load("--dist", *dist) : load("--points", *pts);
-  if (compute_dtype(a, {&in}) == npy::dtype::float32) return pairs_run<float>(a, dev, dist, in, scale, out, deaths);
-  return pairs_run<double>(a, dev, dist, in, scale, out, deaths);
+  if (compute_dtype(a, {&in}) == npy::dtype::float32)
+    return pairs_run<float>(a, dev, dist, pts, in, scale, asym, out, deaths);
+  return pairs_run<double>(a, dev, dist, pts, in, scale, asym, out, deaths);
 }
 
 // ---------------------------------------------------------------------------------------------------
 // isa
 
 template <class T>
-int isa_run(const args& a, device dev, const npy::array& xa, const npy::array& za, topofr::isa_options opt,
-            const std::string& loss_out, const std::optional<std::string>& grad_out,
+int isa_run(const args& a, device dev, const npy::array& xa, const npy::array& za, const std::string& xp,
+            const std::string& zp, topofr::isa_options opt, const std::string& loss_out, const std::optional<std::string>& grad_out,
             const std::optional<std::string>& grad_x_out) {
   const points_shape xs = points("--x", xa), zs = points("--z", za);
   if (xs.n != zs.n)
     throw usage_error(str("--z: ", zs.n, " samples (shape ", shape_of(za), ") but --x has ", xs.n, " (shape ",
                           shape_of(xa), ")"));
   if (xs.n < 2) throw usage_error(str("--x: need at least 2 samples, got shape ", shape_of(xa)));
-  const std::vector<T> x = floats<T>("--x", xa), z = floats<T>("--z", za);
+  const std::vector<T> x = floats<T>("--x", xa, xp), z = floats<T>("--z", za, zp);
   std::vector<T> gz(grad_out ? z.size() : 0), gx(grad_x_out ? x.size() : 0);
   T loss = 0;
   on_device(a, dev, [&](auto exec) {
@@ -604,6 +746,18 @@ int isa_run(const args& a, device dev, const npy::array& xa, const npy::array& z
                                         grad_out ? topofr::matrix_view<T>(gz.data(), zs.n, zs.d) : topofr::matrix_view<T>(),
                                         grad_x_out ? topofr::matrix_view<T>(gx.data(), xs.n, xs.d) : topofr::matrix_view<T>());
   });
+  // Finite inputs can still give a loss or gradient beyond T: an error, never an inf written as a result.
+  const char* hint = std::is_same<T, float>::value ? "use --dtype float64 or rescale (--x-scale, --z-scale)"
+                                                   : "rescale (--x-scale, --z-scale)";
+  if (!std::isfinite(loss))
+    throw usage_error(str("the loss of --x ", xp, " and --z ", zp, " is not finite (", g(loss), ") in ", type_name<T>(),
+                          ": the distances are finite but the sum of their squared differences overflows; ", hint));
+  if (const index_t k = first_nonfinite(gz); k >= 0)
+    throw usage_error(str("--grad-out: dL/dz at ", where(za.shape, k), " is not finite (", g(gz[k]), ") in ",
+                          type_name<T>(), " for --z ", zp, "; ", hint));
+  if (const index_t k = first_nonfinite(gx); k >= 0)
+    throw usage_error(str("--grad-x-out: dL/dx at ", where(xa.shape, k), " is not finite (", g(gx[k]), ") in ",
+                          type_name<T>(), " for --x ", xp, "; ", hint));
   save("--loss-out", loss_out, std::vector<T>{loss}, {1});
   std::printf("isa: n=%lld, loss=%s (%s, %s, x-scale=%s, z-scale=%s, %s) -> %s\n", static_cast<long long>(xs.n),
               g(loss).c_str(), opt.variant == topofr::isa_variant::symmetric ? "symmetric" : "sorted_deaths",
@@ -645,19 +799,20 @@ int cmd_isa(const args& a) {
   opt.x_scale = a.has("--x-scale") ? xs : (xshape.image ? topofr::image_scale(xshape.c, xshape.h, xshape.w) : 1.0);
   opt.z_scale = zs;
   if (compute_dtype(a, {&xa, &za}) == npy::dtype::float32)
-    return isa_run<float>(a, dev, xa, za, opt, loss_out, grad_out, grad_x_out);
-  return isa_run<double>(a, dev, xa, za, opt, loss_out, grad_out, grad_x_out);
+    return isa_run<float>(a, dev, xa, za, xp, zp, opt, loss_out, grad_out, grad_x_out);
+  return isa_run<double>(a, dev, xa, za, xp, zp, opt, loss_out, grad_out, grad_x_out);
 }
 
 // ---------------------------------------------------------------------------------------------------
 // gum
 
 template <class T>
-int gum_run(const args& a, device dev, const npy::array& ea, const topofr::gum_options& opt, const std::string& out,
+int gum_run(const args& a, device dev, const npy::array& ea, const std::string& ep, const topofr::gum_options& opt,
+            const std::string& out,
             const std::optional<std::string>& pi_out, const std::optional<std::string>& gamma_out) {
   if (ea.ndim() != 1) throw usage_error(str("--entropy: expected shape (n,), got ", shape_of(ea)));
   const index_t n = ea.shape[0];
-  const std::vector<T> e = floats<T>("--entropy", ea);
+  const std::vector<T> e = floats<T>("--entropy", ea, ep);
   std::vector<T> h(static_cast<std::size_t>(n));
   topofr::gum_result r{};
   on_device(a, dev, [&](auto exec) {
@@ -697,8 +852,8 @@ int cmd_gum(const args& a) {
   opt.tol = a.has("--tol") ? a.positive("--tol", opt.tol) : opt.tol;
   a.integer("--repeat", 0, 1);
   const npy::array ea = load("--entropy", ep);
-  if (compute_dtype(a, {&ea}) == npy::dtype::float32) return gum_run<float>(a, dev, ea, opt, out, pi_out, gamma_out);
-  return gum_run<double>(a, dev, ea, opt, out, pi_out, gamma_out);
+  if (compute_dtype(a, {&ea}) == npy::dtype::float32) return gum_run<float>(a, dev, ea, ep, opt, out, pi_out, gamma_out);
+  return gum_run<double>(a, dev, ea, ep, opt, out, pi_out, gamma_out);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -713,24 +868,31 @@ topofr::combined_margin margins(const args& a) {
   return m;
 }
 
-std::pair<index_t, index_t> cos_shape(const npy::array& c) {
+/// N = 0 (no samples) and C = 0 (no classes) are errors for arcface and margin-ce alike: there is no
+/// logit, loss or mean to compute.
+std::pair<index_t, index_t> cos_shape(const npy::array& c, const std::string& path) {
   if (c.ndim() != 2) throw usage_error(str("--cos: expected an (N, C) matrix, got shape ", shape_of(c)));
+  if (c.shape[0] == 0) throw usage_error(str("--cos: ", path, " has no samples (shape ", shape_of(c), "): need N >= 1"));
+  if (c.shape[1] == 0) throw usage_error(str("--cos: ", path, " has no classes (shape ", shape_of(c), "): need C >= 1"));
   return {c.shape[0], c.shape[1]};
 }
 
 template <class T>
 int arcface_run(const args& a, device dev, const npy::array& ca, const npy::array& la, const npy::array* ga,
-                const topofr::combined_margin& m, const std::string& logits_out,
+                const std::string& cp, const std::string& gp, const topofr::combined_margin& m, const std::string& logits_out,
                 const std::optional<std::string>& grad_out) {
-  const auto shape = cos_shape(ca);
+  const auto shape = cos_shape(ca, cp);
   const topofr::index_t n = shape.first, c = shape.second;
-  const std::vector<T> cs = floats<T>("--cos", ca);
+  const std::vector<T> cs = floats<T>("--cos", ca, cp);
   const std::vector<std::int64_t> y = labels("--labels", la, n);
   std::vector<T> gin;
   if (ga) {
     if (ga->shape != ca.shape)
       throw usage_error(str("--grad-in: expected the shape of --cos ", shape_of(ca), ", got ", shape_of(*ga)));
-    gin = floats<T>("--grad-in", *ga);
+    gin = floats<T>("--grad-in", *ga, gp);
+    if (const index_t k = first_nonfinite(gin); k >= 0)
+      throw usage_error(str("--grad-in: ", gp, ": element ", where(ga->shape, k), " is not finite, got ", g(gin[k]),
+                            "; dL/dlogits must be finite"));
   }
   std::vector<T> logits(cs.size()), gcos(ga ? cs.size() : 0);
   on_device(a, dev, [&](auto exec) {
@@ -741,6 +903,10 @@ int arcface_run(const args& a, device dev, const npy::array& ca, const npy::arra
       topofr::margin_logits_backward(exec, cv, yv, m, topofr::matrix_view<const T>(gin.data(), n, c),
                                      topofr::matrix_view<T>(gcos.data(), n, c));
   });
+  if (const index_t k = first_nonfinite(gcos); k >= 0)
+    throw usage_error(str("--grad-out: dL/dcos at ", where(ca.shape, k), " overflows ", type_name<T>(), " (", g(gcos[k]),
+                          "): --grad-in ", gp, " times the margin slope and --s is beyond the ", type_name<T>(),
+                          " range; rescale --grad-in", std::is_same<T, float>::value ? " or use --dtype float64" : ""));
   save("--logits-out", logits_out, logits, {n, c});
   const auto [lo, hi] = min_max(logits);
   std::printf("arcface: N=%lld, C=%lld, s=%s m1=%s m2=%s m3=%s, logits in [%s, %s] -> %s\n", static_cast<long long>(n),
@@ -770,9 +936,10 @@ int cmd_arcface(const args& a) {
   std::optional<npy::array> ga;
   if (gp) ga = load("--grad-in", *gp);
   const npy::array* gptr = ga ? &*ga : nullptr;
+  const std::string gpath = gp ? *gp : "";
   if (compute_dtype(a, {&ca, gptr}) == npy::dtype::float32)
-    return arcface_run<float>(a, dev, ca, la, gptr, m, logits_out, grad_out);
-  return arcface_run<double>(a, dev, ca, la, gptr, m, logits_out, grad_out);
+    return arcface_run<float>(a, dev, ca, la, gptr, cp, gpath, m, logits_out, grad_out);
+  return arcface_run<double>(a, dev, ca, la, gptr, cp, gpath, m, logits_out, grad_out);
 }
 
 struct ce_outputs {
@@ -782,16 +949,16 @@ struct ce_outputs {
 
 template <class T>
 int margin_ce_run(const args& a, device dev, const npy::array& ca, const npy::array& la, const npy::array* wa,
-                  const topofr::combined_margin& m, double eps, const ce_outputs& out) {
-  const auto shape = cos_shape(ca);
+                  const std::string& cp, const std::string& wp, const topofr::combined_margin& m, double eps, const ce_outputs& out) {
+  const auto shape = cos_shape(ca, cp);
   const topofr::index_t n = shape.first, c = shape.second;
-  const std::vector<T> cs = floats<T>("--cos", ca);
+  const std::vector<T> cs = floats<T>("--cos", ca, cp);
   const std::vector<std::int64_t> y = labels("--labels", la, n);
   std::vector<T> w(static_cast<std::size_t>(n), T(1));
   if (wa) {
     if (wa->ndim() != 1 || wa->shape[0] != n)
       throw usage_error(str("--weights: expected shape (", n, ",) to match --cos, got ", shape_of(*wa)));
-    w = floats<T>("--weights", *wa);
+    w = floats<T>("--weights", *wa, wp);
   }
   std::vector<T> loss(n), ent(n), pgt(n), lse(n), gcos(out.grad ? cs.size() : 0);
   on_device(a, dev, [&](auto exec) {
@@ -851,8 +1018,10 @@ int cmd_margin_ce(const args& a) {
   std::optional<npy::array> wa;
   if (wp) wa = load("--weights", *wp);
   const npy::array* wptr = wa ? &*wa : nullptr;
-  if (compute_dtype(a, {&ca}) == npy::dtype::float32) return margin_ce_run<float>(a, dev, ca, la, wptr, m, eps, out);
-  return margin_ce_run<double>(a, dev, ca, la, wptr, m, eps, out);
+  const std::string wpath = wp ? *wp : "";
+  if (compute_dtype(a, {&ca}) == npy::dtype::float32)
+    return margin_ce_run<float>(a, dev, ca, la, wptr, cp, wpath, m, eps, out);
+  return margin_ce_run<double>(a, dev, ca, la, wptr, cp, wpath, m, eps, out);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -860,11 +1029,14 @@ int cmd_margin_ce(const args& a) {
 
 const std::vector<command>& commands() {
   static const std::vector<command> c = {
-      {"pairs", "--dist D.npy | --points X.npy [--scale s]  --out P.npy [--deaths d.npy]",
+      {"pairs", "--dist D.npy [--asymmetric warn|error|ignore] | --points X.npy [--scale s]  --out P.npy [--deaths d.npy]",
        "0-dimensional Vietoris-Rips persistence pairs: the n-1 merge edges (u < v), sorted by (death, u*n+v).",
        {{"--dist", "D.npy", "an (n, n) distance matrix (symmetric, finite, >= 0)"},
         {"--points", "X.npy", "points (n, d) or an image batch (N, C, H, W); distances computed here"},
         {"--scale", "s", "with --points: divide the distances by s > 0 (default 1)"},
+        {"--asymmetric", "warn|error|ignore", "with --dist: a matrix that is not symmetric or whose diagonal is "
+                                              "not 0 gives a warning (default), an error, or nothing; only the "
+                                              "upper triangle is used"},
         {"--out", "P.npy", "the pairs: int32 (n-1, 2)"},
         {"--deaths", "d.npy", "the death times dist(u, v): (n-1,), compute dtype"}},
        cmd_pairs},
