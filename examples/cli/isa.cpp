@@ -29,6 +29,9 @@ int isa_run(const args& a, device dev, const npy::array& xa, const npy::array& z
     throw usage_error(str("--z: ", zs.n, " samples (shape ", shape_of(za), ") but --x has ", xs.n, " (shape ",
                           shape_of(xa), ")"));
   if (xs.n < 2) throw usage_error(str("--x: need at least 2 samples, got shape ", shape_of(xa)));
+  // isa_loss_from_points holds the (n, n) distance matrices of both spaces.
+  require_memory("--x", shape_of(xa), str("the two (n, n) distance matrices of n = ", xs.n, " samples"),
+                 mul(xs.n, xs.n) ? mul(*mul(xs.n, xs.n), 2) : std::nullopt, sizeof(T));
   const std::vector<T> x = floats<T>("--x", xa, xp), z = floats<T>("--z", za, zp);
   std::vector<T> gz(grad_out ? z.size() : 0), gx(grad_x_out ? x.size() : 0);
   T loss = 0;
