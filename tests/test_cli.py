@@ -14,10 +14,13 @@ import atexit
 import math
 import os
 import re
+import io
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
 
 import numpy as np
 
@@ -598,6 +601,141 @@ def test_arcface(oracle):
         f.write(good[:100])
     bad(["margin-ce", "--cos", path("ctrunc.npy"), "--labels", Yy, *o], "--cos", "ctrunc.npy")
 
+# ---------------------------------------------------------------------------------------------------
+# Regressions of issue 10 (one block per row of the issue's table; numbers in the labels).
+
+def test_issue10():
+    rng = np.random.default_rng(10)
+    out, deaths = path("r_P.npy"), path("r_d.npy")
+    x = rng.normal(size=(9, 3))
+    X = save("r_x.npy", x)
+
+    # Row 2: an output that is a FIFO or a character device is written in place, never replaced by a
+    # regular file. Oracle: the bytes read from the FIFO are the .npy written to a regular file by the same
+    # command (numpy parses both).
+    ok("pairs", "--points", X, "--out", out, "--deaths", deaths)
+    want = load(deaths)
+    fifo = path("r_fifo")
+    os.mkfifo(fifo)
+    got = {}
+
+    def reader():
+        with open(fifo, "rb") as f:
+            got["bytes"] = f.read()
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    ok("pairs", "--points", X, "--out", out, "--deaths", fifo)
+    t.join(10)
+    check(stat.S_ISFIFO(os.lstat(fifo).st_mode), "row 2: --deaths FIFO is still a FIFO after the write")
+    check("bytes" in got and np.array_equal(np.load(io.BytesIO(got["bytes"])), want),
+          "row 2: the FIFO's reader got the deaths .npy (numpy-parsed, equal to the regular-file output)")
+    check(not [f for f in os.listdir(TMP) if ".tmp-topofr-" in f], "row 2: no temporary file left behind")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        # A private null device in the temp dir (never the real /dev/null).
+        node = path("r_null")
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        ok("pairs", "--points", X, "--out", out, "--deaths", node)
+        check(stat.S_ISCHR(os.lstat(node).st_mode), "row 2: --deaths character device is still a device node")
+        ok("pairs", "--points", X, "--out", node)
+        check(stat.S_ISCHR(os.lstat(node).st_mode), "row 2: --out character device is still a device node")
+    # Outputs that cannot be replaced: a directory is refused (exit 1), nothing created.
+    os.mkdir(path("r_dir"))
+    bad(["pairs", "--points", X, "--out", path("r_dir")], "--out", "r_dir", code=1)
+
+    # Row 3: C*H*W overflows 64 bits (the reader accepts the shape: N = 0 means no data bytes).
+    T = 2 ** 40
+    huge = raw_npy("r_huge4.npy", "<f8", f"(0, {T}, {T}, {T})", b"")
+    bad(["pairs", "--points", huge, "--out", out], "--points", "C*H*W", "overflow")
+    bad(["isa", "--x", huge, "--z", X, "--loss-out", path("r_L.npy")], "--x", "C*H*W", "overflow")
+    bad(["isa", "--x", X, "--z", huge, "--loss-out", path("r_L.npy")], "--z", "C*H*W", "overflow")
+
+    # Row 4: points of dimension 0 are refused by every command (no n*n allocation, no overflow).
+    for shape in (f"({T}, 0)", "(3000000000, 0)", "(8, 0)"):
+        p0 = raw_npy("r_d0.npy", "<f8", shape, b"")
+        bad(["pairs", "--points", p0, "--out", out], "--points", shape, "dimension 0")
+        bad(["isa", "--x", p0, "--z", p0, "--loss-out", path("r_L.npy")], "--x", shape, "dimension 0")
+    bad(["pairs", "--points", raw_npy("r_i0.npy", "<f4", "(5, 3, 0, 2)", b""), "--out", out], "--points", "dimension 0")
+
+    # Row 8: --dist that is not symmetric, or whose diagonal is not 0. Oracle: numpy's max |A - A^T|.
+    D = cdist(x)
+    A = D.copy()
+    A[6, 2] += 43.8
+    Ap = save("r_asym.npy", A)
+    asym = np.abs(A - A.T)
+    wi, wj = np.unravel_index(np.argmax(np.triu(asym, 1)), A.shape)
+    p = run("pairs", "--dist", Ap, "--out", out)
+    check(p.returncode == 0 and p.stderr.count("\n") == 1 and "warning" in p.stderr and "--dist" in p.stderr
+          and "not symmetric" in p.stderr and f"({wi}, {wj})" in p.stderr and "43.8" in p.stderr,
+          f"row 8: asymmetric --dist warns once with max |D - D^T| (numpy: {asym.max()}) at ({wi}, {wj}), got {p.stderr!r}")
+    check(np.array_equal(load(out), kruskal(np.triu(A, 1) + np.triu(A, 1).T)), "row 8: the upper triangle is used")
+    bad(["pairs", "--dist", Ap, "--out", out, "--asymmetric", "error"], "--dist", "r_asym.npy", "not symmetric",
+        "43.8")
+    ok("pairs", "--dist", Ap, "--out", out, "--asymmetric", "ignore")  # ok(): no stderr at all
+    ok("pairs", "--dist", save("r_sym.npy", D), "--out", out, "--asymmetric", "error")
+    for label, v in (("nan", np.nan), ("neg", -5.0)):
+        B = D.copy()
+        B[4, 4] = v
+        Bp = save(f"r_diag{label}.npy", B)
+        p = run("pairs", "--dist", Bp, "--out", out)
+        check(p.returncode == 0 and p.stderr.count("\n") == 1 and "diagonal" in p.stderr and "D[4, 4]" in p.stderr,
+              f"row 8: diagonal {label} warns once naming D[4, 4], got {p.stderr!r}")
+        bad(["pairs", "--dist", Bp, "--out", out, "--asymmetric", "error"], "--dist", "diagonal", "D[4, 4]")
+    bad(["pairs", "--dist", Ap, "--out", out, "--asymmetric", "maybe"], "--asymmetric", "maybe")
+    bad(["pairs", "--points", X, "--out", out, "--asymmetric", "error"], "--asymmetric")
+
+    # Row 9: float32 points around 1e30: finite distances, but the loss overflows float32 (numpy: the
+    # float64 loss exceeds float32's max).
+    x9 = (rng.normal(size=(10, 3)) * 1e30).astype(np.float32)
+    z9 = rng.normal(size=(10, 2)).astype(np.float32)
+    check(np.all(np.isfinite(cdist(x9))) and (cdist(x9) ** 2).sum() > np.finfo(np.float32).max,
+          "row 9 oracle: numpy's distances are finite, their squares overflow float32")
+    X9, Z9 = save("r_x9.npy", x9), save("r_z9.npy", z9)
+    bad(["isa", "--x", X9, "--z", Z9, "--loss-out", path("r_L.npy")], "loss", "not finite", "r_x9.npy", "r_z9.npy",
+        "float32", "--dtype float64")
+    check(not os.path.exists(path("r_L.npy")), "row 9: no loss file written")
+    stdout = ok("isa", "--x", X9, "--z", Z9, "--loss-out", path("r_L.npy"), "--dtype", "float64")
+    check(np.isfinite(load(path("r_L.npy"))[0]), "row 9: --dtype float64 gives a finite loss")
+
+    # Row 10: a NaN in --grad-in is an error naming the flag, the file and the index.
+    n, c = 4, 5
+    cos = cosines(rng, n, c)
+    g = np.ones((n, c))
+    g[1, 2] = np.nan
+    Cp, Yp = save("r_cos.npy", cos), save("r_y.npy", np.arange(n))
+    for label, v in (("nan", np.nan), ("inf", -np.inf)):
+        g[1, 2] = v
+        bad(["arcface", "--cos", Cp, "--labels", Yp, "--logits-out", path("r_lo.npy"), "--grad-in",
+             save(f"r_g{label}.npy", g), "--grad-out", path("r_go.npy")], "--grad-in", f"r_g{label}.npy", "(1, 2)",
+            "not finite")
+    check(not os.path.exists(path("r_go.npy")), "row 10: no gradient file written")
+
+    # Row 13: N = 0 (and C = 0) is the same clear error for arcface and margin-ce.
+    o = ["--loss-out", path("r_m1.npy"), "--entropy-out", path("r_m2.npy"), "--pgt-out", path("r_m3.npy")]
+    for shape, what in (((0, 5), "no samples"), ((3, 0), "no classes")):
+        C0 = save("r_c0.npy", np.zeros(shape))
+        Y0 = save("r_y0.npy", np.zeros(shape[0], np.int64))
+        bad(["arcface", "--cos", C0, "--labels", Y0, "--logits-out", path("r_lo0.npy")], "--cos", what, str(shape))
+        bad(["margin-ce", "--cos", C0, "--labels", Y0, *o, "--grad-out", path("r_m4.npy")], "--cos", what, str(shape))
+        bad(["margin-ce", "--cos", C0, "--labels", Y0, *o], "--cos", what)
+    check(not os.path.exists(path("r_lo0.npy")), "row 13: arcface with N = 0 writes nothing")
+
+    # Row 14: the error names --points (the flag given) and says what overflowed.
+    x14 = rng.normal(size=(6, 3)) * 1e200
+    with np.errstate(over="ignore"):
+        d14 = np.sqrt(((x14[:, None] - x14[None]) ** 2).sum(-1))
+    check(not np.all(np.isfinite(d14)),
+          "row 14 oracle: numpy's float64 distances of these points overflow")
+    p14 = save("r_x14.npy", x14)
+    e = bad(["pairs", "--points", p14, "--out", out], "--points", "r_x14.npy", "overflows float64")
+    check("dist:" not in e and "persistence_pairs" not in e, f"row 14: no blame on `dist`, got {e!r}")
+    x14b = rng.normal(size=(6, 3)) * 1e300
+    e = bad(["pairs", "--points", save("r_x14b.npy", x14b), "--out", out, "--dtype", "float32"], "--points",
+            "r_x14b.npy", "out of range for float32")
+    check("not finite" not in e, f"row 14: a finite value is not called 'not finite', got {e!r}")
+    bad(["isa", "--x", path("r_x14b.npy"), "--z", path("r_x14b.npy"), "--loss-out", path("r_L.npy"), "--dtype",
+         "float32"], "--x", "out of range for float32")
+
 
 def test_top_level():
     p = run("--help")
@@ -620,6 +758,7 @@ def main():
     test_gum()
     test_isa(HAVE_TORCH)
     test_arcface(HAVE_TORCH)
+    test_issue10()
     print(f"{checks} checks, {len(failures)} failures")
     if failures:
         sys.exit(1)
