@@ -2,9 +2,18 @@
 // dist(i, j) = ||x_i - x_j|| / scale, exactly symmetric, 0 on the diagonal, no n x n x d temporary.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
 #include <type_traits>
 #include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #include <Eigen/Dense>
 
@@ -29,14 +38,28 @@ namespace detail {
 
 using dmatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
+/// True when every one of the d values is finite: an exponent-field test on the bits, which vectorises
+/// (std::isfinite in a loop does not, and cost 6 ms on an image batch).
+template <class V>
+bool all_finite(const V* r, index_t d) {
+  using U = std::conditional_t<sizeof(V) == 4, std::uint32_t, std::uint64_t>;
+  constexpr U mask = sizeof(V) == 4 ? U(0x7f800000u) : U(0x7ff0000000000000ull);
+  U bad = 0;
+  for (index_t k = 0; k < d; ++k) {
+    U b;
+    std::memcpy(&b, r + k, sizeof b);
+    bad |= static_cast<U>((b & mask) == mask);
+  }
+  return bad == 0;
+}
+
 /// Rejects NaN/Inf in the points, naming the row (and the batch entry b when b >= 0).
 template <class In>
 void check_finite_points(matrix_view<In> p, const char* fn, const char* arg, index_t b = -1) {
+  static_assert(std::numeric_limits<std::remove_const_t<In>>::is_iec559, "topofr: IEEE float or double");
   for (index_t i = 0; i < p.rows(); ++i) {
     const In* r = p.row(i);
-    bool finite = true;
-    for (index_t k = 0; k < p.cols(); ++k) finite &= std::isfinite(r[k]);
-    if (finite) continue;
+    if (all_finite(r, p.cols())) continue;
     for (index_t k = 0; k < p.cols(); ++k) {
       if (std::isfinite(r[k])) continue;
       if (b >= 0) fail(fn, arg, "batch ", b, ", row ", i, ", column ", k, " is not finite, got ", r[k]);
@@ -82,6 +105,226 @@ void distances_double(const dmatrix& x, matrix_view<T> dist, double scale, dmatr
   }
 }
 
+// ---- Float points: a float Gram matrix accumulated in double, then the guard (docs/math.md) -------------
+//
+// The columns are cut into chunks of 512. For each chunk the points are centred on the chunk's column means
+// (y = fl(x - c), c a float; distances do not depend on c) and copied into a padded panel; every pair's
+// partial dot product is summed in 16 float lanes, each lane over at most 32 products, and the lanes are
+// added into a double accumulator. So each Gram entry carries at most gamma_32 * |y_a| |y_b| (float) plus a
+// double-rounding term, whatever d is; the norms |y|^2 are summed in double. A pair whose bound could
+// exceed the contract (nearly coincident points, relative to their distance from the centre; overflow) is
+// recomputed directly as sum (a_k - b_k)^2 in double from the original points.
+
+namespace fgram {
+
+constexpr index_t lanes = 16;               // float lanes of one accumulator
+constexpr index_t chunk = 512;              // columns per panel
+constexpr index_t per_lane = chunk / lanes;  // products summed in float by one lane (32)
+constexpr index_t tile = 4;                 // a register tile: 4 x 4 pairs of rows
+constexpr index_t slice_chunks = 4;         // chunks per slice, the unit of parallel work
+constexpr index_t slice_budget = index_t(1) << 22;  // doubles of partial Gram matrices (32 MiB), at most
+/// The distance's relative error allowed before the output is rounded (the contract is 1e-5).
+constexpr double tau = 9.5e-6;
+
+#if defined(__GNUC__) && !defined(__CUDACC__)
+typedef float vf __attribute__((vector_size(64)));  // GCC/Clang vector extension, 16 floats
+#else
+struct vf {  // the same arithmetic, lane by lane, for other compilers
+  float v[lanes];
+  vf& operator+=(const vf& o) {
+    for (index_t l = 0; l < lanes; ++l) v[l] += o.v[l];
+    return *this;
+  }
+  friend vf operator*(const vf& a, const vf& b) {
+    vf r;
+    for (index_t l = 0; l < lanes; ++l) r.v[l] = a.v[l] * b.v[l];
+    return r;
+  }
+};
+#endif
+static_assert(sizeof(vf) == lanes * sizeof(float), "topofr: 16 float lanes");
+
+/// Keeps a loaded vector in a register: without it GCC folds the loads into the 16 FMAs (20 loads per
+/// 16 FMAs instead of 8), which halves the kernel's speed on AVX-512. A no-op elsewhere.
+inline void pin(vf& v) {
+#if defined(__GNUC__) && !defined(__CUDACC__) && defined(__AVX512F__)
+  __asm__("" : "+v"(v));
+#else
+  (void)v;
+#endif
+}
+
+/// How the columns are grouped: nchunks chunks of 512, cps chunks per slice, nslices slices. A function
+/// of (n, d) only, so the result never depends on the thread count.
+struct plan {
+  index_t n = 0, d = 0, np = 0, nchunks = 0, cps = 0, nslices = 0;
+  plan(index_t rows, index_t cols) : n(rows), d(cols) {
+    np = (n + tile - 1) / tile * tile;
+    nchunks = (d + chunk - 1) / chunk;
+    cps = slice_chunks;
+    const index_t max_slices = std::max<index_t>(1, slice_budget / std::max<index_t>(1, n * n));
+    if ((nchunks + cps - 1) / cps > max_slices) cps = (nchunks + max_slices - 1) / max_slices;
+    nslices = std::max<index_t>(1, (nchunks + cps - 1) / cps);
+  }
+};
+
+/// Chunk c of the points: centre, copy into the panel (np x chunk floats, rows >= n stay zero, columns
+/// past the chunk zeroed up to a multiple of 16), add |y_i|^2 to norm[i] (double).
+inline index_t pack(matrix_view<const float> x, index_t c, float* panel, double* norm) {
+  const index_t n = x.rows(), k0 = c * chunk, kc = std::min(chunk, x.cols() - k0);
+  const index_t kp = (kc + lanes - 1) / lanes * lanes;
+  double colsum[chunk];
+  float centre[chunk];
+  for (index_t k = 0; k < kc; ++k) colsum[k] = 0.0;
+  for (index_t i = 0; i < n; ++i) {
+    const float* r = x.row(i) + k0;
+    for (index_t k = 0; k < kc; ++k) colsum[k] += static_cast<double>(r[k]);
+  }
+  const double inv_n = 1.0 / static_cast<double>(n);
+  for (index_t k = 0; k < kc; ++k) centre[k] = static_cast<float>(colsum[k] * inv_n);
+  for (index_t i = 0; i < n; ++i) {
+    const float* r = x.row(i) + k0;
+    float* p = panel + i * chunk;
+    for (index_t k = 0; k < kc; ++k) p[k] = r[k] - centre[k];
+    for (index_t k = kc; k < kp; ++k) p[k] = 0.0f;
+    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (index_t k = 0; k < kp; k += 8)
+      for (index_t l = 0; l < 8; ++l) s[l] += static_cast<double>(p[k + l]) * static_cast<double>(p[k + l]);
+    norm[i] += ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+  }
+  return kp;
+}
+
+/// g[i * n + j] += the panel's dot product of rows i > j (the lower triangle; kp columns).
+inline void gram_panel(const float* panel, index_t n, index_t np, index_t kp, double* g) {
+  for (index_t bi = 0; bi < np; bi += tile)
+    for (index_t bj = 0; bj <= bi; bj += tile) {
+      vf acc[tile][tile] = {};
+      const float* pa = panel + bi * chunk;
+      const float* pb = panel + bj * chunk;
+      for (index_t k = 0; k < kp; k += lanes) {
+        vf a[tile], b[tile];
+        for (index_t r = 0; r < tile; ++r) std::memcpy(&a[r], pa + r * chunk + k, sizeof(vf));
+        for (index_t s = 0; s < tile; ++s) std::memcpy(&b[s], pb + s * chunk + k, sizeof(vf));
+        for (index_t r = 0; r < tile; ++r) pin(a[r]);
+        for (index_t s = 0; s < tile; ++s) pin(b[s]);
+        for (index_t r = 0; r < tile; ++r)
+          for (index_t s = 0; s < tile; ++s) acc[r][s] += a[r] * b[s];
+      }
+      for (index_t r = 0; r < tile; ++r)
+        for (index_t s = 0; s < tile; ++s) {
+          const index_t i = bi + r, j = bj + s;
+          if (i >= n || j >= i) continue;
+          float t[lanes];
+          std::memcpy(t, &acc[r][s], sizeof t);
+          double h[8];
+          for (index_t l = 0; l < 8; ++l) h[l] = static_cast<double>(t[l]) + static_cast<double>(t[l + 8]);
+          g[i * n + j] += ((h[0] + h[4]) + (h[2] + h[6])) + ((h[1] + h[5]) + (h[3] + h[7]));
+        }
+    }
+}
+
+/// sum_k (a_k - b_k)^2 in double (eight partial sums): the guard's exact recomputation.
+template <class V>
+double direct_d2(const V* a, const V* b, index_t d) {
+  double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  index_t k = 0;
+  for (; k + 8 <= d; k += 8)
+    for (index_t l = 0; l < 8; ++l) {
+      const double t = static_cast<double>(a[k + l]) - static_cast<double>(b[k + l]);
+      s[l] += t * t;
+    }
+  for (; k < d; ++k) {
+    const double t = static_cast<double>(a[k]) - static_cast<double>(b[k]);
+    s[0] += t * t;
+  }
+  return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+}
+
+}  // namespace fgram
+
+/// The distance matrix of float points (n x d, any ld) into dist: the blocked float Gram matrix, exact
+/// recomputation where its error bound could exceed the contract. work: scratch (reused in a batch).
+template <class T>
+void distances_float(matrix_view<const float> x, matrix_view<T> dist, double scale, dmatrix& work) {
+  using namespace fgram;
+  const index_t n = x.rows(), d = x.cols();
+  const plan p(n, d);
+  const index_t nn = n * n;
+  work.setZero(p.nslices * (n + 1), n);  // nslices x (n x n Gram + n norms)
+  double* const gram = work.data();                  // nslices partial Gram matrices (lower triangles)
+  double* const norms = work.data() + p.nslices * nn;  // nslices partial squared norms
+  if (n > 1) {
+#if defined(_OPENMP)
+    // Slices in parallel, unless already inside a parallel region (a batch): the sums are the same.
+    const index_t threads = p.nslices > 1 && !omp_in_parallel() ? index_t(omp_get_max_threads()) : index_t(1);
+#else
+    const index_t threads = 1;
+#endif
+    const index_t panel_size = p.np * chunk;
+    std::unique_ptr<float[]> panels(new float[static_cast<std::size_t>(threads * panel_size)]);
+    for (index_t t = 0; t < threads; ++t)  // padding rows (>= n) of each thread's panel: zero
+      std::fill(panels.get() + t * panel_size + n * chunk, panels.get() + (t + 1) * panel_size, 0.0f);
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(static_cast<int>(threads)) if (threads > 1)
+#endif
+    for (index_t s = 0; s < p.nslices; ++s) {
+#if defined(_OPENMP)
+      float* panel = panels.get() + index_t(omp_get_thread_num()) * panel_size;
+#else
+      float* panel = panels.get();
+#endif
+      const index_t c1 = std::min(p.nchunks, (s + 1) * p.cps);
+      for (index_t c = s * p.cps; c < c1; ++c) {
+        const index_t kp = pack(x, c, panel, norms + s * n);
+        gram_panel(panel, n, p.np, kp, gram + s * nn);
+      }
+    }
+    for (index_t s = 1; s < p.nslices; ++s) {  // the slices, added in order
+      for (index_t i = 0; i < n; ++i) {
+        norms[i] += norms[s * n + i];
+        for (index_t j = 0; j < i; ++j) gram[i * n + j] += gram[s * nn + i * n + j];
+      }
+    }
+  }
+  // Error bounds (docs/math.md): |d2 - |y_a - y_b|^2| <= e1, ||y_a - y_b| - |x_a - x_b|| <= e2.
+  const double uf = std::ldexp(1.0, -24), tiny = std::ldexp(1.0, -126), dd = static_cast<double>(d);
+  const double gam = static_cast<double>(per_lane) * uf / (1.0 - static_cast<double>(per_lane) * uf);
+  const double cd = static_cast<double>(d + 16 * p.nchunks + p.nslices + 16) * std::ldexp(1.0, -52);
+  const double under1 = 4.0 * dd * tiny, under2 = 2.0 * std::sqrt(dd) * tiny, urep = uf * (1.0 + 2.0 * uf);
+  for (index_t i = 0; i < n; ++i) {
+    dist(i, i) = T(0);
+    for (index_t j = 0; j < i; ++j) {
+      const double na = norms[i], nb = norms[j];
+      const double d2 = na + nb - 2.0 * gram[i * n + j];
+      double r = -1.0;
+      if (d2 > 0.0 && d2 <= std::numeric_limits<double>::max()) {
+        const double root = std::sqrt(d2), ra = std::sqrt(na), rb = std::sqrt(nb);
+        const double e1 = 2.0 * (gam + cd) * ra * rb + 2.0 * cd * (na + nb) + under1;
+        const double e2 = urep * (ra + rb) + under2;
+        if ((1.0 + tau) * (e1 / root + e2) <= tau * root) r = root;  // false for NaN/Inf bounds
+      }
+      if (r < 0.0) r = std::sqrt(direct_d2(x.row(i), x.row(j), d));
+      const T v = static_cast<T>(r / scale);
+      dist(i, j) = v;
+      dist(j, i) = v;
+    }
+  }
+}
+
+/// One cloud's distances, the path pairwise_distances takes: float points through distances_float,
+/// double points through a double copy and distances_double. x and gram are scratch (reused in a batch).
+template <class In, class T>
+void cloud_distances(matrix_view<In> points, matrix_view<T> dist, double scale, dmatrix& x, dmatrix& gram) {
+  if constexpr (std::is_same<std::remove_const_t<In>, float>::value) {
+    distances_float(matrix_view<const float>(points), dist, scale, gram);
+    (void)x;
+  } else {
+    points_to_double(points, x);
+    distances_double(x, dist, scale, gram);
+  }
+}
+
 /// Batch extents: B >= 0, data non-null when B > 0, and (for an output) matrices that do not overlap.
 template <class V>
 void check_batch(const batch_view<V>& v, const char* fn, const char* arg, bool output = false) {
@@ -104,7 +347,8 @@ void check_distance_args(matrix_view<In> points, matrix_view<T> dist, double sca
 }  // namespace detail
 
 /// dist (n x n) = the Euclidean distances between the rows of points (n x d), divided by scale.
-/// Exactly symmetric, 0 on the diagonal; relative error <= 1e-5 for float output (computed in double).
+/// Exactly symmetric, 0 on the diagonal; relative error <= 1e-5 for float points (a float Gram matrix
+/// accumulated in double, guarded: docs/math.md), double points computed in double.
 /// Errors: NaN/Inf in points (names the row), scale not finite or <= 0, n < 1, dist not n x n.
 template <class In, class T = std::remove_const_t<In>>
 void pairwise_distances(cpu_t, matrix_view<In> points, matrix_view<T> dist, double scale = 1.0) {
@@ -112,8 +356,7 @@ void pairwise_distances(cpu_t, matrix_view<In> points, matrix_view<T> dist, doub
   detail::check_distance_args(points, dist, scale, fn);
   detail::check_finite_points(points, fn, "points");
   detail::dmatrix x, gram;
-  detail::points_to_double(points, x);
-  detail::distances_double(x, dist, scale, gram);
+  detail::cloud_distances(points, dist, scale, x, gram);
 }
 
 /// The batched form: dist[b] = pairwise_distances(points[b]) for b < B.
@@ -139,8 +382,7 @@ void pairwise_distances(cpu_t, batch_view<In> points, batch_view<T> dist, double
 #pragma omp for schedule(dynamic)
 #endif
     for (index_t b = 0; b < nb; ++b) {
-      detail::points_to_double(points[b], x);
-      detail::distances_double(x, dist[b], scale, gram);
+      detail::cloud_distances(points[b], dist[b], scale, x, gram);
     }
   }
 }
