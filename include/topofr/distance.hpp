@@ -117,6 +117,7 @@ void distances_double(const dmatrix& x, matrix_view<T> dist, double scale, dmatr
 
 namespace fgram {
 
+constexpr index_t min_dims = 64;            // float points of lower dimension take the double path
 constexpr index_t lanes = 16;               // float lanes of one accumulator
 constexpr index_t chunk = 512;              // columns per panel
 constexpr index_t per_lane = chunk / lanes;  // products summed in float by one lane (32)
@@ -169,8 +170,10 @@ struct plan {
 };
 
 /// Chunk c of the points: centre, copy into the panel (np x chunk floats, rows >= n stay zero, columns
-/// past the chunk zeroed up to a multiple of 16), add |y_i|^2 to norm[i] (double).
-inline index_t pack(matrix_view<const float> x, index_t c, float* panel, double* norm) {
+/// past the chunk zeroed up to a multiple of 16), add |y_i|^2 to norm[i] (double). finite becomes false if
+/// a column sum is not finite, i.e. if the chunk holds a NaN or an infinity (n finite floats cannot
+/// overflow a double sum): the finite check costs nothing more.
+inline index_t pack(matrix_view<const float> x, index_t c, float* panel, double* norm, bool& finite) {
   const index_t n = x.rows(), k0 = c * chunk, kc = std::min(chunk, x.cols() - k0);
   const index_t kp = (kc + lanes - 1) / lanes * lanes;
   double colsum[chunk];
@@ -181,7 +184,12 @@ inline index_t pack(matrix_view<const float> x, index_t c, float* panel, double*
     for (index_t k = 0; k < kc; ++k) colsum[k] += static_cast<double>(r[k]);
   }
   const double inv_n = 1.0 / static_cast<double>(n);
-  for (index_t k = 0; k < kc; ++k) centre[k] = static_cast<float>(colsum[k] * inv_n);
+  bool ok = true;
+  for (index_t k = 0; k < kc; ++k) {
+    ok &= std::isfinite(colsum[k]);
+    centre[k] = static_cast<float>(colsum[k] * inv_n);
+  }
+  if (!ok) finite = false;
   for (index_t i = 0; i < n; ++i) {
     const float* r = x.row(i) + k0;
     float* p = panel + i * chunk;
@@ -245,8 +253,9 @@ double direct_d2(const V* a, const V* b, index_t d) {
 
 /// The distance matrix of float points (n x d, any ld) into dist: the blocked float Gram matrix, exact
 /// recomputation where its error bound could exceed the contract. work: scratch (reused in a batch).
+/// Returns false, having written nothing, when the points hold a NaN or an infinity.
 template <class T>
-void distances_float(matrix_view<const float> x, matrix_view<T> dist, double scale, dmatrix& work) {
+bool distances_float(matrix_view<const float> x, matrix_view<T> dist, double scale, dmatrix& work) {
   using namespace fgram;
   const index_t n = x.rows(), d = x.cols();
   const plan p(n, d);
@@ -254,6 +263,7 @@ void distances_float(matrix_view<const float> x, matrix_view<T> dist, double sca
   work.setZero(p.nslices * (n + 1), n);  // nslices x (n x n Gram + n norms)
   double* const gram = work.data();                  // nslices partial Gram matrices (lower triangles)
   double* const norms = work.data() + p.nslices * nn;  // nslices partial squared norms
+  if (n == 1 && !all_finite(x.row(0), d)) return false;
   if (n > 1) {
 #if defined(_OPENMP)
     // Slices in parallel, unless already inside a parallel region (a batch): the sums are the same.
@@ -263,6 +273,7 @@ void distances_float(matrix_view<const float> x, matrix_view<T> dist, double sca
 #endif
     const index_t panel_size = p.np * chunk;
     std::unique_ptr<float[]> panels(new float[static_cast<std::size_t>(threads * panel_size)]);
+    std::unique_ptr<bool[]> finite(new bool[static_cast<std::size_t>(p.nslices)]);
     for (index_t t = 0; t < threads; ++t)  // padding rows (>= n) of each thread's panel: zero
       std::fill(panels.get() + t * panel_size + n * chunk, panels.get() + (t + 1) * panel_size, 0.0f);
 #if defined(_OPENMP)
@@ -275,11 +286,14 @@ void distances_float(matrix_view<const float> x, matrix_view<T> dist, double sca
       float* panel = panels.get();
 #endif
       const index_t c1 = std::min(p.nchunks, (s + 1) * p.cps);
+      finite[s] = true;
       for (index_t c = s * p.cps; c < c1; ++c) {
-        const index_t kp = pack(x, c, panel, norms + s * n);
+        const index_t kp = pack(x, c, panel, norms + s * n, finite[s]);
         gram_panel(panel, n, p.np, kp, gram + s * nn);
       }
     }
+    for (index_t s = 0; s < p.nslices; ++s)
+      if (!finite[s]) return false;
     for (index_t s = 1; s < p.nslices; ++s) {  // the slices, added in order
       for (index_t i = 0; i < n; ++i) {
         norms[i] += norms[s * n + i];
@@ -310,19 +324,24 @@ void distances_float(matrix_view<const float> x, matrix_view<T> dist, double sca
       dist(j, i) = v;
     }
   }
+  return true;
 }
 
-/// One cloud's distances, the path pairwise_distances takes: float points through distances_float,
-/// double points through a double copy and distances_double. x and gram are scratch (reused in a batch).
+/// One cloud's distances, the path pairwise_distances takes: float points with d >= 64 through
+/// distances_float; double points, and float points of lower dimension (where a double Gram matrix costs
+/// little and the float one would gain nothing), through a double copy and distances_double. x and gram
+/// are scratch (reused in a batch). Returns false, having written nothing, when the points hold a NaN or
+/// an infinity.
 template <class In, class T>
-void cloud_distances(matrix_view<In> points, matrix_view<T> dist, double scale, dmatrix& x, dmatrix& gram) {
+bool cloud_distances(matrix_view<In> points, matrix_view<T> dist, double scale, dmatrix& x, dmatrix& gram) {
   if constexpr (std::is_same<std::remove_const_t<In>, float>::value) {
-    distances_float(matrix_view<const float>(points), dist, scale, gram);
-    (void)x;
-  } else {
-    points_to_double(points, x);
-    distances_double(x, dist, scale, gram);
+    if (points.cols() >= fgram::min_dims) return distances_float(matrix_view<const float>(points), dist, scale, gram);
   }
+  for (index_t i = 0; i < points.rows(); ++i)
+    if (!all_finite(points.row(i), points.cols())) return false;
+  points_to_double(points, x);
+  distances_double(x, dist, scale, gram);
+  return true;
 }
 
 /// Batch extents: B >= 0, data non-null when B > 0, and (for an output) matrices that do not overlap.
@@ -354,9 +373,10 @@ template <class In, class T = std::remove_const_t<In>>
 void pairwise_distances(cpu_t, matrix_view<In> points, matrix_view<T> dist, double scale = 1.0) {
   constexpr const char* fn = "pairwise_distances";
   detail::check_distance_args(points, dist, scale, fn);
-  detail::check_finite_points(points, fn, "points");
   detail::dmatrix x, gram;
-  detail::cloud_distances(points, dist, scale, x, gram);
+  // A NaN/Inf is found on the way (the float path: while packing) and nothing is written; then the
+  // scan below names it.
+  if (!detail::cloud_distances(points, dist, scale, x, gram)) detail::check_finite_points(points, fn, "points");
 }
 
 /// The batched form: dist[b] = pairwise_distances(points[b]) for b < B.
