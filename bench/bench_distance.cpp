@@ -58,8 +58,8 @@ void BM_anchor_double_path(benchmark::State& st) {
 
 }  // namespace
 
-BENCHMARK_TEMPLATE(BM_pairwise_distances, float)->Args({128, 512})->Args({128, 3 * 112 * 112})->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK_TEMPLATE(BM_pairwise_distances, double)->Args({128, 512})->Args({128, 3 * 112 * 112})->Unit(benchmark::kMicrosecond)->UseRealTime();
-BENCHMARK(BM_anchor_double_path)->Args({128, 512})->Args({128, 3 * 112 * 112})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_pairwise_distances, float)->Args({128, 512})->Args({128, 3 * 112 * 112})->Unit(benchmark::kMicrosecond)->MeasureProcessCPUTime()->UseRealTime();
+BENCHMARK_TEMPLATE(BM_pairwise_distances, double)->Args({128, 512})->Args({128, 3 * 112 * 112})->Unit(benchmark::kMicrosecond)->MeasureProcessCPUTime()->UseRealTime();
+BENCHMARK(BM_anchor_double_path)->Args({128, 512})->Args({128, 3 * 112 * 112})->Unit(benchmark::kMicrosecond)->MeasureProcessCPUTime()->UseRealTime();
 
 BENCHMARK_MAIN();

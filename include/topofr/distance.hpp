@@ -260,7 +260,7 @@ bool distances_float(matrix_view<const float> x, matrix_view<T> dist, double sca
   const index_t n = x.rows(), d = x.cols();
   const plan p(n, d);
   const index_t nn = n * n;
-  work.setZero(p.nslices * (n + 1), n);  // nslices x (n x n Gram + n norms)
+  work.setZero(p.nslices * (n + 1) + 1, n);  // nslices x (n x n Gram + n norms), then n roots
   double* const gram = work.data();                  // nslices partial Gram matrices (lower triangles)
   double* const norms = work.data() + p.nslices * nn;  // nslices partial squared norms
   if (n == 1 && !all_finite(x.row(0), d)) return false;
@@ -306,17 +306,20 @@ bool distances_float(matrix_view<const float> x, matrix_view<T> dist, double sca
   const double gam = static_cast<double>(per_lane) * uf / (1.0 - static_cast<double>(per_lane) * uf);
   const double cd = static_cast<double>(d + 16 * p.nchunks + p.nslices + 16) * std::ldexp(1.0, -52);
   const double under1 = 4.0 * dd * tiny, under2 = 2.0 * std::sqrt(dd) * tiny, urep = uf * (1.0 + 2.0 * uf);
+  double* const rn = norms + p.nslices * n;  // |y_i|
+  for (index_t i = 0; i < n; ++i) rn[i] = std::sqrt(norms[i]);
   for (index_t i = 0; i < n; ++i) {
     dist(i, i) = T(0);
     for (index_t j = 0; j < i; ++j) {
-      const double na = norms[i], nb = norms[j];
+      const double na = norms[i], nb = norms[j], ra = rn[i], rb = rn[j];
       const double d2 = na + nb - 2.0 * gram[i * n + j];
       double r = -1.0;
       if (d2 > 0.0 && d2 <= std::numeric_limits<double>::max()) {
-        const double root = std::sqrt(d2), ra = std::sqrt(na), rb = std::sqrt(nb);
+        const double root = std::sqrt(d2);
         const double e1 = 2.0 * (gam + cd) * ra * rb + 2.0 * cd * (na + nb) + under1;
         const double e2 = urep * (ra + rb) + under2;
-        if ((1.0 + tau) * (e1 / root + e2) <= tau * root) r = root;  // false for NaN/Inf bounds
+        // (1 + tau) (e1 / root + e2) <= tau root, times root > 0; false for NaN/Inf bounds.
+        if ((1.0 + tau) * (e1 + e2 * root) <= tau * d2) r = root;
       }
       if (r < 0.0) r = std::sqrt(direct_d2(x.row(i), x.row(j), d));
       const T v = static_cast<T>(r / scale);
