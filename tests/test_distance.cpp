@@ -217,6 +217,22 @@ TEST_CASE("float path: image-like batches in [-1, 1] (oracle: long double brute 
   check_float_cloud(test::uniform<float>(static_cast<std::size_t>(n * d), 23, -1.0, 1.0), n, d, image_scale(3, 112, 112));
 }
 
+TEST_CASE("float path: tight clusters far apart, most pairs recomputed (oracle: long double brute force)",
+          "[distance][float]") {
+  // Inside a cluster the points are close relative to their distance from the mean: the guard rejects
+  // those pairs and the tile recomputation (float differences) answers; n = 37 leaves partial tiles.
+  for (index_t d : {100, 3001}) {
+    const index_t n = 37;
+    const std::vector<float> centre = test::normal<float>(static_cast<std::size_t>(d), 30);
+    std::vector<float> x = test::normal<float>(static_cast<std::size_t>(n * d), 31, 1e-3);
+    for (index_t i = 0; i < n; ++i)
+      for (index_t k = 0; k < d; ++k)
+        x[static_cast<std::size_t>(i * d + k)] += (i % 3 == 0 ? 5.0f : -5.0f) * centre[static_cast<std::size_t>(k)];
+    for (index_t k = 0; k < d; ++k) x[static_cast<std::size_t>(6 * d + k)] = x[static_cast<std::size_t>(3 * d + k)];
+    check_float_cloud(x, n, d, 0.5);
+  }
+}
+
 TEST_CASE("float path: n = 1, n = 2, huge and tiny magnitudes (oracle: long double brute force)", "[distance][float]") {
   for (index_t d : {1, 3, 700}) {
     std::vector<float> one = test::normal<float>(static_cast<std::size_t>(d), 3);

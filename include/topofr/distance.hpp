@@ -203,6 +203,15 @@ inline index_t pack(matrix_view<const float> x, index_t c, float* panel, double*
   return kp;
 }
 
+/// The 16 lanes of v added in double (exactly converted; a fixed order).
+inline double lane_sum(const vf& v) {
+  float t[lanes];
+  std::memcpy(t, &v, sizeof t);
+  double h[8];
+  for (index_t l = 0; l < 8; ++l) h[l] = static_cast<double>(t[l]) + static_cast<double>(t[l + 8]);
+  return ((h[0] + h[4]) + (h[2] + h[6])) + ((h[1] + h[5]) + (h[3] + h[7]));
+}
+
 /// g[i * n + j] += the panel's dot product of rows i > j (the lower triangle; kp columns).
 inline void gram_panel(const float* panel, index_t n, index_t np, index_t kp, double* g) {
   for (index_t bi = 0; bi < np; bi += tile)
@@ -223,26 +232,57 @@ inline void gram_panel(const float* panel, index_t n, index_t np, index_t kp, do
         for (index_t s = 0; s < tile; ++s) {
           const index_t i = bi + r, j = bj + s;
           if (i >= n || j >= i) continue;
-          float t[lanes];
-          std::memcpy(t, &acc[r][s], sizeof t);
-          double h[8];
-          for (index_t l = 0; l < 8; ++l) h[l] = static_cast<double>(t[l]) + static_cast<double>(t[l + 8]);
-          g[i * n + j] += ((h[0] + h[4]) + (h[2] + h[6])) + ((h[1] + h[5]) + (h[3] + h[7]));
+          g[i * n + j] += lane_sum(acc[r][s]);
         }
     }
+}
+
+/// The guard's recomputation, a 4 x 4 tile of pairs at a time: out[r][s] = sum_k (a_rk - b_sk)^2 of the
+/// original float rows a[r], b[s] (d columns), the differences rounded to float and squared in float
+/// lanes of at most 32 terms, added in double. All terms are positive, so the relative error is at most
+/// (1 + u)^2 (1 + gamma_32) (1 + c_d) - 1 ~ 2.1e-6 on d^2, whatever the cancellation (docs/math.md),
+/// unless a square overflows or underflows: the caller checks.
+inline void diff_tile(const float* const* a, const float* const* b, index_t d, double (*out)[tile]) {
+  for (index_t r = 0; r < tile; ++r)
+    for (index_t s = 0; s < tile; ++s) out[r][s] = 0.0;
+  const index_t d16 = d / lanes * lanes;
+  for (index_t k0 = 0; k0 < d16; k0 += chunk) {
+    const index_t k1 = std::min(d16, k0 + chunk);
+    vf acc[tile][tile] = {};
+    for (index_t k = k0; k < k1; k += lanes) {
+      vf va[tile], vb[tile];
+      for (index_t r = 0; r < tile; ++r) std::memcpy(&va[r], a[r] + k, sizeof(vf));
+      for (index_t s = 0; s < tile; ++s) std::memcpy(&vb[s], b[s] + k, sizeof(vf));
+      for (index_t r = 0; r < tile; ++r) pin(va[r]);
+      for (index_t s = 0; s < tile; ++s) pin(vb[s]);
+      for (index_t r = 0; r < tile; ++r)
+        for (index_t s = 0; s < tile; ++s) {
+          const vf t = va[r] - vb[s];
+          acc[r][s] += t * t;
+        }
+    }
+    for (index_t r = 0; r < tile; ++r)
+      for (index_t s = 0; s < tile; ++s) out[r][s] += lane_sum(acc[r][s]);
+  }
+  for (index_t r = 0; r < tile; ++r)  // the last d mod 16 columns, in double
+    for (index_t s = 0; s < tile; ++s)
+      for (index_t k = d16; k < d; ++k) {
+        const double t = static_cast<double>(a[r][k]) - static_cast<double>(b[s][k]);
+        out[r][s] += t * t;
+      }
 }
 
 /// sum_k (a_k - b_k)^2 in double (eight partial sums): the guard's exact recomputation.
 template <class V>
 double direct_d2(const V* a, const V* b, index_t d) {
   double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  index_t k = 0;
-  for (; k + 8 <= d; k += 8)
+  const index_t d8 = d / 8 * 8;
+  for (index_t k = 0; k < d8; k += 8)
     for (index_t l = 0; l < 8; ++l) {
       const double t = static_cast<double>(a[k + l]) - static_cast<double>(b[k + l]);
       s[l] += t * t;
     }
-  for (; k < d; ++k) {
+  for (index_t k = d8; k < d; ++k) {
     const double t = static_cast<double>(a[k]) - static_cast<double>(b[k]);
     s[0] += t * t;
   }
@@ -308,24 +348,62 @@ bool distances_float(matrix_view<const float> x, matrix_view<T> dist, double sca
   const double under1 = 4.0 * dd * tiny, under2 = 2.0 * std::sqrt(dd) * tiny, urep = uf * (1.0 + 2.0 * uf);
   double* const rn = norms + p.nslices * n;  // |y_i|
   for (index_t i = 0; i < n; ++i) rn[i] = std::sqrt(norms[i]);
+  const index_t nt = p.np / tile;
+  std::vector<unsigned char> redo;  // n x n: pairs the guard rejects, recomputed below by 4 x 4 tiles
+  std::vector<index_t> tiles;       // bi * nt + bj of the tiles holding such pairs
+  auto put = [&](index_t i, index_t j, double r) {
+    const T v = static_cast<T>(r / scale);  // divide (not multiply by 1/scale): scale = 1 stays exact
+    dist(i, j) = v;
+    dist(j, i) = v;
+  };
   for (index_t i = 0; i < n; ++i) {
     dist(i, i) = T(0);
     for (index_t j = 0; j < i; ++j) {
       const double na = norms[i], nb = norms[j], ra = rn[i], rb = rn[j];
       const double d2 = na + nb - 2.0 * gram[i * n + j];
-      double r = -1.0;
       if (d2 > 0.0 && d2 <= std::numeric_limits<double>::max()) {
         const double root = std::sqrt(d2);
         const double e1 = 2.0 * (gam + cd) * ra * rb + 2.0 * cd * (na + nb) + under1;
         const double e2 = urep * (ra + rb) + under2;
         // (1 + tau) (e1 / root + e2) <= tau root, times root > 0; false for NaN/Inf bounds.
-        if ((1.0 + tau) * (e1 + e2 * root) <= tau * d2) r = root;
+        if ((1.0 + tau) * (e1 + e2 * root) <= tau * d2) {
+          put(i, j, root);
+          continue;
+        }
       }
-      if (r < 0.0) r = std::sqrt(direct_d2(x.row(i), x.row(j), d));
-      const T v = static_cast<T>(r / scale);
-      dist(i, j) = v;
-      dist(j, i) = v;
+      if (redo.empty()) redo.assign(static_cast<std::size_t>(n * n), 0);
+      redo[static_cast<std::size_t>(i * n + j)] = 1;
+      const index_t t = (i / tile) * nt + j / tile;
+      if (tiles.empty() || tiles.back() != t) {  // tiles of one row block come in order
+        if (std::find(tiles.begin(), tiles.end(), t) == tiles.end()) tiles.push_back(t);
+      }
     }
+  }
+  if (tiles.empty()) return true;
+  // The rejected pairs: sum (a_k - b_k)^2 of the original points, float lanes (diff_tile), or in double
+  // where a float square could overflow or underflow (d^2 not finite, or below d * 2^-40).
+  const index_t ntiles = static_cast<index_t>(tiles.size());
+  const double lo = std::max(1.0, dd) * std::ldexp(1.0, -40);
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic, 1) if (ntiles > 8 && !omp_in_parallel())
+#endif
+  for (index_t q = 0; q < ntiles; ++q) {
+    const index_t bi = tiles[static_cast<std::size_t>(q)] / nt * tile, bj = tiles[static_cast<std::size_t>(q)] % nt * tile;
+    const float* ra[tile];
+    const float* rb[tile];
+    for (index_t r = 0; r < tile; ++r) {
+      ra[r] = x.row(std::min(bi + r, n - 1));
+      rb[r] = x.row(std::min(bj + r, n - 1));
+    }
+    double out[tile][tile];
+    diff_tile(ra, rb, d, out);
+    for (index_t r = 0; r < tile; ++r)
+      for (index_t s = 0; s < tile; ++s) {
+        const index_t i = bi + r, j = bj + s;
+        if (i >= n || j >= i || !redo[static_cast<std::size_t>(i * n + j)]) continue;
+        const double d2 = out[r][s];
+        put(i, j, std::sqrt(d2 >= lo && d2 <= std::numeric_limits<double>::max() ? d2 : direct_d2(x.row(i), x.row(j), d)));
+      }
   }
   return true;
 }
