@@ -313,7 +313,8 @@ bool distances_float(matrix_view<const float> x, matrix_view<T> dist, double sca
 #endif
     const index_t panel_size = p.np * chunk;
     std::unique_ptr<float[]> panels(new float[static_cast<std::size_t>(threads * panel_size)]);
-    std::unique_ptr<bool[]> finite(new bool[static_cast<std::size_t>(p.nslices)]);
+    std::unique_ptr<bool[]> finite_slices(new bool[static_cast<std::size_t>(p.nslices)]);
+    bool* const finite = finite_slices.get();
     for (index_t t = 0; t < threads; ++t)  // padding rows (>= n) of each thread's panel: zero
       std::fill(panels.get() + t * panel_size + n * chunk, panels.get() + (t + 1) * panel_size, 0.0f);
 #if defined(_OPENMP)
