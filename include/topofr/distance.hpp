@@ -113,7 +113,8 @@ void distances_double(const dmatrix& x, matrix_view<T> dist, double scale, dmatr
 // added into a double accumulator. So each Gram entry carries at most gamma_32 * |y_a| |y_b| (float) plus a
 // double-rounding term, whatever d is; the norms |y|^2 are summed in double. A pair whose bound could
 // exceed the contract (nearly coincident points, relative to their distance from the centre; overflow) is
-// recomputed directly as sum (a_k - b_k)^2 in double from the original points.
+// recomputed directly as sum (a_k - b_k)^2 from the original points, 4 x 4 pairs at a time in the same
+// float lanes (all terms positive: no cancellation), in double where a float square over- or underflows.
 
 namespace fgram {
 
