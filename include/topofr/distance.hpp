@@ -130,6 +130,7 @@ constexpr index_t slice_budget = index_t(1) << 22;  // doubles of partial Gram m
 constexpr double tau = 9.5e-6;
 
 #if defined(__GNUC__) && !defined(__CUDACC__)
+#define TOPOFR_FGRAM_VECTOR 1
 typedef float vf __attribute__((vector_size(64)));  // GCC/Clang vector extension, 16 floats
 #else
 struct vf {  // the same arithmetic, lane by lane, for other compilers
@@ -143,6 +144,11 @@ struct vf {  // the same arithmetic, lane by lane, for other compilers
     for (index_t l = 0; l < lanes; ++l) r.v[l] = a.v[l] * b.v[l];
     return r;
   }
+  friend vf operator-(const vf& a, const vf& b) {
+    vf r;
+    for (index_t l = 0; l < lanes; ++l) r.v[l] = a.v[l] - b.v[l];
+    return r;
+  }
 };
 #endif
 static_assert(sizeof(vf) == lanes * sizeof(float), "topofr: 16 float lanes");
@@ -150,7 +156,7 @@ static_assert(sizeof(vf) == lanes * sizeof(float), "topofr: 16 float lanes");
 /// Keeps a loaded vector in a register: without it GCC folds the loads into the 16 FMAs (20 loads per
 /// 16 FMAs instead of 8), which halves the kernel's speed on AVX-512. A no-op elsewhere.
 inline void pin(vf& v) {
-#if defined(__GNUC__) && !defined(__CUDACC__) && defined(__AVX512F__)
+#if defined(TOPOFR_FGRAM_VECTOR) && defined(__AVX512F__)
   __asm__("" : "+v"(v));
 #else
   (void)v;
@@ -220,7 +226,7 @@ inline double lane_sum(const vf& v) {
   return ((h[0] + h[4]) + (h[2] + h[6])) + ((h[1] + h[5]) + (h[3] + h[7]));
 }
 
-#if defined(__has_builtin) && defined(__GNUC__) && !defined(__CUDACC__)
+#if defined(TOPOFR_FGRAM_VECTOR) && defined(__has_builtin)
 #if __has_builtin(__builtin_shufflevector) && __has_builtin(__builtin_convertvector)
 #define TOPOFR_FGRAM_SHUFFLE 1
 #endif
