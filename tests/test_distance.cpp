@@ -1,9 +1,14 @@
-// Pairwise distances. Oracle: a direct double-precision loop (sum of squared differences) written here;
-// image_scale against sqrt(4 C H W) evaluated here.
+// Pairwise distances. Oracles: a direct double-precision loop (sum of squared differences) written here,
+// and for the float path's guard a direct long double loop (brute_ld); image_scale against sqrt(4 C H W)
+// evaluated here.
 #include "support.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #include <topofr/distance.hpp>
 
@@ -34,6 +39,53 @@ void check(const std::vector<T>& dist, index_t ld, const std::vector<double>& ex
       if (i == j) REQUIRE(dist[i * ld + j] == T(0));
       else REQUIRE(rel(dist[i * ld + j], expect[i * n + j], 1e-300) <= tol);
     }
+}
+
+/// Oracle for the float path: sqrt(sum (a_k - b_k)^2) / scale in long double, straight from the float
+/// points (the same rounded input the library sees).
+double brute_ld(const float* a, const float* b, index_t d, double scale) {
+  long double s = 0;
+  for (index_t k = 0; k < d; ++k) {
+    const long double t = static_cast<long double>(a[k]) - static_cast<long double>(b[k]);
+    s += t * t;
+  }
+  return static_cast<double>(std::sqrt(s) / static_cast<long double>(scale));
+}
+
+/// Float points (n x d) -> float distances through pairwise_distances, checked against brute_ld: exact
+/// symmetry, exact 0 diagonal, relative error <= 1e-5 everywhere (0 where the oracle is 0). Returns the
+/// worst relative error.
+double check_float_cloud(const std::vector<float>& x, index_t n, index_t d, double scale = 1.0) {
+  std::vector<float> dist(static_cast<std::size_t>(n * n), -1.0f);
+  pairwise_distances(cpu, matrix_view<const float>(x.data(), n, d), matrix_view<float>(dist.data(), n, n), scale);
+  double worst = 0.0;
+  for (index_t i = 0; i < n; ++i)
+    for (index_t j = 0; j <= i; ++j) {
+      INFO("(" << i << ", " << j << "), n = " << n << ", d = " << d);
+      REQUIRE(dist[i * n + j] == dist[j * n + i]);
+      if (i == j) {
+        REQUIRE(dist[i * n + j] == 0.0f);
+        continue;
+      }
+      const double want = brute_ld(x.data() + i * d, x.data() + j * d, d, scale), got = dist[i * n + j];
+      if (want > double(std::numeric_limits<float>::max()) * (1 + 1e-7)) {  // beyond float: +inf
+        REQUIRE(got == std::numeric_limits<double>::infinity());
+        continue;
+      }
+      REQUIRE(std::isfinite(got));
+      if (want == 0.0) {
+        REQUIRE(got == 0.0);
+        continue;
+      }
+      if (want < double(std::numeric_limits<float>::min())) {  // a float subnormal: half its spacing more
+        REQUIRE(std::abs(got - want) <= 1e-5 * want + 0.5 * double(std::numeric_limits<float>::denorm_min()));
+        continue;
+      }
+      const double e = std::abs(got - want) / want;
+      worst = std::max(worst, e);
+      REQUIRE(e <= 1e-5);
+    }
+  return worst;
 }
 
 }  // namespace
@@ -117,4 +169,110 @@ TEMPLATE_TEST_CASE("pairwise_distances rejects bad input", "[distance][errors]",
                     Contains("dist") && Contains("batch"));
   CHECK_THROWS_WITH(pairwise_distances(cpu, batch_view<const TestType>(x.data(), 2, 2, d), batch_view<TestType>(bd.data(), 2, 2, 2, 2, 1)),
                     Contains("dist") && Contains("overlap"));
+}
+
+// The float path (a float Gram matrix accumulated in double, guarded): each case below fails without the
+// guard (checked by disabling it: the near-duplicates come out with relative errors of 1e-3 and more).
+
+TEST_CASE("float path: near-duplicates at every scale, exact duplicates (oracle: long double brute force)", "[distance][float]") {
+  for (index_t d : {5, 512, 3 * 112 * 112}) {
+    const index_t n = 24;
+    std::vector<float> x = test::normal<float>(static_cast<std::size_t>(n * d), 100 + static_cast<std::uint64_t>(d));
+    const std::vector<float> noise = test::normal<float>(static_cast<std::size_t>(d), 7);
+    // Rows 1..11: row 0 plus noise of relative size 10^-1 ... 10^-11; row 12 an exact duplicate of row 3.
+    for (index_t i = 1; i < 12; ++i)
+      for (index_t k = 0; k < d; ++k)
+        x[static_cast<std::size_t>(i * d + k)] = x[static_cast<std::size_t>(k)] + std::pow(10.0f, -float(i)) * noise[static_cast<std::size_t>(k)];
+    for (index_t k = 0; k < d; ++k) x[static_cast<std::size_t>(12 * d + k)] = x[static_cast<std::size_t>(3 * d + k)];
+    check_float_cloud(x, n, d, 1.7);
+  }
+}
+
+TEST_CASE("float path: a large common offset, points 1e3 + 1e-2 noise in d = 37,632 (oracle: long double brute force)",
+          "[distance][float]") {
+  const index_t n = 16, d = 3 * 112 * 112;
+  std::vector<float> x = test::normal<float>(static_cast<std::size_t>(n * d), 11, 1e-2);
+  for (float& v : x) v += 1e3f;
+  for (index_t k = 0; k < d; ++k) x[static_cast<std::size_t>(5 * d + k)] = x[static_cast<std::size_t>(4 * d + k)];  // duplicate
+  for (index_t k = 0; k < d; k += 97) x[static_cast<std::size_t>(7 * d + k)] = x[static_cast<std::size_t>(6 * d + k)];  // shares 1/97 of row 6
+  check_float_cloud(x, n, d);
+  // The offset alone, no centring possible from the mean: two points.
+  check_float_cloud(std::vector<float>(x.begin(), x.begin() + 2 * d), 2, d);
+}
+
+TEST_CASE("float path: image-like batches in [-1, 1] (oracle: long double brute force)", "[distance][float]") {
+  const index_t n = 40, d = 3 * 112 * 112;
+  // A shared template (a face) plus per-image variation: pairs strongly correlated, as in a real batch;
+  // some images are lightly perturbed copies (augmentation), some identical.
+  const std::vector<float> base = test::uniform<float>(static_cast<std::size_t>(d), 21, -0.8, 0.8);
+  std::vector<float> x = test::uniform<float>(static_cast<std::size_t>(n * d), 22, -0.2, 0.2);
+  for (index_t i = 0; i < n; ++i)
+    for (index_t k = 0; k < d; ++k) {
+      float& v = x[static_cast<std::size_t>(i * d + k)];
+      v = std::clamp(base[static_cast<std::size_t>(k)] + (i % 4 == 0 ? 0.01f : 1.0f) * v, -1.0f, 1.0f);
+    }
+  for (index_t k = 0; k < d; ++k) x[static_cast<std::size_t>(9 * d + k)] = x[static_cast<std::size_t>(8 * d + k)];
+  check_float_cloud(x, n, d, image_scale(3, 112, 112));
+  // Independent uniform images.
+  check_float_cloud(test::uniform<float>(static_cast<std::size_t>(n * d), 23, -1.0, 1.0), n, d, image_scale(3, 112, 112));
+}
+
+TEST_CASE("float path: tight clusters far apart, most pairs recomputed (oracle: long double brute force)",
+          "[distance][float]") {
+  // Inside a cluster the points are close relative to their distance from the mean: the guard rejects
+  // those pairs and the tile recomputation (float differences) answers; n = 37 leaves partial tiles.
+  for (index_t d : {100, 3001}) {
+    const index_t n = 37;
+    const std::vector<float> centre = test::normal<float>(static_cast<std::size_t>(d), 30);
+    std::vector<float> x = test::normal<float>(static_cast<std::size_t>(n * d), 31, 1e-3);
+    for (index_t i = 0; i < n; ++i)
+      for (index_t k = 0; k < d; ++k)
+        x[static_cast<std::size_t>(i * d + k)] += (i % 3 == 0 ? 5.0f : -5.0f) * centre[static_cast<std::size_t>(k)];
+    for (index_t k = 0; k < d; ++k) x[static_cast<std::size_t>(6 * d + k)] = x[static_cast<std::size_t>(3 * d + k)];
+    check_float_cloud(x, n, d, 0.5);
+  }
+}
+
+TEST_CASE("float path: n = 1, n = 2, huge and tiny magnitudes (oracle: long double brute force)", "[distance][float]") {
+  for (index_t d : {1, 3, 700}) {
+    std::vector<float> one = test::normal<float>(static_cast<std::size_t>(d), 3);
+    check_float_cloud(one, 1, d);
+    std::vector<float> two = test::normal<float>(static_cast<std::size_t>(2 * d), 4);
+    check_float_cloud(two, 2, d);
+    for (float mag : {1e30f, 3e38f, 1e-20f, 1e-38f, 1e-44f}) {  // float squares overflow / underflow
+      INFO("magnitude " << mag);
+      std::vector<float> x = test::normal<float>(static_cast<std::size_t>(6 * d), 5);
+      for (float& v : x) v = std::clamp(v, -1.0f, 1.0f) * mag;
+      for (index_t k = 0; k < d; ++k) x[static_cast<std::size_t>(d + k)] = x[static_cast<std::size_t>(k)] * (1.0f + 1e-6f);
+      check_float_cloud(x, 6, d);
+    }
+    // One huge point among ordinary ones.
+    std::vector<float> x = test::normal<float>(static_cast<std::size_t>(5 * d), 6);
+    for (index_t k = 0; k < d; ++k) x[static_cast<std::size_t>(2 * d + k)] *= 1e25f;
+    check_float_cloud(x, 5, d);
+  }
+}
+
+TEST_CASE("float path: float points into a double matrix, ld > d, and the thread count changes no bit",
+          "[distance][float]") {
+  const index_t n = 33, d = 5000, ld = 5003;
+  std::vector<float> x = test::normal<float>(static_cast<std::size_t>(n * ld), 8);
+  std::vector<double> dd(static_cast<std::size_t>(n * n));
+  pairwise_distances(cpu, matrix_view<const float>(x.data(), n, d, ld), matrix_view<double>(dd.data(), n, n), 3.0);
+  std::vector<float> fd(static_cast<std::size_t>(n * n)), f1(fd.size());
+  pairwise_distances(cpu, matrix_view<const float>(x.data(), n, d, ld), matrix_view<float>(fd.data(), n, n), 3.0);
+  for (index_t i = 0; i < n; ++i)
+    for (index_t j = 0; j < n; ++j) {
+      const double want = i == j ? 0.0 : brute_ld(x.data() + i * ld, x.data() + j * ld, d, 3.0);
+      REQUIRE(dd[static_cast<std::size_t>(i * n + j)] == dd[static_cast<std::size_t>(j * n + i)]);
+      REQUIRE(rel(dd[static_cast<std::size_t>(i * n + j)], want, 1e-300) <= 1e-5);
+      REQUIRE(fd[static_cast<std::size_t>(i * n + j)] == static_cast<float>(dd[static_cast<std::size_t>(i * n + j)]));
+    }
+#if defined(_OPENMP)
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  pairwise_distances(cpu, matrix_view<const float>(x.data(), n, d, ld), matrix_view<float>(f1.data(), n, n), 3.0);
+  omp_set_num_threads(threads);
+  CHECK(f1 == fd);
+#endif
 }

@@ -491,8 +491,7 @@ void persistence_pairs_from_points(cpu_t, batch_view<In> points, double scale, m
   detail::for_each_batch(nb, [&](index_t b, detail::vr0_workspace& ws) {
     std::vector<V>& scratch = ws.template dist_scratch<V>();
     scratch.resize(static_cast<std::size_t>(n * n));
-    detail::points_to_double(points[b], ws.x);
-    detail::distances_double(ws.x, matrix_view<V>(scratch.data(), n, n), scale, ws.gram);
+    detail::cloud_distances(points[b], matrix_view<V>(scratch.data(), n, n), scale, ws.x, ws.gram);
     detail::vr0_one<V, T>(matrix_view<const V>(scratch.data(), n, n), pairs.row(b),
                           deaths.empty() ? nullptr : deaths.row(b), ws, fn, b);
   });
