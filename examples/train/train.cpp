@@ -8,9 +8,12 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -21,21 +24,26 @@
 #include <string>
 #include <vector>
 
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <topofr/core/file.hpp>
 #include <topofr/distance.hpp>
 #include <topofr/isa.hpp>
 #include <topofr/persistence.hpp>
 #include <topofr/rsp.hpp>
 
 #include "autograd.hpp"
+#include "checkpoint.hpp"
 #include "dataset.hpp"
 #include "iresnet.hpp"
 #include "json.hpp"
-#include "plot.hpp"
 #include "stb_impl.hpp"
 #include "synthetic.hpp"
 #include "verify.hpp"
+
+extern char** environ;
 
 namespace fs = std::filesystem;
 using namespace topofr;
@@ -53,6 +61,7 @@ images); give --data DIR to train on a real image folder (DIR/<identity>/<image>
 Data
   --data DIR             image folder, one subfolder per identity (gray, replicated to 3 channels)
   --skip-bad-images      skip unreadable/corrupt images with a warning (default: error naming the file)
+  --max-image-pixels N   refuse images with more than N pixels, checked before decoding (default 16777216)
   --identities K         synthetic data: identities (default 32)
   --per-identity N       synthetic data: images per identity (default 16)
   --holdout F            fraction of identities held out for verification (default 0.25)
@@ -78,10 +87,11 @@ Optimisation
   --threads T            CPU threads (default: all cores; fixed per run for reproducibility)
   --device cpu|cuda      (cuda needs a CUDA build of LibTorch and a GPU)
 Output
-  --out DIR              log.csv, checkpoint.pt, plots (default: topofr-train-out)
-  --checkpoint-every N   checkpoint every N steps (default 50; atomic: temporary file + rename)
-  --resume               continue from DIR/checkpoint.pt (same flags), nothing lost after a kill
+  --out DIR              log.csv, checkpoint.pt, topology.json, plots (default: topofr-train-out)
+  --checkpoint-every N   checkpoint (and log.csv) every N steps (default 50; atomic: temporary file + rename)
+  --resume               continue from DIR/checkpoint.pt (same flags; its CRCs are checked first)
   --report FILE          JSON report (default: DIR/report.json)
+  --no-plots             no PNG figures (they need /usr/bin/python3 with matplotlib: examples/train/plot.py)
   --no-progress          no progress line
   --help
 )";
@@ -89,6 +99,7 @@ Output
 struct config {
   std::string data;
   bool skip_bad = false;
+  std::int64_t max_pixels = kDefaultMaxImagePixels;
   int identities = 32, per_identity = 16;
   double holdout = 0.25;
   int height = 48, width_px = 48;
@@ -111,17 +122,39 @@ struct config {
   bool resume = false;
   std::string report;
   bool progress = true;
+  bool plots = true;
 
   bool use_isa() const { return loss == "arcface+isa" || loss == "topofr"; }
   bool use_sds() const { return loss == "arcface+sds" || loss == "topofr"; }
-  // What a checkpoint must agree on to be resumed.
-  std::string identity() const {
-    std::ostringstream o;
-    o << data << '|' << identities << 'x' << per_identity << '|' << holdout << '|' << height << 'x' << width_px << '|'
-      << depth << '|' << width << '|' << embedding << '|' << dropout << '|' << loss << '|' << alpha << '|' << lambda
-      << '|' << xi << '|' << s << '|' << m << '|' << isa_variant << '|' << isa_latent << '|' << released_code << '|' << steps << '|'
-      << batch << '|' << warmup << '|' << lr << '|' << seed;
-    return o.str();
+  // What a checkpoint must agree on to be resumed, flag by flag (values at full precision).
+  flag_list flags() const {
+    auto num = [](double v) {  // shortest text that reads back as v
+      char b[64];
+      return std::string(b, std::to_chars(b, b + sizeof b, v).ptr);
+    };
+    return {{"--data", data},
+            {"--identities", std::to_string(identities)},
+            {"--per-identity", std::to_string(per_identity)},
+            {"--holdout", num(holdout)},
+            {"--image-size", std::to_string(height) + "x" + std::to_string(width_px)},
+            {"--depth", std::to_string(depth)},
+            {"--width", num(width)},
+            {"--embedding", std::to_string(embedding)},
+            {"--dropout", num(dropout)},
+            {"--loss", loss},
+            {"--alpha", num(alpha)},
+            {"--lambda", num(lambda)},
+            {"--xi", num(xi)},
+            {"--s", num(s)},
+            {"--m", num(m)},
+            {"--isa-variant", isa_variant},
+            {"--isa-latent", isa_latent},
+            {"--released-code", released_code ? "on" : "off"},
+            {"--steps", std::to_string(steps)},
+            {"--batch", std::to_string(batch)},
+            {"--warmup", std::to_string(warmup)},
+            {"--lr", num(lr)},
+            {"--seed", std::to_string(seed)}};
   }
 };
 
@@ -160,6 +193,7 @@ config parse(int argc, char** argv) {
       std::exit(0);
     } else if (a == "--data") c.data = val();
     else if (a == "--skip-bad-images") c.skip_bad = true;
+    else if (a == "--max-image-pixels") num(c.max_pixels, 1, 1e12);
     else if (a == "--identities") num(c.identities, 2, 1e6);
     else if (a == "--per-identity") num(c.per_identity, 2, 1e6);
     else if (a == "--holdout") num(c.holdout, 0.01, 0.99);
@@ -210,6 +244,7 @@ config parse(int argc, char** argv) {
     else if (a == "--resume") c.resume = true;
     else if (a == "--report") c.report = val();
     else if (a == "--no-progress") c.progress = false;
+    else if (a == "--no-plots") c.plots = false;
     else usage_error("unknown argument '" + a + "'");
   }
   if (c.released_code) c.isa_variant = "sorted_deaths", c.isa_latent = "raw";
@@ -373,49 +408,67 @@ void save_checkpoint(const config& c, const std::string& path, IResNet& net, Nor
   ar.write("optimizer", mopt);
   ar.write("step", c10::IValue(step));
   ar.write("train_seconds", c10::IValue(train_seconds));
-  ar.write("config", c10::IValue(c.identity()));
+  ar.write("config", c10::IValue(flags_signature(c.flags())));
   {
     auto gen = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
     ar.write("cpu_rng", gen.get_state());
   }
-  const std::string tmp = path + ".tmp";
-  ar.save_to(tmp);
-  fs::rename(tmp, path);  // atomic on POSIX: a kill leaves the old or the new checkpoint, never half of one
+  // A temporary file renamed over the old checkpoint: a kill leaves the old or the new one, never half.
+  topofr::detail::write_file(path, "topofr-train", "--out", [&](const std::string& p) { ar.save_to(p); });
 }
 
-/// Loads the checkpoint; returns the step it was written at.
+/// The first line of a LibTorch error, without the C++ backtrace.
+std::string first_line(const char* what) {
+  std::string s(what ? what : "");
+  const auto nl = s.find('\n');
+  return nl == std::string::npos ? s : s.substr(0, nl);
+}
+
+/// Loads the checkpoint; returns the step it was written at. Every member's CRC-32 is checked first
+/// (LibTorch's reader does not); damage, truncation and flag mismatches are one-line errors naming the file.
 std::int64_t load_checkpoint(const config& c, const std::string& path, IResNet& net, NormClassifier& head,
                              torch::optim::SGD& opt, torch::Device dev, double& train_seconds) {
+  try {
+    verify_zip(path);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error("--resume: " + std::string(e.what()));
+  }
   torch::serialize::InputArchive ar, mnet, mhead, mopt;
-  ar.load_from(path, dev);
-  c10::IValue v;
-  ar.read("config", v);
-  if (v.toStringRef() != c.identity())
-    throw std::invalid_argument("--resume: " + path + " was written with other flags (" + v.toStringRef() +
-                                "), this run has (" + c.identity() + ")");
-  ar.read("model", mnet);
-  ar.read("head", mhead);
-  ar.read("optimizer", mopt);
-  net->load(mnet);
-  head->load(mhead);
-  opt.load(mopt);
-  ar.read("step", v);
-  const std::int64_t step = v.toInt();
-  ar.read("train_seconds", v);
-  train_seconds = v.toDouble();
+  std::int64_t step = 0;
   torch::Tensor state;
-  ar.read("cpu_rng", state);
+  try {
+    ar.load_from(path, dev);
+    c10::IValue v;
+    ar.read("config", v);
+    const std::string diff = flags_difference(v.toStringRef(), c.flags());
+    if (!diff.empty()) throw std::invalid_argument("--resume: " + path + " was written with other flags: " + diff);
+    ar.read("model", mnet);
+    ar.read("head", mhead);
+    ar.read("optimizer", mopt);
+    net->load(mnet);
+    head->load(mhead);
+    opt.load(mopt);
+    ar.read("step", v);
+    step = v.toInt();
+    ar.read("train_seconds", v);
+    train_seconds = v.toDouble();
+    ar.read("cpu_rng", state);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error("--resume: " + path + ": truncated or not a topofr checkpoint: " +
+                             first_line(e.what_without_backtrace()));
+  }
+  if (step < 0 || step > c.steps)
+    throw std::runtime_error("--resume: " + path + ": step " + std::to_string(step) + " outside [0, --steps]");
   auto gen = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(gen.mutex());
   gen.set_state(state.to(torch::kCPU));
   return step;
 }
 
-/// Keeps the log rows up to `step` (those after the checkpoint are recomputed) and returns them.
-std::vector<log_row> truncate_log(const std::string& path, std::int64_t step) {
+/// The rows of the log up to `step` (those after the checkpoint are recomputed): parsed, and as text lines.
+std::vector<log_row> read_log(const std::string& path, std::int64_t step, std::vector<std::string>& lines) {
   std::vector<log_row> rows;
-  std::vector<std::string> keep;
   std::ifstream in(path);
   std::string line;
   while (std::getline(in, line)) {
@@ -426,13 +479,73 @@ std::vector<log_row> truncate_log(const std::string& path, std::int64_t step) {
     while (std::getline(ls, f, ',')) v.push_back(std::strtod(f.c_str(), nullptr));
     if (v.size() < 7 || v[0] > static_cast<double>(step)) continue;
     rows.push_back({static_cast<std::int64_t>(v[0]), v[3], v[4], v[5], v[6]});
-    keep.push_back(line);
+    lines.push_back(line);
   }
-  in.close();
-  std::ofstream out(path, std::ios::trunc);
-  out << kLogHeader << '\n';
-  for (const auto& l : keep) out << l << '\n';
   return rows;
+}
+
+/// Writes the whole log (header + lines) through write_file: a kill never leaves half a log.
+void write_log(const std::string& path, const std::vector<std::string>& lines) {
+  topofr::detail::write_file_stream(path, "topofr-train", "--out", [&](std::ostream& os) {
+    os << kLogHeader << '\n';
+    for (const auto& l : lines) os << l << '\n';
+  });
+}
+
+/// Runs argv[0] with argv (no shell); returns its exit status, 127 when it cannot be started.
+int run_program(const std::vector<std::string>& argv) {
+  std::vector<char*> a;
+  for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+  a.push_back(nullptr);
+  pid_t pid = 0;
+  if (::posix_spawn(&pid, a[0], nullptr, nullptr, a.data(), environ) != 0) return 127;
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR) return 127;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+/// The figures (examples/train/plot.py, matplotlib) drawn into a temporary folder, then each written
+/// through write_file. Returns the paths written; a missing python3/matplotlib is one warning line.
+std::vector<std::string> write_plots(const fs::path& out, const std::string& log_path, const std::string& topo_path) {
+  const char* py_env = std::getenv("TOPOFR_TRAIN_PYTHON");
+  const char* script_env = std::getenv("TOPOFR_TRAIN_PLOT_SCRIPT");
+  const std::string py = py_env && *py_env ? py_env : TOPOFR_TRAIN_PYTHON;
+  const std::string script = script_env && *script_env ? script_env : TOPOFR_TRAIN_PLOT_SCRIPT;
+  const char* figures[] = {"loss.png", "persistence.png", "discrepancy.png", "discrepancy_untrained.png"};
+  std::string tmpl = (out / ".plots-XXXXXX").string();
+  if (!::mkdtemp(tmpl.data())) {
+    std::cerr << "warning: plots not written: cannot create a temporary folder in " << out.string() << '\n';
+    return {};
+  }
+  const fs::path tmp(tmpl);
+  std::vector<std::string> written;
+  const int rc = run_program({py, script, "--missing-ok", log_path, topo_path, tmp.string()});
+  if (rc == 127)
+    std::cerr << "warning: plots not written: cannot run " << py << " (set TOPOFR_TRAIN_PYTHON, or --no-plots)\n";
+  else if (rc == 3)
+    std::cerr << "warning: plots not written: " << py
+              << " has no matplotlib (Debian: apt-get install python3-matplotlib; or --no-plots)\n";
+  else if (rc != 0)
+    std::cerr << "warning: plots not written: " << script << " exited with status " << rc << '\n';
+  else {
+    try {
+      for (const char* f : figures) {
+        const std::string dst = (out / f).string();
+        topofr::detail::write_file_stream(dst, "topofr-train", "--out", [&](std::ostream& os) {
+          std::ifstream src(tmp / f, std::ios::binary);
+          if (!src) throw std::runtime_error(std::string("plot.py did not write ") + f);
+          os << src.rdbuf();
+        });
+        written.push_back(dst);
+      }
+    } catch (const std::exception& e) {
+      std::cerr << "warning: plots not written: " << e.what() << '\n';
+    }
+  }
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  return written;
 }
 
 int run(int argc, char** argv) {
@@ -456,7 +569,7 @@ int run(int argc, char** argv) {
   std::vector<std::string> warnings;
   const image_set all = c.data.empty()
                             ? synthetic_faces(c.identities, c.per_identity, c.height, c.width_px, c.seed)
-                            : load_image_folder(c.data, c.height, c.width_px, c.skip_bad, &warnings);
+                            : load_image_folder(c.data, c.height, c.width_px, c.skip_bad, &warnings, c.max_pixels);
   for (const auto& w : warnings) std::cerr << "warning: " << w << '\n';
   const split sp = split_by_identity(all, c.holdout, c.seed);
   const image_set &tr = sp.train, &ev = sp.eval;
@@ -510,15 +623,15 @@ int run(int argc, char** argv) {
   std::int64_t start = 0;
   double train_seconds = 0;
   std::vector<log_row> history;
+  std::vector<std::string> log_lines;  // log.csv's rows as text
   if (c.resume && fs::exists(ckpt)) {
     start = load_checkpoint(c, ckpt, net, head, opt, dev, train_seconds);
-    history = truncate_log(log_path, start);
+    history = read_log(log_path, start, log_lines);
     std::cerr << "resumed from " << ckpt << " at step " << start << "/" << c.steps << '\n';
   } else {
     if (c.resume) std::cerr << "--resume: no checkpoint in " << c.out << ", starting from step 0\n";
-    std::ofstream(log_path, std::ios::trunc) << kLogHeader << '\n';
   }
-  std::ofstream log(log_path, std::ios::app);
+  write_log(log_path, log_lines);  // written whole at each checkpoint and at the end
 
   // ---- training ----
   sampler smp{tr.size(), c.batch, tr.size() / c.batch, c.seed};
@@ -580,9 +693,11 @@ int run(int argc, char** argv) {
     topo_ms.push_back(topo);
     const std::int64_t done = step + 1;
     history.push_back({done, lv, cv, lisa, st.loss_unweighted});
+    std::ostringstream log;
     log << done << ',' << step / smp.per_epoch << ',' << lr << ',' << lv << ',' << cv << ',' << lisa << ','
         << st.loss_unweighted << ',' << st.pi << ',' << st.hard_fraction << ',' << ms << ',' << topo << ','
-        << 1000.0 * c.batch / ms << '\n';
+        << 1000.0 * c.batch / ms;
+    log_lines.push_back(log.str());
     const double elapsed = std::chrono::duration<double>(clock_type::now() - train0).count();
     train_seconds = seconds_before + elapsed;
     if (c.progress && (tty || done % std::max(1, c.steps / 20) == 0 || done == c.steps)) {
@@ -594,12 +709,12 @@ int run(int argc, char** argv) {
       std::cerr << (tty ? "\r" : "") << b << (tty ? "\033[K" : "\n") << std::flush;
     }
     if (done % c.checkpoint_every == 0 || done == c.steps) {
-      log.flush();
+      write_log(log_path, log_lines);
       save_checkpoint(c, ckpt, net, head, opt, done, train_seconds);
     }
   }
   if (c.progress && tty) std::cerr << '\n';
-  log.close();
+  write_log(log_path, log_lines);
 
   // ---- verification, topology, plots, report ----
   const eval_result after = evaluate(net, ev, c, dev);
@@ -627,40 +742,25 @@ int run(int argc, char** argv) {
 
   const fs::path out(c.out);
   std::vector<std::string> outputs = {log_path, ckpt};
-  try {
-    series sl{"loss", {}, {}}, sc{"L_cls (weighted)", {}, {}}, sa{"alpha * L_sa", {}, {}}, su{"ArcFace CE (unweighted)", {}, {}};
-    for (const auto& h : history) {
-      sl.x.push_back(static_cast<double>(h.step)), sl.y.push_back(h.loss);
-      sc.x.push_back(static_cast<double>(h.step)), sc.y.push_back(h.cls);
-      sa.x.push_back(static_cast<double>(h.step)), sa.y.push_back(c.alpha * h.isa);
-      su.x.push_back(static_cast<double>(h.step)), su.y.push_back(h.ce);
-    }
-    std::vector<series> curves = {sl, sc, su};
-    if (c.use_isa()) curves.push_back(sa);
-    plot_lines((out / "loss.png").string(), "training loss (" + c.loss + ")", "step", "loss", curves);
-    // Each space's deaths relative to its largest: the spaces' scales differ by orders of magnitude (an
-    // untrained latent's by ~1e4), and the shape of the filtration is what the alignment is about.
-    auto rank = [](const std::vector<double>& d, const std::string& name) {
-      const double top = d.empty() ? 1.0 : std::max(*std::max_element(d.begin(), d.end()), 1e-300);
-      series s{name, {}, {}};
-      for (std::size_t k = 0; k < d.size(); ++k) {
-        s.x.push_back(static_cast<double>(k + 1));
-        s.y.push_back(d[k] / top);
-      }
-      return s;
-    };
-    plot_lines((out / "persistence.png").string(), "persistence deaths, one eval batch", "pair (filtration order)",
-               "death / largest death", {rank(after.deaths_x, "input X"), rank(before.deaths_z, "latent, untrained"),
-                                         rank(after.deaths_z, "latent, trained")});
-    plot_histogram((out / "discrepancy.png").string(), "topological discrepancy (ISA) per evaluation batch, trained",
-                   "ISA value", after.discrepancy, 20);
-    plot_histogram((out / "discrepancy_untrained.png").string(), "topological discrepancy (ISA) per evaluation batch, untrained",
-                   "ISA value", before.discrepancy, 20);
-    for (const char* f : {"loss.png", "persistence.png", "discrepancy.png", "discrepancy_untrained.png"})
-      outputs.push_back((out / f).string());
-  } catch (const std::exception& e) {
-    std::cerr << "warning: plots not written: " << e.what() << '\n';
+  // topology.json: what plot.py draws besides log.csv (per-batch discrepancies, persistence deaths).
+  const std::string topo_path = (out / "topology.json").string();
+  {
+    auto arr = [](const std::vector<double>& v) { return json(v); };
+    json topo = json::object()
+                    .set("loss", c.loss)
+                    .set("alpha", c.alpha)
+                    .set("use_isa", c.use_isa())
+                    .set("deaths", json::object()
+                                       .set("input X", arr(after.deaths_x))
+                                       .set("latent, untrained", arr(before.deaths_z))
+                                       .set("latent, trained", arr(after.deaths_z)))
+                    .set("discrepancy_trained", arr(after.discrepancy))
+                    .set("discrepancy_untrained", arr(before.discrepancy));
+    topofr::detail::write_file_stream(topo_path, "topofr-train", "--out", [&](std::ostream& os) { os << topo.dump(2) << '\n'; });
+    outputs.push_back(topo_path);
   }
+  if (c.plots)
+    for (const auto& f : write_plots(out, log_path, topo_path)) outputs.push_back(f);
 
   const double wall = std::chrono::duration<double>(clock_type::now() - wall0).count();
   const std::vector<double> steady(step_ms.begin() + std::min<std::size_t>(step_ms.size(), 5), step_ms.end());
@@ -718,7 +818,7 @@ int run(int argc, char** argv) {
                     .set("wall_time_s", wall)
                     .set("outputs", outputs);
   if (const fs::path rp = fs::path(c.report).parent_path(); !rp.empty()) fs::create_directories(rp);
-  report.save(c.report);
+  topofr::detail::write_file_stream(c.report, "topofr-train", "--report", [&](std::ostream& os) { os << report.dump(2) << '\n'; });
   std::printf("report: %s (wall time %s; outputs in %s)\n", c.report.c_str(), duration(wall).c_str(), c.out.c_str());
   return 0;
 }
@@ -728,6 +828,9 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     return run(argc, argv);
+  } catch (const c10::Error& e) {  // LibTorch's: the first line, without the C++ backtrace
+    std::cerr << "\ntopofr-train: error: " << first_line(e.what_without_backtrace()) << '\n';
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "\ntopofr-train: error: " << e.what() << '\n';
     return 1;
