@@ -1,5 +1,5 @@
 // Tests of the training driver's support code (examples/train/): image-folder loading, synthetic faces,
-// split by identity, flip, verification protocol, plots (plot.py), JSON, checkpoint checks. Each check
+// split by identity, flip, verification protocol, plots (plot.py), checkpoint checks. Each check
 // names its oracle.
 #include "support.hpp"
 
@@ -13,7 +13,6 @@
 
 #include "../examples/train/checkpoint.hpp"
 #include "../examples/train/dataset.hpp"
-#include "../examples/train/json.hpp"
 #include "../examples/train/stb_impl.hpp"
 // PNG test fixtures only. The JPEG fixture is bytes written by an independent encoder (kSmoothJpeg):
 // stb_image_write's JPEG writer left-shifts negative values (undefined behaviour under UBSan).
@@ -794,49 +793,4 @@ TEST_CASE("flags_difference: a mismatch names each flag, checkpoint vs this run"
   CHECK(d.find("--steps") == std::string::npos);
   CHECK(d.find('\n') == std::string::npos);
   CHECK_THAT(flags_difference("a|b|c", a), Contains("older topofr-train"));
-}
-
-TEST_CASE("json: round trip through Python's json module (oracle: /usr/bin/python3 json.load)") {
-  const fs::path d = fresh("json");
-  json report = json::object()
-                    .set("verification", json::object()
-                                             .set("accuracy", 0.1)
-                                             .set("auc", 1e-300)
-                                             .set("tar_at_far_1e3", std::nan(""))
-                                             .set("big", -2.5e10)
-                                             .set("inf", std::numeric_limits<double>::infinity()))
-                    .set("genuine", std::int64_t(9007199254740993))
-                    .set("ok", true)
-                    .set("none", nullptr)
-                    .set("text", "quote \" backslash \\ newline \n tab \t bell \x07 utf8 \xc3\xa9")
-                    .set("curve", std::vector<double>{1.5, -0.25, 3})
-                    .set("names", std::vector<std::string>{"a", "b"})
-                    .set("empty_a", json::array())
-                    .set("empty_o", json::object())
-                    .set("nested", json::array({json(1), json::array({json(2), json("x")}), json::object().set("k", 3)}));
-  report.set("ok", false);  // replaces, keeps the position
-  const std::string check =
-      "import json, sys\n"
-      "d = json.load(open(sys.argv[1], encoding='utf-8'))\n"
-      "v = d['verification']\n"
-      "assert v == {'accuracy': 0.1, 'auc': 1e-300, 'tar_at_far_1e3': None, 'big': -2.5e10, 'inf': None}, v\n"
-      "assert d['genuine'] == 9007199254740993 and isinstance(d['genuine'], int)\n"
-      "assert d['ok'] is False and d['none'] is None\n"
-      "assert d['text'] == 'quote \" backslash \\\\ newline \\n tab \\t bell \\x07 utf8 \\u00e9', repr(d['text'])\n"
-      "assert d['curve'] == [1.5, -0.25, 3.0] and d['names'] == ['a', 'b']\n"
-      "assert d['empty_a'] == [] and d['empty_o'] == {}\n"
-      "assert d['nested'] == [1, [2, 'x'], {'k': 3}]\n"
-      "assert list(d) == ['verification', 'genuine', 'ok', 'none', 'text', 'curve', 'names', 'empty_a', 'empty_o', 'nested']\n";
-  write_bytes(d / "check.py", check);
-  for (int indent : {2, 0}) {
-    const std::string path = (d / ("report" + std::to_string(indent) + ".json")).string();
-    report.save(path, indent);
-    INFO(report.dump(indent));
-    CHECK(topofr::test::run(topofr::test::quote(TOPOFR_PYTHON) + " " + topofr::test::quote((d / "check.py").string()) +
-                            " " + topofr::test::quote(path)) == 0);
-  }
-  CHECK(report.dump(0).find('\n') == std::string::npos);
-  CHECK_THROWS_WITH(json(1.0).set("k", 1), Contains("not an object"));
-  CHECK_THROWS_WITH(json::object().push(1), Contains("not an array"));
-  CHECK_THROWS_WITH(report.save((d / "no" / "such" / "r.json").string()), Contains("path"));
 }

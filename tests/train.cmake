@@ -115,6 +115,38 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
     set_tests_properties(train_outputs_resume PROPERTIES LABELS "cpu;train" TIMEOUT 300)
   endif()
 
+  # Bad flags (CLI11): exit 1 and one line naming the flag and the value, before any work.
+  if(TARGET topofr-train)
+    add_test(NAME train_bad_flags COMMAND sh -c [=[
+      exe="$1"; d="$2"; rm -rf "$d"; mkdir -p "$d"; cd "$d"
+      check() {  # expected words..., then -- and the arguments
+        words=""; while [ "$1" != "--" ]; do words="$words|$1"; shift; done; shift
+        if "$exe" --out o "$@" > out.log 2>&1; then echo "accepted: $*"; exit 1; fi
+        test "$(grep -c . out.log)" = 1 || { echo "not one line: $*"; cat out.log; exit 1; }
+        IFS='|'; for w in ${words#|}; do grep -qF -- "$w" out.log || { echo "'$w' missing: $*"; cat out.log; exit 1; }; done; unset IFS
+      }
+      check --steps 0 -- --steps 0
+      check --steps abc -- --steps abc
+      check --batch 1.5 -- --batch 1.5
+      check --loss nope -- --loss nope
+      check --image-size 8x8 -- --image-size 8x8
+      check --max-image-pixels 0 -- --max-image-pixels 0
+      check --bogus -- --bogus
+      check --depth 19 -- --depth 19
+      check --seed abc -- --seed abc
+      test ! -e o || { echo "outputs written for bad flags"; exit 1; }
+      mkdir -p data/a data/b
+      printf '\000\000\002\000\000\000\000\000\000\000\000\000\001\000\001\000\030\000' > data/a/tga.png
+      check "--data data" "data/a/tga.png" "not a PNG" -- --data data
+      "$exe" --help | grep -q -- --max-image-pixels
+      # Integer flags accept integral numbers in any notation (as before CLI11): 2.0, 1e0.
+      "$exe" --out ok --steps 2.0 --checkpoint-every 1e0 --identities 4 --per-identity 4 --batch 4 --image-size 16 \
+        --width 0.05 --embedding 8 --threads 1 --no-plots --no-progress > ok.log 2>&1 || { cat ok.log; exit 1; }
+      grep -q '"steps": 2,' ok/report.json
+      ]=] sh $<TARGET_FILE:topofr-train> ${CMAKE_CURRENT_BINARY_DIR}/tmp/train_bad_flags)
+    set_tests_properties(train_bad_flags PROPERTIES LABELS "cpu;train" TIMEOUT 60)
+  endif()
+
   # ORL (40 people x 10 PGM images; never committed): trains briefly and checks that held-out verification
   # accuracy rises clearly above the untrained network's. Registered only when the folder exists.
   set(TOPOFR_ORL "$ENV{TOPOFR_ORL}" CACHE PATH "ORL faces folder for the train_orl test")
