@@ -10,6 +10,7 @@
 //   can be reported flag by flag (old vs new) instead of as two opaque strings.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <fstream>
@@ -20,7 +21,12 @@
 #include <utility>
 #include <vector>
 
+#if __has_include(<zlib.h>)
 #include <zlib.h>
+#define TOPOFR_TRAIN_HAVE_ZLIB 1
+#else
+#define TOPOFR_TRAIN_HAVE_ZLIB 0  // stored members only (the trainer's CMake requires zlib; tests may lack it)
+#endif
 
 namespace topofr::train {
 
@@ -30,6 +36,31 @@ inline std::uint64_t le(const unsigned char* p, int bytes) {
   std::uint64_t v = 0;
   for (int k = bytes - 1; k >= 0; --k) v = v << 8 | p[k];
   return v;
+}
+
+/// CRC-32 (zip/zlib/PNG) of n bytes continuing from crc (0 to start): zlib's, or a table one without zlib.
+inline std::uint32_t crc32_update(std::uint32_t crc, const unsigned char* p, std::size_t n) {
+#if TOPOFR_TRAIN_HAVE_ZLIB
+  for (std::size_t done = 0; done < n;) {
+    const uInt k = static_cast<uInt>(std::min<std::size_t>(n - done, 1u << 30));
+    crc = static_cast<std::uint32_t>(::crc32(crc, p + done, k));
+    done += k;
+  }
+  return crc;
+#else
+  static const std::array<std::uint32_t, 256> t = [] {
+    std::array<std::uint32_t, 256> r{};
+    for (std::uint32_t i = 0; i < 256; ++i) {
+      std::uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      r[i] = c;
+    }
+    return r;
+  }();
+  crc = ~crc;
+  for (std::size_t i = 0; i < n; ++i) crc = t[(crc ^ p[i]) & 0xFFu] ^ (crc >> 8);
+  return ~crc;
+#endif
 }
 
 }  // namespace detail_ckpt
@@ -109,14 +140,16 @@ inline std::size_t verify_zip(const std::string& path) {
       }
       x += 4 + static_cast<std::size_t>(len);
     }
-    if (method != 0 && method != 8) throw member("unsupported compression method " + std::to_string(method));
+    if (method != 0 && (method != 8 || !TOPOFR_TRAIN_HAVE_ZLIB))
+      throw member("unsupported compression method " + std::to_string(method));
     if (method == 0 && csize != usize) throw member("stored sizes disagree");
     const auto lh = read_at(off, 30, "local header");
     if (le(lh.data(), 4) != 0x04034b50u) throw member("corrupt local header");
     const std::uint64_t data = off + 30 + le(lh.data() + 26, 2) + le(lh.data() + 28, 2);
     if (data > size || csize > size - data) throw member("truncated");
-    uLong c = ::crc32(0L, Z_NULL, 0);
+    std::uint32_t c = 0;
     std::uint64_t produced = 0;
+#if TOPOFR_TRAIN_HAVE_ZLIB
     z_stream zs{};
     if (method == 8 && inflateInit2(&zs, -MAX_WBITS) != Z_OK) throw member("zlib inflateInit2 failed");
     struct end_inflate {
@@ -127,6 +160,7 @@ inline std::size_t verify_zip(const std::string& path) {
       }
     } guard{&zs, method == 8};
     std::vector<unsigned char> outbuf(method == 8 ? buf.size() : 0);
+#endif
     in.clear();
     in.seekg(static_cast<std::streamoff>(data));
     bool stream_end = method == 0;
@@ -136,10 +170,11 @@ inline std::size_t verify_zip(const std::string& path) {
       if (!in) throw member("read error");
       left -= n;
       if (method == 0) {
-        c = ::crc32(c, buf.data(), static_cast<uInt>(n));
+        c = detail_ckpt::crc32_update(c, buf.data(), n);
         produced += n;
         continue;
       }
+#if TOPOFR_TRAIN_HAVE_ZLIB
       zs.next_in = buf.data();
       zs.avail_in = static_cast<uInt>(n);
       while (zs.avail_in > 0 && !stream_end) {
@@ -148,10 +183,11 @@ inline std::size_t verify_zip(const std::string& path) {
         const int r = inflate(&zs, Z_NO_FLUSH);
         if (r != Z_OK && r != Z_STREAM_END) throw member("corrupt compressed data");
         const std::size_t got = outbuf.size() - zs.avail_out;
-        c = ::crc32(c, outbuf.data(), static_cast<uInt>(got));
+        c = detail_ckpt::crc32_update(c, outbuf.data(), got);
         produced += got;
         stream_end = r == Z_STREAM_END;
       }
+#endif
     }
     if (!stream_end || produced != usize) throw member("corrupt (size mismatch)");
     if (c != crc) throw member("CRC-32 mismatch (the data was damaged)");
