@@ -134,6 +134,13 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
       check --bogus -- --bogus
       check --depth 19 -- --depth 19
       check --seed abc -- --seed abc
+      mkdir adir; ln -s nowhere dangling; touch afile
+      check --report adir directory -- --report adir
+      check --report dangling "dangling symbolic link" -- --report dangling
+      check --out afile "not a directory" -- --out afile
+      long="$(printf '%0100d' 7)x"
+      check --steps "got '$long'" -- --steps "$long"
+      check --identities 1 -- --identities 1
       test ! -e o || { echo "outputs written for bad flags"; exit 1; }
       mkdir -p data/a data/b
       printf '\000\000\002\000\000\000\000\000\000\000\000\000\001\000\001\000\030\000' > data/a/tga.png

@@ -138,10 +138,10 @@ config parse(int argc, char** argv) {
         [=](std::string& v) -> std::string {
           char* end = nullptr;
           const double x = std::strtod(v.c_str(), &end);
-          char b[96];
-          std::snprintf(b, sizeof b, "expected %s in [%g, %g], got '%s'", integer ? "an integer" : "a number", lo, hi,
-                        v.c_str());
-          if (v.empty() || *end != '\0' || !(x >= lo && x <= hi) || (integer && x != std::floor(x))) return b;
+          char b[64];
+          std::snprintf(b, sizeof b, " in [%g, %g], got '", lo, hi);
+          if (v.empty() || *end != '\0' || !(x >= lo && x <= hi) || (integer && x != std::floor(x)))
+            return std::string("expected ") + (integer ? "an integer" : "a number") + b + v + "'";
           if (integer) v = std::to_string(static_cast<long long>(x));
           return "";
         },
@@ -223,6 +223,12 @@ config parse(int argc, char** argv) {
   if (c.released_code) c.isa_variant = "sorted_deaths", c.isa_latent = "raw";
   if (c.warmup < 0) c.warmup = c.steps / 20;
   if (c.report.empty()) c.report = (fs::path(c.out) / "report.json").string();
+  // Output paths that write_file would refuse at the end of the run: refused before any work.
+  std::error_code ec;
+  if (fs::is_directory(c.report, ec)) usage_error("--report: '" + c.report + "' is a directory");
+  if (fs::is_symlink(fs::symlink_status(c.report, ec)) && !fs::exists(c.report, ec))
+    usage_error("--report: '" + c.report + "' is a dangling symbolic link");
+  if (fs::exists(c.out, ec) && !fs::is_directory(c.out, ec)) usage_error("--out: '" + c.out + "' is not a directory");
   return c;
 }
 
