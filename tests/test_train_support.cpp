@@ -1,5 +1,6 @@
 // Tests of the training driver's support code (examples/train/): image-folder loading, synthetic faces,
-// split by identity, flip, verification protocol, plots, JSON. Each check names its oracle.
+// split by identity, flip, verification protocol, plots (plot.py), checkpoint checks. Each check
+// names its oracle.
 #include "support.hpp"
 
 #include <algorithm>
@@ -10,10 +11,14 @@
 #include <map>
 #include <set>
 
+#include "../examples/train/checkpoint.hpp"
 #include "../examples/train/dataset.hpp"
-#include "../examples/train/json.hpp"
-#include "../examples/train/plot.hpp"
 #include "../examples/train/stb_impl.hpp"
+// PNG test fixtures only. The JPEG fixture is bytes written by an independent encoder (kSmoothJpeg):
+// stb_image_write's JPEG writer left-shifts negative values (undefined behaviour under UBSan).
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STB_IMAGE_WRITE_STATIC
+#include <stb/stb_image_write.h>
 #include "../examples/train/synthetic.hpp"
 #include "../examples/train/verify.hpp"
 
@@ -54,6 +59,23 @@ std::vector<unsigned char> smooth_gray() {  // JPEG is lossy: a smooth image dec
     for (int x = 0; x < W; ++x) v[y * W + x] = static_cast<unsigned char>(60 + 10 * x + 5 * y);
   return v;
 }
+// smooth_gray() encoded by PIL 9.4 (libjpeg; Image.frombytes('L', (8, 6), ...).save(f, 'JPEG', quality=100)).
+const std::string kSmoothJpeg(
+    "\xff\xd8\xff\xe0\x00\x10\x4a\x46\x49\x46\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xdb\x00\x43\x00\x01\x01\x01"
+    "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"
+    "\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01"
+    "\x01\x01\x01\x01\x01\xff\xc0\x00\x0b\x08\x00\x06\x00\x08\x01\x01\x11\x00\xff\xc4\x00\x1f\x00\x00\x01\x05\x01\x01"
+    "\x01\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\xff\xc4\x00\xb5\x10"
+    "\x00\x02\x01\x03\x03\x02\x04\x03\x05\x05\x04\x04\x00\x00\x01\x7d\x01\x02\x03\x00\x04\x11\x05\x12\x21\x31\x41\x06"
+    "\x13\x51\x61\x07\x22\x71\x14\x32\x81\x91\xa1\x08\x23\x42\xb1\xc1\x15\x52\xd1\xf0\x24\x33\x62\x72\x82\x09\x0a\x16"
+    "\x17\x18\x19\x1a\x25\x26\x27\x28\x29\x2a\x34\x35\x36\x37\x38\x39\x3a\x43\x44\x45\x46\x47\x48\x49\x4a\x53\x54\x55"
+    "\x56\x57\x58\x59\x5a\x63\x64\x65\x66\x67\x68\x69\x6a\x73\x74\x75\x76\x77\x78\x79\x7a\x83\x84\x85\x86\x87\x88\x89"
+    "\x8a\x92\x93\x94\x95\x96\x97\x98\x99\x9a\xa2\xa3\xa4\xa5\xa6\xa7\xa8\xa9\xaa\xb2\xb3\xb4\xb5\xb6\xb7\xb8\xb9\xba"
+    "\xc2\xc3\xc4\xc5\xc6\xc7\xc8\xc9\xca\xd2\xd3\xd4\xd5\xd6\xd7\xd8\xd9\xda\xe1\xe2\xe3\xe4\xe5\xe6\xe7\xe8\xe9\xea"
+    "\xf1\xf2\xf3\xf4\xf5\xf6\xf7\xf8\xf9\xfa\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00\xf9\xd3\xf6\x49\xf8\x71\xa7\xff"
+    "\x00\xc4\xb3\x98\xbf\xe5\x8f\xf0\x9f\xf6\x7f\xd9\xaf\xff\xd9",
+    351);
+
 std::vector<double> to_gray(const std::vector<unsigned char>& rgb) {  // BT.601, as documented
   std::vector<double> g(rgb.size() / 3);
   for (std::size_t i = 0; i < g.size(); ++i) g[i] = 0.299 * rgb[3 * i] + 0.587 * rgb[3 * i + 1] + 0.114 * rgb[3 * i + 2];
@@ -69,10 +91,10 @@ fs::path make_folder(const std::string& name) {
   fs::create_directories(d / ".hidden");
   write_bytes(d / "README.txt", "not an identity");
   write_bytes(d / "alice" / "notes.txt", "not an image");
-  const auto a = gray_pattern(1), rgb = rgb_pattern(), sm = smooth_gray();
+  const auto a = gray_pattern(1), rgb = rgb_pattern();
   REQUIRE(stbi_write_png((d / "alice" / "a.png").c_str(), W, H, 1, a.data(), W));
   REQUIRE(stbi_write_png((d / "alice" / "b.PNG").c_str(), W, H, 3, rgb.data(), W * 3));
-  REQUIRE(stbi_write_jpg((d / "alice" / "c.jpg").c_str(), W, H, 1, sm.data(), 100));
+  write_bytes(d / "alice" / "c.jpg", kSmoothJpeg);
   const auto x = gray_pattern(2);
   write_bytes(d / "bob" / "x.pgm", "P5\n# a comment\n8 6\n255\n" + std::string(x.begin(), x.end()));
   std::string y16 = "P5 8 6 1000\n";
@@ -570,11 +592,87 @@ TEST_CASE("verify: determinism and bad inputs name the argument") {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// plots and JSON
+// load_image_folder: hostile inputs
 
 namespace {
 
-/// Loads a PNG back with stb_image (oracle: an independent decoder reading what we wrote).
+/// A PNG whose IHDR declares w x h (8-bit gray) followed by an empty IDAT and IEND: tiny on disk, huge
+/// when decoded. Chunk CRCs are real (crc32_update of checkpoint.hpp; checked in the zip test below).
+std::string png_header_only(std::uint32_t w, std::uint32_t h) {
+  auto be32 = [](std::uint32_t v) {
+    return std::string{char(v >> 24), char(v >> 16 & 255), char(v >> 8 & 255), char(v & 255)};
+  };
+  auto chunk = [&](const std::string& type, const std::string& data) {
+    const std::string td = type + data;
+    return be32(static_cast<std::uint32_t>(data.size())) + td +
+           be32(detail_ckpt::crc32_update(0, reinterpret_cast<const unsigned char*>(td.data()), td.size()));
+  };
+  return std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", be32(w) + be32(h) + std::string("\x08\x00\x00\x00\x00", 5)) +
+         chunk("IDAT", "") + chunk("IEND", "");
+}
+
+}  // namespace
+
+TEST_CASE("load_image_folder: hostile files are errors naming them (pixel limit, magic bytes, trailing bytes, links)") {
+  const fs::path d = make_folder("folder_hostile");
+  std::vector<std::string> w;
+  SECTION("an image above the pixel limit is refused from its header, before decoding") {
+    write_bytes(d / "bob" / "huge.png", png_header_only(12000, 12000));
+    CHECK_THROWS_WITH(load_image_folder(d.string(), H, W, false), Contains("huge.png") && Contains("144000000 pixels") &&
+                                                                      Contains("--max-image-pixels"));
+    // The limit is a parameter: the 8 x 6 images pass at 48 pixels and fail at 47.
+    fs::remove(d / "bob" / "huge.png");
+    CHECK(load_image_folder(d.string(), H, W, false, nullptr, 48).size() == 5);
+    CHECK_THROWS_WITH(load_image_folder(d.string(), H, W, false, nullptr, 47), Contains("a.png") && Contains("exceeds"));
+    CHECK_THROWS_WITH(load_image_folder(d.string(), H, W, false, nullptr, 0), Contains("max_pixels"));
+    write_bytes(d / "bob" / "big.pgm", "P5 5000 5000 255\n");  // checked before the data is looked at
+    CHECK_THROWS_WITH(load_image_folder(d.string(), H, W, false), Contains("big.pgm") && Contains("exceeds"));
+  }
+  SECTION("content that is not the format the extension names") {
+    write_bytes(d / "bob" / "tga.png", std::string("\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x01\x00\x18\x00", 18));
+    CHECK_THROWS_WITH(load_image_folder(d.string(), H, W, false), Contains("tga.png") && Contains("not a PNG"));
+    fs::remove(d / "bob" / "tga.png");
+    fs::copy_file(d / "alice" / "a.png", d / "bob" / "png.jpg");
+    CHECK_THROWS_WITH(load_image_folder(d.string(), H, W, false), Contains("png.jpg") && Contains("not a JPEG"));
+    fs::remove(d / "bob" / "png.jpg");
+    write_bytes(d / "bob" / "jpeg.pgm", kSmoothJpeg);
+    CHECK_THROWS_WITH(load_image_folder(d.string(), H, W, false), Contains("jpeg.pgm") && Contains("not a binary PGM"));
+  }
+  SECTION("bytes after the PGM data") {
+    const auto x = gray_pattern(3);
+    write_bytes(d / "bob" / "tail.pgm", "P5\n8 6\n255\n" + std::string(x.begin(), x.end()) + "junk");
+    CHECK_THROWS_WITH(load_image_folder(d.string(), H, W, false), Contains("tail.pgm") && Contains("4 trailing byte(s)"));
+  }
+  SECTION("a dangling symbolic link and a directory named like images are reported, not skipped silently") {
+    fs::create_symlink(d / "bob" / "missing.pgm", d / "bob" / "dangling.pgm");
+    CHECK_THROWS_WITH(load_image_folder(d.string(), H, W, false), Contains("dangling.pgm") && Contains("dangling symbolic link"));
+    fs::create_directories(d / "alice" / "dir.png");
+    const image_set s = load_image_folder(d.string(), H, W, true, &w);
+    CHECK(s.size() == 5);
+    REQUIRE(w.size() == 2);
+    CHECK_THAT(w[0], Contains("dir.png") && Contains("directory"));
+    CHECK_THAT(w[1], Contains("dangling.pgm"));
+    fs::remove(d / "bob" / "dangling.pgm");
+    CHECK_THROWS_WITH(load_image_folder(d.string(), H, W, false), Contains("dir.png") && Contains("directory"));
+    // A link to a good image is an image.
+    fs::remove(d / "alice" / "dir.png");
+    fs::create_symlink(fs::absolute(d / "alice" / "a.png"), d / "bob" / "link.png");
+    CHECK(load_image_folder(d.string(), H, W, false).size() == 6);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// plot.py (the trainer's figures)
+
+namespace {
+
+const std::string kPlotScript = (fs::path(__FILE__).parent_path() / ".." / "examples" / "train" / "plot.py").string();
+
+bool have_matplotlib() {
+  return topofr::test::run(topofr::test::quote(TOPOFR_PYTHON) + " -c 'import matplotlib' 2>/dev/null") == 0;
+}
+
+/// Loads a PNG back with stb_image (oracle: an independent decoder reading what matplotlib wrote).
 std::vector<unsigned char> load_png(const std::string& path, int& w, int& h) {
   int c = 0;
   unsigned char* p = stbi_load(path.c_str(), &w, &h, &c, 3);
@@ -588,122 +686,113 @@ bool has_colour(const std::vector<unsigned char>& px, int r, int g, int b) {
     if (px[i] == r && px[i + 1] == g && px[i + 2] == b) return true;
   return false;
 }
-std::size_t non_white(const std::vector<unsigned char>& px) {
-  std::size_t n = 0;
-  for (std::size_t i = 0; i + 2 < px.size(); i += 3) n += !(px[i] == 255 && px[i + 1] == 255 && px[i + 2] == 255);
-  return n;
-}
 
 }  // namespace
 
-TEST_CASE("plots: valid PNGs with the series colours (oracle: stb_image decoding the files)") {
-  const fs::path d = fresh("plots");
-  series loss{"loss", {}, {}}, isa{"isa", {}, {}};
-  for (int i = 0; i < 200; ++i) {
-    loss.x.push_back(i);
-    loss.y.push_back(5.0 * std::exp(-i / 50.0) + 0.1);
-    isa.x.push_back(i);
-    isa.y.push_back(i == 100 ? std::nan("") : 0.5 + 0.2 * std::sin(i / 10.0));  // a gap
+TEST_CASE("plot.py: the four figures, degenerate data included, finish and are valid PNGs (oracle: stb_image)") {
+  if (!have_matplotlib()) {
+    WARN(TOPOFR_PYTHON << " has no matplotlib (Debian: python3-matplotlib); plot.py not tested");
+    return;
   }
-  const std::string lines = (d / "lines.png").string(), scat = (d / "scatter.png").string(), hist = (d / "hist.png").string();
-  plot_lines(lines, "Training loss", "step", "loss", {loss, isa});
-  plot_scatter(scat, "Persistence (deaths)", "input", "latent", {{"deaths", {0.1, 0.5, 0.9, 1.3}, {0.2, 0.4, 1.0, 1.1}}}, true);
-  plot_histogram(hist, "Topological discrepancy", "ISA", topofr::test::uniform<double>(500, 3), 20);
-  int w = 0, h = 0;
-  for (const std::string& f : {lines, scat, hist}) {
-    const auto px = load_png(f, w, h);
+  const fs::path d = fresh("plotpy");
+  std::string log = "step,epoch,lr,loss,loss_cls,loss_isa,ce_unweighted,gum_pi,hard_fraction,step_ms,topology_ms,images_per_s\n";
+  for (int i = 1; i <= 50; ++i)
+    log += std::to_string(i) + ",0,0.1," + std::to_string(5 * std::exp(-i / 20.0) + 0.2) + "," +
+           std::to_string(5 * std::exp(-i / 20.0)) + ",0.4,4.5,0.1,0.2,10,1,100\n";
+  write_bytes(d / "log.csv", log);
+  // The hostile tester's discrepancies (1.3253e13, +0.002, +0.004): steps far below the values' spacing hung
+  // the C++ plotter's tick loop. The untrained side: all equal, plus a NaN (null); one space without deaths.
+  write_bytes(d / "topology.json",
+              "{\"loss\": \"topofr\", \"alpha\": 0.1, \"use_isa\": true,\n"
+              " \"deaths\": {\"input X\": [0.1, 0.2, 0.3], \"latent, untrained\": [1e4, 2e4], \"latent, trained\": []},\n"
+              " \"discrepancy_trained\": [13253000000000.0, 13253000000000.002, 13253000000000.004],\n"
+              " \"discrepancy_untrained\": [2.0, 2.0, 2.0, null]}\n");
+  const fs::path out = d / "out";
+  fs::create_directories(out);
+  using topofr::test::quote;
+  const std::string args = quote(kPlotScript) + " " + quote((d / "log.csv").string()) + " " +
+                           quote((d / "topology.json").string()) + " " + quote(out.string());
+  CHECK(topofr::test::run("timeout 120 " + quote(TOPOFR_PYTHON) + " " + args) == 0);  // 124 = hung
+  for (const char* f : {"loss.png", "persistence.png", "discrepancy.png", "discrepancy_untrained.png"}) {
     INFO(f);
+    int w = 0, h = 0;
+    const auto px = load_png((out / f).string(), w, h);
     CHECK(w == 800);
     CHECK(h == 560);
-    CHECK(non_white(px) > 5000);
-    CHECK(non_white(px) < px.size() / 3);
-    CHECK(has_colour(px, 31, 119, 180));  // first series colour (tab10 blue)
-    CHECK(!fs::exists(f + ".tmp"));
+    CHECK(has_colour(px, 31, 119, 180));  // the first series / the bars: matplotlib's tab:blue
   }
-  CHECK(has_colour(load_png(lines, w, h), 255, 127, 14));  // second series (tab10 orange)
-
-  // Degenerate inputs still give a valid plot: no data, one point, constant values, infinities.
-  plot_lines(lines, "empty", "x", "y", {});
-  plot_lines(lines, "one point", "x", "y", {{"p", {1.0}, {2.0}}});
-  plot_scatter(scat, "inf", "x", "y", {{"", {0.0, 1.0}, {std::numeric_limits<double>::infinity(), 1.0}}});
-  plot_histogram(hist, "constant", "v", {2.0, 2.0, 2.0}, 5);
-  plot_histogram(hist, "none", "v", {}, 5);
-  CHECK(load_png(hist, w, h).size() == 800u * 560u * 3u);
-
-  CHECK_THROWS_WITH(plot_lines(lines, "t", "x", "y", {{"bad", {1.0, 2.0}, {1.0}}}), Contains("lines") && Contains("bad"));
-  CHECK_THROWS_WITH(plot_scatter(scat, "t", "x", "y", {{"bad", {1.0}, {}}}), Contains("points"));
-  CHECK_THROWS_WITH(plot_histogram(hist, "t", "x", {1.0}, 0), Contains("bins"));
-  CHECK_THROWS_WITH(plot_lines("", "t", "x", "y", {}), Contains("png"));
-  CHECK_THROWS_WITH(plot_lines((d / "no" / "such" / "dir.png").string(), "t", "x", "y", {}), Contains("png"));
+  // Without matplotlib (python -S: no site packages): status 3, silent with --missing-ok.
+  CHECK(topofr::test::run(quote(TOPOFR_PYTHON) + " -S " + quote(kPlotScript) + " --missing-ok " +
+                          quote((d / "log.csv").string()) + " " + quote((d / "topology.json").string()) + " " +
+                          quote(out.string())) == 3);
+  // Bad input: status 2.
+  write_bytes(d / "bad.json", "{");
+  CHECK(topofr::test::run(quote(TOPOFR_PYTHON) + " " + quote(kPlotScript) + " " + quote((d / "log.csv").string()) +
+                          " " + quote((d / "bad.json").string()) + " " + quote(out.string()) + " 2>/dev/null") == 2);
 }
 
-TEST_CASE("plots: text glyphs are drawn whole (oracle: stb_easy_font's quads from an unbounded buffer)") {
-  for (const std::string text : {"0", "8", "W", "-0.5e+10", "loss / step"}) {
-    detail_plot::canvas c(300, 20);
-    c.text(0, 0, text, {0, 0, 0}, 1);
-    std::vector<char> big(1 << 16);
-    std::string t = text;
-    const int quads = stb_easy_font_print(0, 0, t.data(), nullptr, big.data(), static_cast<int>(big.size()));
-    std::vector<char> ink(300 * 20, 0);
-    for (int q = 0; q < quads; ++q) {
-      const float* v0 = reinterpret_cast<const float*>(big.data() + q * 64);
-      const float* v2 = reinterpret_cast<const float*>(big.data() + q * 64 + 32);
-      for (int y = static_cast<int>(v0[1]); y < static_cast<int>(v2[1]); ++y)
-        for (int x = static_cast<int>(v0[0]); x < static_cast<int>(v2[0]); ++x) ink[y * 300 + x] = 1;
-    }
-    int mismatched = 0, inked = 0;
-    for (int k = 0; k < 300 * 20; ++k) {
-      const bool drawn = c.px[3 * k] == 0;
-      mismatched += drawn != (ink[k] == 1);
-      inked += ink[k];
-    }
-    INFO(text);
-    CHECK(inked > 0);
-    CHECK(mismatched == 0);
+// ---------------------------------------------------------------------------------------------------------
+// checkpoint checks (verify_zip, flag signatures)
+
+TEST_CASE("verify_zip: every member's CRC-32 is checked (oracle: archives written by Python's zipfile)") {
+  const fs::path d = fresh("zip");
+  using topofr::test::quote;
+  const std::string make =
+      "import sys, zipfile\n"
+      "with zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_STORED) as z:\n"
+      "    z.writestr('archive/data.pkl', b'pickle' * 50)\n"
+      "    z.writestr('archive/data/0', bytes(range(256)) * 40)\n"
+      "    z.writestr('archive/version', b'3\\n')\n"
+      "with zipfile.ZipFile(sys.argv[2], 'w', zipfile.ZIP_DEFLATED) as z:\n"
+      "    z.writestr('a', b'x' * 1000)\n";
+  write_bytes(d / "make.py", make);
+  const std::string good = (d / "good.zip").string(), deflated = (d / "deflated.zip").string();
+  REQUIRE(topofr::test::run(quote(TOPOFR_PYTHON) + " " + quote((d / "make.py").string()) + " " + quote(good) + " " +
+                            quote(deflated)) == 0);
+  CHECK(verify_zip(good) == 3);
+  std::string bytes;
+  {
+    std::ifstream in(good, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
+  // 64 bytes flipped inside the second member's data.
+  const std::size_t at = bytes.find(std::string("\x10\x11\x12\x13", 4));
+  REQUIRE(at != std::string::npos);
+  std::string flipped = bytes;
+  for (std::size_t k = at; k < at + 64; ++k) flipped[k] = static_cast<char>(~flipped[k]);
+  write_bytes(d / "flipped.zip", flipped);
+  CHECK_THROWS_WITH(verify_zip((d / "flipped.zip").string()),
+                    Contains("flipped.zip") && Contains("CRC-32") && Contains("member 'archive/data/0'"));
+  write_bytes(d / "truncated.zip", bytes.substr(0, bytes.size() / 2));
+  CHECK_THROWS_WITH(verify_zip((d / "truncated.zip").string()), Contains("truncated.zip") && Contains("truncated"));
+  write_bytes(d / "cut_tail.zip", bytes.substr(0, bytes.size() - 10));
+  CHECK_THROWS_WITH(verify_zip((d / "cut_tail.zip").string()), Contains("cut_tail.zip"));
+  write_bytes(d / "text.zip", "not a zip archive at all, just text that is long enough");
+  CHECK_THROWS_WITH(verify_zip((d / "text.zip").string()), Contains("text.zip") && Contains("not a zip"));
+#if TOPOFR_TRAIN_HAVE_ZLIB
+  // Deflated members (LibTorch deflates its code and pickles) are inflated and checked too.
+  CHECK(verify_zip(deflated) == 1);
+  std::string dz;
+  {
+    std::ifstream in(deflated, std::ios::binary);
+    dz.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  dz[34] = static_cast<char>(dz[34] ^ 0x55);  // inside the compressed data (30-byte local header + name "a")
+  write_bytes(d / "deflated_bad.zip", dz);
+  CHECK_THROWS_WITH(verify_zip((d / "deflated_bad.zip").string()), Contains("deflated_bad.zip") && Contains("member 'a'"));
+#endif
+  CHECK_THROWS_WITH(verify_zip((d / "missing.zip").string()), Contains("missing.zip") && Contains("cannot open"));
+  // crc32 itself: the standard check value of "123456789".
+  CHECK(detail_ckpt::crc32_update(0, reinterpret_cast<const unsigned char*>("123456789"), 9) == 0xCBF43926u);
 }
 
-TEST_CASE("json: round trip through Python's json module (oracle: /usr/bin/python3 json.load)") {
-  const fs::path d = fresh("json");
-  json report = json::object()
-                    .set("verification", json::object()
-                                             .set("accuracy", 0.1)
-                                             .set("auc", 1e-300)
-                                             .set("tar_at_far_1e3", std::nan(""))
-                                             .set("big", -2.5e10)
-                                             .set("inf", std::numeric_limits<double>::infinity()))
-                    .set("genuine", std::int64_t(9007199254740993))
-                    .set("ok", true)
-                    .set("none", nullptr)
-                    .set("text", "quote \" backslash \\ newline \n tab \t bell \x07 utf8 \xc3\xa9")
-                    .set("curve", std::vector<double>{1.5, -0.25, 3})
-                    .set("names", std::vector<std::string>{"a", "b"})
-                    .set("empty_a", json::array())
-                    .set("empty_o", json::object())
-                    .set("nested", json::array({json(1), json::array({json(2), json("x")}), json::object().set("k", 3)}));
-  report.set("ok", false);  // replaces, keeps the position
-  const std::string check =
-      "import json, sys\n"
-      "d = json.load(open(sys.argv[1], encoding='utf-8'))\n"
-      "v = d['verification']\n"
-      "assert v == {'accuracy': 0.1, 'auc': 1e-300, 'tar_at_far_1e3': None, 'big': -2.5e10, 'inf': None}, v\n"
-      "assert d['genuine'] == 9007199254740993 and isinstance(d['genuine'], int)\n"
-      "assert d['ok'] is False and d['none'] is None\n"
-      "assert d['text'] == 'quote \" backslash \\\\ newline \\n tab \\t bell \\x07 utf8 \\u00e9', repr(d['text'])\n"
-      "assert d['curve'] == [1.5, -0.25, 3.0] and d['names'] == ['a', 'b']\n"
-      "assert d['empty_a'] == [] and d['empty_o'] == {}\n"
-      "assert d['nested'] == [1, [2, 'x'], {'k': 3}]\n"
-      "assert list(d) == ['verification', 'genuine', 'ok', 'none', 'text', 'curve', 'names', 'empty_a', 'empty_o', 'nested']\n";
-  write_bytes(d / "check.py", check);
-  for (int indent : {2, 0}) {
-    const std::string path = (d / ("report" + std::to_string(indent) + ".json")).string();
-    report.save(path, indent);
-    INFO(report.dump(indent));
-    CHECK(topofr::test::run(topofr::test::quote(TOPOFR_PYTHON) + " " + topofr::test::quote((d / "check.py").string()) +
-                            " " + topofr::test::quote(path)) == 0);
-  }
-  CHECK(report.dump(0).find('\n') == std::string::npos);
-  CHECK_THROWS_WITH(json(1.0).set("k", 1), Contains("not an object"));
-  CHECK_THROWS_WITH(json::object().push(1), Contains("not an array"));
-  CHECK_THROWS_WITH(report.save((d / "no" / "such" / "r.json").string()), Contains("path"));
+TEST_CASE("flags_difference: a mismatch names each flag, checkpoint vs this run") {
+  const flag_list a = {{"--lr", "0.1"}, {"--steps", "4"}, {"--data", "x"}};
+  CHECK(flags_difference(flags_signature(a), a).empty());
+  const flag_list b = {{"--lr", "0.05"}, {"--steps", "4"}, {"--data", "y"}};
+  const std::string d = flags_difference(flags_signature(a), b);
+  CHECK_THAT(d, Contains("--lr 0.1 (checkpoint) vs 0.05 (this run)") && Contains("--data x (checkpoint) vs y (this run)"));
+  CHECK(d.find("--steps") == std::string::npos);
+  CHECK(d.find('\n') == std::string::npos);
+  CHECK_THAT(flags_difference("a|b|c", a), Contains("older topofr-train"));
 }

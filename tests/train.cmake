@@ -11,6 +11,11 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
   endif()
   set(CMAKE_CUDA_FLAGS "${_topofr_cuda_flags}")
   set(CMAKE_CUDA_ARCHITECTURES "${_topofr_cuda_archs}")
+  # test_train_support (made by the test_*.cpp glob) checks examples/train/checkpoint.hpp, which uses zlib.
+  find_package(ZLIB)
+  if(TARGET test_train_support AND TARGET ZLIB::ZLIB)
+    target_link_libraries(test_train_support PRIVATE ZLIB::ZLIB)
+  endif()
   set(train_test test_train_autograd)
   if(Torch_FOUND)
     if(NOT TARGET ${train_test})  # not created by the test_*.cpp glob
@@ -50,6 +55,103 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
       diff "$d/full.key" "$d/cut.key"
       ]=] sh $<TARGET_FILE:topofr-train> ${CMAKE_CURRENT_BINARY_DIR}/tmp/train_resume)
     set_tests_properties(train_resume PROPERTIES LABELS "cpu;train" TIMEOUT 300)
+  endif()
+
+  # Outputs and checkpoints under hostile conditions (one short run, then --resume on damaged copies):
+  # * --report naming a character device (root: mknod) or a link to /dev/null: written in place, the node
+  #   and the link survive (temp + rename used to replace them by a regular file);
+  # * 64 bytes flipped inside a checkpoint member: --resume refuses, naming the file and the member;
+  # * a truncated checkpoint: one line naming the file, no C++ backtrace;
+  # * other flags: the differing flags by name, checkpoint vs this run;
+  # * no python3/matplotlib: one warning line, exit 0, the other outputs written.
+  if(TARGET topofr-train)
+    add_test(NAME train_outputs_resume COMMAND sh -c [=[
+      set -e
+      exe="$1"; d="$2"
+      args="--identities 4 --per-identity 6 --image-size 16 --width 0.05 --embedding 16 --batch 8 --steps 4 --checkpoint-every 2 --threads 1 --no-progress"
+      rm -rf "$d"; mkdir -p "$d"; cd "$d"
+      ln -s /dev/null link
+      dev=link
+      if [ "$(id -u)" = 0 ] && mknod null c 1 3 2>/dev/null; then dev=null; fi
+      "$exe" $args --out o --report "./$dev" > run.log 2>&1
+      test -c "$(readlink -f "$dev")" || { echo "--report $dev: the device node was replaced"; ls -l; exit 1; }
+      test -c null || test ! -e null
+      "$exe" $args --out o --report link --no-plots > run2.log 2>&1
+      test -L link || { echo "--report link: the link was replaced"; exit 1; }
+      for f in log.csv checkpoint.pt topology.json loss.png persistence.png discrepancy.png discrepancy_untrained.png; do
+        test -s "o/$f" || { echo "missing o/$f"; exit 1; }
+      done
+      if ls o | grep -q tmp; then echo "temporary files left in o/"; ls o; exit 1; fi
+
+      expect_fail() {  # name, pattern...: --resume fails with exit 1, one error line matching every pattern
+        name="$1"; shift
+        if "$exe" $args --out "$name" --resume "$@" > "$name.log" 2>&1; then echo "$name: --resume succeeded"; cat "$name.log"; exit 1; fi
+        if grep -q 'frame #' "$name.log"; then echo "$name: C++ backtrace printed"; cat "$name.log"; exit 1; fi
+        test "$(grep -c . "$name.log")" -le 4 || { echo "$name: too many lines"; cat "$name.log"; exit 1; }
+      }
+      cp -r o flip
+      size=$(wc -c < o/checkpoint.pt)
+      head -c 64 /dev/zero | tr '\0' '\377' | dd of=flip/checkpoint.pt bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+      expect_fail flip
+      grep "error: --resume: flip/checkpoint.pt: member '.*': CRC-32 mismatch" flip.log
+
+      cp -r o cut
+      head -c $((size / 2)) o/checkpoint.pt > cut/checkpoint.pt
+      expect_fail cut
+      grep "error: --resume: cut/checkpoint.pt: truncated" cut.log
+
+      cp -r o flags
+      expect_fail flags --lr 0.05 --steps 6
+      grep -- "flags/checkpoint.pt was written with other flags: --steps 4 (checkpoint) vs 6 (this run); --lr 0.1 (checkpoint) vs 0.05 (this run)" flags.log
+
+      TOPOFR_TRAIN_PYTHON=/nonexistent/python3 "$exe" $args --out nopy > nopy.log 2>&1
+      test "$(grep -c 'plots not written' nopy.log)" = 1
+      test -s nopy/report.json && test -s nopy/log.csv && test ! -e nopy/loss.png
+      printf '#!/bin/sh\nexec /usr/bin/python3 -S "$@"\n' > nompl; chmod +x nompl
+      TOPOFR_TRAIN_PYTHON="$PWD/nompl" "$exe" $args --out nompl.out > nompl.log 2>&1
+      grep -c 'has no matplotlib' nompl.log
+      test -s nompl.out/report.json
+      ]=] sh $<TARGET_FILE:topofr-train> ${CMAKE_CURRENT_BINARY_DIR}/tmp/train_outputs_resume)
+    set_tests_properties(train_outputs_resume PROPERTIES LABELS "cpu;train" TIMEOUT 300)
+  endif()
+
+  # Bad flags (CLI11): exit 1 and one line naming the flag and the value, before any work.
+  if(TARGET topofr-train)
+    add_test(NAME train_bad_flags COMMAND sh -c [=[
+      exe="$1"; d="$2"; rm -rf "$d"; mkdir -p "$d"; cd "$d"
+      check() {  # expected words..., then -- and the arguments
+        words=""; while [ "$1" != "--" ]; do words="$words|$1"; shift; done; shift
+        if "$exe" --out o "$@" > out.log 2>&1; then echo "accepted: $*"; exit 1; fi
+        test "$(grep -c . out.log)" = 1 || { echo "not one line: $*"; cat out.log; exit 1; }
+        IFS='|'; for w in ${words#|}; do grep -qF -- "$w" out.log || { echo "'$w' missing: $*"; cat out.log; exit 1; }; done; unset IFS
+      }
+      check --steps 0 -- --steps 0
+      check --steps abc -- --steps abc
+      check --batch 1.5 -- --batch 1.5
+      check --loss nope -- --loss nope
+      check --image-size 8x8 -- --image-size 8x8
+      check --max-image-pixels 0 -- --max-image-pixels 0
+      check --bogus -- --bogus
+      check --depth 19 -- --depth 19
+      check --seed abc -- --seed abc
+      mkdir adir; ln -s nowhere dangling; touch afile
+      check --report adir directory -- --report adir
+      check --report dangling "dangling symbolic link" -- --report dangling
+      check --out afile "not a directory" -- --out afile
+      long="$(printf '%0100d' 7)x"
+      check --steps "got '$long'" -- --steps "$long"
+      check --identities 1 -- --identities 1
+      test ! -e o || { echo "outputs written for bad flags"; exit 1; }
+      mkdir -p data/a data/b
+      printf '\000\000\002\000\000\000\000\000\000\000\000\000\001\000\001\000\030\000' > data/a/tga.png
+      check "--data data" "data/a/tga.png" "not a PNG" -- --data data
+      "$exe" --help | grep -q -- --max-image-pixels
+      # Integer flags accept integral numbers in any notation (as before CLI11): 2.0, 1e0.
+      "$exe" --out ok --steps 2.0 --checkpoint-every 1e0 --identities 4 --per-identity 4 --batch 4 --image-size 16 \
+        --width 0.05 --embedding 8 --threads 1 --no-plots --no-progress > ok.log 2>&1 || { cat ok.log; exit 1; }
+      grep -q '"steps": 2,' ok/report.json
+      ]=] sh $<TARGET_FILE:topofr-train> ${CMAKE_CURRENT_BINARY_DIR}/tmp/train_bad_flags)
+    set_tests_properties(train_bad_flags PROPERTIES LABELS "cpu;train" TIMEOUT 60)
   endif()
 
   # ORL (40 people x 10 PGM images; never committed): trains briefly and checks that held-out verification

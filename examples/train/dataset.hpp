@@ -22,6 +22,11 @@
 
 namespace topofr::train {
 
+/// Default largest image accepted by load_image_folder, in pixels (width x height; 4096 x 4096). Checked from
+/// the header before anything is decoded: a small file can declare a huge image (a 224 KB PNG of 12000 x
+/// 12000 decodes to 1.1 GB).
+constexpr std::int64_t kDefaultMaxImagePixels = 4096LL * 4096;
+
 /// N images of one size, 3 x H x W each, values in [-1, 1] (gray / 127.5 - 1, gray replicated to 3 channels).
 struct image_set {
   std::int64_t channels = 3, height = 0, width = 0;
@@ -66,8 +71,9 @@ struct gray_image {
 inline float luma(float r, float g, float b) { return 0.299f * r + 0.587f * g + 0.114f * b; }  // ITU-R BT.601
 
 /// Strict binary PNM (P5 gray / P6 RGB, maxval 1..65535, 16-bit big-endian): header tokens separated by
-/// whitespace or '#' comments, exactly one whitespace byte after maxval, all samples present and <= maxval.
-inline gray_image parse_pnm(const std::vector<unsigned char>& b, const std::string& path) {
+/// whitespace or '#' comments, exactly one whitespace byte after maxval, all samples present and <= maxval,
+/// nothing after them; at most max_pixels pixels.
+inline gray_image parse_pnm(const std::vector<unsigned char>& b, const std::string& path, std::int64_t max_pixels) {
   const char* fn = "load_image_folder";
   const int chans = b[1] == '5' ? 1 : 3;
   std::size_t p = 2;
@@ -88,12 +94,18 @@ inline gray_image parse_pnm(const std::vector<unsigned char>& b, const std::stri
     return v;
   };
   const long long w = token("width", 1, 1 << 20), h = token("height", 1, 1 << 20);
+  if (w * h > max_pixels)
+    fail(fn, path.c_str(), "image of ", w, " x ", h, " = ", w * h, " pixels exceeds the limit of ", max_pixels,
+         " pixels (--max-image-pixels)");
   const long long maxval = token("maxval", 1, 65535);
   ++p;  // the single whitespace byte that ends the header
   const long long bps = maxval < 256 ? 1 : 2, count = w * h * chans;
   if (p > b.size() || static_cast<long long>(b.size() - p) < count * bps)
     fail(fn, path.c_str(), "truncated PNM: ", w, " x ", h, " x ", chans, " samples of ", bps, " byte(s) need ",
          count * bps, " bytes of data, the file has ", p > b.size() ? 0 : b.size() - p);
+  if (static_cast<long long>(b.size() - p) > count * bps)
+    fail(fn, path.c_str(), "corrupt PNM: ", static_cast<long long>(b.size() - p) - count * bps,
+         " trailing byte(s) after the ", count * bps, " bytes of pixel data");
   gray_image g;
   g.width = static_cast<int>(w);
   g.height = static_cast<int>(h);
@@ -109,17 +121,45 @@ inline gray_image parse_pnm(const std::vector<unsigned char>& b, const std::stri
   return g;
 }
 
-/// Decodes one file to gray levels; throws topofr::error naming the file.
-inline gray_image read_gray(const std::string& path) {
+/// The format an image file name promises: "pgm", "png", "jpeg", or "" (not an image name).
+inline std::string image_kind(const std::string& name) {
+  std::string ext = std::filesystem::path(name).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (ext == ".pgm") return "pgm";
+  if (ext == ".png") return "png";
+  if (ext == ".jpg" || ext == ".jpeg") return "jpeg";
+  return "";
+}
+
+/// Decodes one file to gray levels; throws topofr::error naming the file. The content must be the format
+/// its extension names (magic bytes: PNG \x89PNG\r\n\x1a\n, JPEG FF D8 FF, PGM P5; a .pgm may also hold a
+/// binary PPM, P6), and the image at most max_pixels pixels (checked from the header, before decoding).
+inline gray_image read_gray(const std::string& path, std::int64_t max_pixels = kDefaultMaxImagePixels) {
   const char* fn = "load_image_folder";
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(fn, path.c_str(), "cannot open file");
   std::vector<unsigned char> b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) fail(fn, path.c_str(), "read error");
   if (b.empty()) fail(fn, path.c_str(), "empty file");
-  if (b.size() >= 2 && b[0] == 'P' && (b[1] == '5' || b[1] == '6')) return parse_pnm(b, path);
+  const std::string kind = image_kind(path);
+  auto starts = [&](const char* magic, std::size_t n) {
+    return b.size() >= n && std::equal(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(n),
+                                       reinterpret_cast<const unsigned char*>(magic));
+  };
+  const bool pnm = b.size() >= 2 && b[0] == 'P' && (b[1] == '5' || b[1] == '6');
+  if (kind == "pgm" && !pnm) fail(fn, path.c_str(), "not a binary PGM (a .pgm file must start with P5)");
+  if (kind == "png" && !starts("\x89PNG\r\n\x1a\n", 8)) fail(fn, path.c_str(), "not a PNG (no PNG signature)");
+  if (kind == "jpeg" && !starts("\xff\xd8\xff", 3)) fail(fn, path.c_str(), "not a JPEG (no JPEG SOI marker)");
+  if (pnm) return parse_pnm(b, path, max_pixels);
   if (b.size() > static_cast<std::size_t>(INT32_MAX)) fail(fn, path.c_str(), "file too large");
   int w = 0, h = 0, c = 0;
+  if (!stbi_info_from_memory(b.data(), static_cast<int>(b.size()), &w, &h, &c)) {
+    const char* why = stbi_failure_reason();
+    fail(fn, path.c_str(), "cannot decode image (", why ? why : "unknown reason", ")");
+  }
+  if (static_cast<std::int64_t>(w) * h > max_pixels)
+    fail(fn, path.c_str(), "image of ", w, " x ", h, " = ", static_cast<std::int64_t>(w) * h,
+         " pixels exceeds the limit of ", max_pixels, " pixels (--max-image-pixels)");
   unsigned char* px = stbi_load_from_memory(b.data(), static_cast<int>(b.size()), &w, &h, &c, 3);
   if (!px) {
     const char* why = stbi_failure_reason();
@@ -185,13 +225,11 @@ inline std::vector<float> resize(const gray_image& g, int height, int width) {
   return out;
 }
 
-inline bool is_image_name(const std::string& name) {
-  std::string ext = std::filesystem::path(name).extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return ext == ".pgm" || ext == ".png" || ext == ".jpg" || ext == ".jpeg";
-}
+inline bool is_image_name(const std::string& name) { return !image_kind(name).empty(); }
 
-/// Sorted names of the entries of dir (hidden ones skipped) that are directories (or regular files).
+/// Sorted names of the entries of dir (hidden ones skipped) that are directories (or, directories false:
+/// regular files, and every entry named like an image, whatever it is, so that a dangling link or a
+/// directory named x.png is reported rather than skipped silently).
 inline std::vector<std::string> list(const std::filesystem::path& dir, bool directories) {
   std::error_code ec;
   std::filesystem::directory_iterator it(dir, ec), end;
@@ -202,7 +240,7 @@ inline std::vector<std::string> list(const std::filesystem::path& dir, bool dire
     const std::string name = it->path().filename().string();
     if (name.empty() || name[0] == '.') continue;
     std::error_code e2;
-    if (directories ? it->is_directory(e2) : it->is_regular_file(e2)) names.push_back(name);
+    if (directories ? it->is_directory(e2) : it->is_regular_file(e2) || is_image_name(name)) names.push_back(name);
   }
   std::sort(names.begin(), names.end());
   return names;
@@ -222,14 +260,19 @@ inline void append_gray(image_set& s, const std::vector<float>& g) {
 /// Loads DIR/<identity>/<image>: identities are the subfolders (sorted by name; hidden entries and
 /// non-directories ignored), images their *.pgm *.png *.jpg *.jpeg files (case-insensitive; other files
 /// ignored), converted to gray (BT.601 luma), resized to height x width, replicated to 3 channels.
-/// A corrupt or unreadable image throws topofr::error naming it; with skip_bad it is skipped and a line
-/// naming it is appended to *warnings (when given). An identity folder with no image is dropped (warning).
+/// A corrupt or unreadable image throws topofr::error naming it; so do content that is not the format
+/// its extension names, an image above max_pixels pixels, trailing bytes after PGM data, and an entry
+/// named like an image that is a dangling link, a directory or not a regular file. With skip_bad each is
+/// skipped and a line naming it is appended to *warnings (when given). An identity folder with no image
+/// is dropped (warning).
 inline image_set load_image_folder(const std::string& dir, int height, int width, bool skip_bad,
-                                   std::vector<std::string>* warnings = nullptr) {
+                                   std::vector<std::string>* warnings = nullptr,
+                                   std::int64_t max_pixels = kDefaultMaxImagePixels) {
   using namespace detail_train;
   const char* fn = "load_image_folder";
   require(height > 0, fn, "height", "must be > 0, got ", height);
   require(width > 0, fn, "width", "must be > 0, got ", width);
+  require(max_pixels > 0, fn, "max_pixels", "must be > 0, got ", max_pixels);
   namespace fs = std::filesystem;
   std::error_code ec;
   require(fs::is_directory(dir, ec), fn, "dir", "not a directory: '", dir, "'");
@@ -251,7 +294,13 @@ inline image_set load_image_folder(const std::string& dir, int height, int width
       const std::string path = (sub / f).string();
       gray_image g;
       try {
-        g = read_gray(path);
+        std::error_code e2;
+        const fs::file_status st = fs::status(path, e2);  // follows links
+        if (fs::is_symlink(fs::symlink_status(path, e2)) && !fs::exists(st))
+          fail(fn, path.c_str(), "dangling symbolic link");
+        if (fs::is_directory(st)) fail(fn, path.c_str(), "a directory named like an image");
+        if (!fs::is_regular_file(st)) fail(fn, path.c_str(), "not a regular file");
+        g = read_gray(path, max_pixels);
       } catch (const topofr::error& e) {
         if (!skip_bad) throw;
         warn(std::string("skipped ") + e.what());

@@ -8,9 +8,12 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -21,74 +24,40 @@
 #include <string>
 #include <vector>
 
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <topofr/core/file.hpp>
 #include <topofr/distance.hpp>
 #include <topofr/isa.hpp>
 #include <topofr/persistence.hpp>
 #include <topofr/rsp.hpp>
 
 #include "autograd.hpp"
+#include "checkpoint.hpp"
 #include "dataset.hpp"
 #include "iresnet.hpp"
-#include "json.hpp"
-#include "plot.hpp"
 #include "stb_impl.hpp"
 #include "synthetic.hpp"
 #include "verify.hpp"
+
+extern char** environ;
 
 namespace fs = std::filesystem;
 using namespace topofr;
 using namespace topofr::train;
 using clock_type = std::chrono::steady_clock;
+using json = nlohmann::ordered_json;  // keys in insertion order; NaN and infinities dump as null
 
 namespace {
-
-const char* kHelp = R"(topofr-train: train a face-recognition IResNet with TopoFR (ArcFace + PTSA + SDE) on LibTorch,
-then verify on held-out identities.
-
-Without --data it trains on SYNTHETIC faces (procedural identities generated from --seed; no real
-images); give --data DIR to train on a real image folder (DIR/<identity>/<image>.{pgm,png,jpg,jpeg}).
-
-Data
-  --data DIR             image folder, one subfolder per identity (gray, replicated to 3 channels)
-  --skip-bad-images      skip unreadable/corrupt images with a warning (default: error naming the file)
-  --identities K         synthetic data: identities (default 32)
-  --per-identity N       synthetic data: images per identity (default 16)
-  --holdout F            fraction of identities held out for verification (default 0.25)
-  --image-size S|HxW     input size (default 48 here; the paper uses 112)
-Model
-  --depth 18|34|50|100   IResNet depth (default 18)
-  --width F              channel multiplier (default 0.25; 1 = insightface's IResNet)
-  --embedding D          embedding size (default 512)
-  --dropout P            dropout before the FC layer (default 0)
-Loss (paper defaults)
-  --loss L               arcface | arcface+isa | arcface+sds | topofr (default topofr)
-  --alpha A              ISA weight (0.1)       --lambda L   SDS exponent (1)
-  --xi P                 RSP probability (0.2)  --s S        logit scale (64)    --m M   ArcFace margin (0.5)
-  --isa-variant V        symmetric (paper) | sorted_deaths (released code)
-  --isa-latent K         normalized (default: unit embeddings, distances / 2, in [0, 1] like the inputs')
-                         | raw (the paper's and the released code's scaling: the embedding, distances / 1)
-  --released-code        reproduce the released code: sorted_deaths ISA on the raw embedding, no focal term
-Optimisation
-  --steps N              training steps (default 300)   --batch B   batch size (default 32)
-  --lr X                 SGD learning rate (0.1; momentum 0.9, weight decay 5e-4, warm-up then poly decay)
-  --warmup N             warm-up steps (default: 5% of --steps)
-  --seed S               seed of everything (data, split, init, RSP); a CPU run is reproducible (default 1)
-  --threads T            CPU threads (default: all cores; fixed per run for reproducibility)
-  --device cpu|cuda      (cuda needs a CUDA build of LibTorch and a GPU)
-Output
-  --out DIR              log.csv, checkpoint.pt, plots (default: topofr-train-out)
-  --checkpoint-every N   checkpoint every N steps (default 50; atomic: temporary file + rename)
-  --resume               continue from DIR/checkpoint.pt (same flags), nothing lost after a kill
-  --report FILE          JSON report (default: DIR/report.json)
-  --no-progress          no progress line
-  --help
-)";
 
 struct config {
   std::string data;
   bool skip_bad = false;
+  std::int64_t max_pixels = kDefaultMaxImagePixels;
   int identities = 32, per_identity = 16;
   double holdout = 0.25;
   int height = 48, width_px = 48;
@@ -111,110 +80,155 @@ struct config {
   bool resume = false;
   std::string report;
   bool progress = true;
+  bool plots = true;
 
   bool use_isa() const { return loss == "arcface+isa" || loss == "topofr"; }
   bool use_sds() const { return loss == "arcface+sds" || loss == "topofr"; }
-  // What a checkpoint must agree on to be resumed.
-  std::string identity() const {
-    std::ostringstream o;
-    o << data << '|' << identities << 'x' << per_identity << '|' << holdout << '|' << height << 'x' << width_px << '|'
-      << depth << '|' << width << '|' << embedding << '|' << dropout << '|' << loss << '|' << alpha << '|' << lambda
-      << '|' << xi << '|' << s << '|' << m << '|' << isa_variant << '|' << isa_latent << '|' << released_code << '|' << steps << '|'
-      << batch << '|' << warmup << '|' << lr << '|' << seed;
-    return o.str();
+  // What a checkpoint must agree on to be resumed, flag by flag (values at full precision).
+  flag_list flags() const {
+    auto num = [](double v) {  // shortest text that reads back as v
+      char b[64];
+      return std::string(b, std::to_chars(b, b + sizeof b, v).ptr);
+    };
+    return {{"--data", data},
+            {"--identities", std::to_string(identities)},
+            {"--per-identity", std::to_string(per_identity)},
+            {"--holdout", num(holdout)},
+            {"--image-size", std::to_string(height) + "x" + std::to_string(width_px)},
+            {"--depth", std::to_string(depth)},
+            {"--width", num(width)},
+            {"--embedding", std::to_string(embedding)},
+            {"--dropout", num(dropout)},
+            {"--loss", loss},
+            {"--alpha", num(alpha)},
+            {"--lambda", num(lambda)},
+            {"--xi", num(xi)},
+            {"--s", num(s)},
+            {"--m", num(m)},
+            {"--isa-variant", isa_variant},
+            {"--isa-latent", isa_latent},
+            {"--released-code", released_code ? "on" : "off"},
+            {"--steps", std::to_string(steps)},
+            {"--batch", std::to_string(batch)},
+            {"--warmup", std::to_string(warmup)},
+            {"--lr", num(lr)},
+            {"--seed", std::to_string(seed)}};
   }
 };
+
+const char* kAbout = R"(topofr-train: train a face-recognition IResNet with TopoFR (ArcFace + PTSA + SDE) on LibTorch,
+then verify on held-out identities.
+
+Without --data it trains on SYNTHETIC faces (procedural identities generated from --seed; no real
+images); give --data DIR to train on a real image folder (DIR/<identity>/<image>.{pgm,png,jpg,jpeg}).
+Docs: docs/train.md.)";
 
 [[noreturn]] void usage_error(const std::string& msg) {
   throw std::invalid_argument(msg + " (see topofr-train --help)");
 }
 
-template <class T>
-T parse_number(const std::string& flag, const std::string& v) {
-  std::istringstream in(v);
-  T x{};
-  in >> x;
-  if (!in || !in.eof()) usage_error(flag + ": not a number: '" + v + "'");
-  return x;
-}
-
 config parse(int argc, char** argv) {
   config c;
-  std::map<std::string, std::string> seen;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto val = [&]() -> std::string {
-      if (i + 1 >= argc) usage_error(a + " needs a value");
-      return argv[++i];
+  CLI::App app(kAbout, "topofr-train");
+  app.get_formatter()->column_width(34);
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a repeated flag: the last wins
+  // A number in [lo, hi] (an integer for integer flags, which may be written 1e3: rewritten to 1000 here).
+  auto number = [](double lo, double hi, bool integer) {
+    return CLI::Validator(
+        [=](std::string& v) -> std::string {
+          char* end = nullptr;
+          const double x = std::strtod(v.c_str(), &end);
+          char b[64];
+          std::snprintf(b, sizeof b, " in [%g, %g], got '", lo, hi);
+          if (v.empty() || *end != '\0' || !(x >= lo && x <= hi) || (integer && x != std::floor(x)))
+            return std::string("expected ") + (integer ? "an integer" : "a number") + b + v + "'";
+          if (integer) v = std::to_string(static_cast<long long>(x));
+          return "";
+        },
+        "");
+  };
+  auto range = [&](double lo, double hi) { return number(lo, hi, false); };
+  auto integer = [&](double lo, double hi) { return number(lo, hi, true); };
+  std::string image_size;
+
+  app.add_option("--data", c.data, "image folder, one subfolder per identity (gray, replicated to 3 channels)")
+      ->group("Data");
+  app.add_flag("--skip-bad-images", c.skip_bad, "skip unreadable/corrupt/hostile images with a warning (default: error)")
+      ->group("Data");
+  app.add_option("--max-image-pixels", c.max_pixels, "refuse larger images, checked from the header (default 16777216)")
+      ->transform(integer(1, 1e12))->group("Data");
+  app.add_option("--identities", c.identities, "synthetic data: identities (default 32)")->transform(integer(2, 1e6))->group("Data");
+  app.add_option("--per-identity", c.per_identity, "synthetic data: images per identity (default 16)")
+      ->transform(integer(2, 1e6))->group("Data");
+  app.add_option("--holdout", c.holdout, "fraction of identities held out for verification (default 0.25)")
+      ->check(range(0.01, 0.99))->group("Data");
+  app.add_option("--image-size", image_size, "input size S or HxW, each in [16, 1024] (default 48; the paper uses 112)")
+      ->group("Data");
+  app.add_option("--depth", c.depth, "IResNet depth (default 18)")->check(CLI::IsMember({18, 34, 50, 100}))->group("Model");
+  app.add_option("--width", c.width, "channel multiplier (default 0.25; 1 = insightface's IResNet)")
+      ->check(range(0.01, 8))->group("Model");
+  app.add_option("--embedding", c.embedding, "embedding size (default 512)")->transform(integer(2, 65536))->group("Model");
+  app.add_option("--dropout", c.dropout, "dropout before the FC layer (default 0)")->check(range(0, 0.99))->group("Model");
+  app.add_option("--loss", c.loss, "arcface | arcface+isa | arcface+sds | topofr (default topofr)")
+      ->check(CLI::IsMember({"arcface", "arcface+isa", "arcface+sds", "topofr"}))->group("Loss (paper defaults)");
+  app.add_option("--alpha", c.alpha, "ISA weight (0.1)")->check(range(0, 1e6))->group("Loss (paper defaults)");
+  app.add_option("--lambda", c.lambda, "SDS exponent (1)")->check(range(-1e3, 1e3))->group("Loss (paper defaults)");
+  app.add_option("--xi", c.xi, "RSP probability (0.2)")->check(range(0, 1))->group("Loss (paper defaults)");
+  app.add_option("--s", c.s, "logit scale (64)")->check(range(1e-6, 1e6))->group("Loss (paper defaults)");
+  app.add_option("--m", c.m, "ArcFace margin (0.5)")->check(range(0, 3.14159))->group("Loss (paper defaults)");
+  app.add_option("--isa-variant", c.isa_variant, "symmetric (paper) | sorted_deaths (released code)")
+      ->check(CLI::IsMember({"symmetric", "sorted_deaths"}))->group("Loss (paper defaults)");
+  app.add_option("--isa-latent", c.isa_latent,
+                 "normalized (default: unit embeddings, distances / 2) | raw (the paper's and the released code's)")
+      ->check(CLI::IsMember({"normalized", "raw"}))->group("Loss (paper defaults)");
+  app.add_flag("--released-code", c.released_code, "sorted_deaths ISA on the raw embedding, no focal term")
+      ->group("Loss (paper defaults)");
+  app.add_option("--steps", c.steps, "training steps (default 300)")->transform(integer(1, 1e9))->group("Optimisation");
+  app.add_option("--batch", c.batch, "batch size (default 32)")->transform(integer(2, 1e6))->group("Optimisation");
+  app.add_option("--lr", c.lr, "SGD learning rate (0.1; momentum 0.9, weight decay 5e-4, warm-up then poly decay)")
+      ->check(range(0, 100))->group("Optimisation");
+  app.add_option("--warmup", c.warmup, "warm-up steps (default: 5% of --steps)")->transform(integer(0, 1e9))->group("Optimisation");
+  app.add_option("--seed", c.seed, "seed of everything (data, split, init, RSP); a CPU run is reproducible (default 1)")
+      ->group("Optimisation");
+  app.add_option("--threads", c.threads, "CPU threads (default: all cores; fixed per run for reproducibility)")
+      ->transform(integer(1, 4096))->group("Optimisation");
+  app.add_option("--device", c.device, "cpu | cuda (cuda needs a CUDA build of LibTorch and a GPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))->group("Optimisation");
+  app.add_option("--out", c.out, "log.csv, checkpoint.pt, topology.json, plots (default: topofr-train-out)")->group("Output");
+  app.add_option("--checkpoint-every", c.checkpoint_every, "checkpoint (and log.csv) every N steps (default 50; atomic)")
+      ->transform(integer(1, 1e9))->group("Output");
+  app.add_flag("--resume", c.resume, "continue from DIR/checkpoint.pt (same flags; its CRCs are checked first)")->group("Output");
+  app.add_option("--report", c.report, "JSON report (default: DIR/report.json)")->group("Output");
+  app.add_flag("!--no-progress", c.progress, "no progress line")->group("Output");
+  app.add_flag("!--no-plots", c.plots, "no PNG figures (they need /usr/bin/python3 with matplotlib: plot.py)")->group("Output");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    std::exit(app.exit(e));
+  } catch (const CLI::ParseError& e) {
+    usage_error(e.what());
+  }
+  if (!image_size.empty()) {
+    const auto x = image_size.find('x');
+    auto dim = [&](const std::string& v) {
+      int n = 0;
+      const auto r = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (v.empty() || r.ec != std::errc() || r.ptr != v.data() + v.size() || n < 16 || n > 1024)
+        usage_error("--image-size: expected S or HxW with each in [16, 1024], got '" + image_size + "'");
+      return n;
     };
-    auto num = [&](auto& dst, double lo, double hi) {
-      using T = std::decay_t<decltype(dst)>;
-      const std::string v = val();
-      const double x = parse_number<double>(a, v);
-      if (!(x >= lo && x <= hi)) usage_error(a + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + v);
-      if (std::is_integral<T>::value && x != std::floor(x)) usage_error(a + " must be an integer, got " + v);
-      dst = static_cast<T>(x);
-    };
-    if (a == "--help" || a == "-h") {
-      std::cout << kHelp;
-      std::exit(0);
-    } else if (a == "--data") c.data = val();
-    else if (a == "--skip-bad-images") c.skip_bad = true;
-    else if (a == "--identities") num(c.identities, 2, 1e6);
-    else if (a == "--per-identity") num(c.per_identity, 2, 1e6);
-    else if (a == "--holdout") num(c.holdout, 0.01, 0.99);
-    else if (a == "--image-size") {
-      const std::string v = val();
-      const auto x = v.find('x');
-      c.height = parse_number<int>(a, v.substr(0, x));
-      c.width_px = x == std::string::npos ? c.height : parse_number<int>(a, v.substr(x + 1));
-      if (c.height < 16 || c.width_px < 16 || c.height > 1024 || c.width_px > 1024)
-        usage_error("--image-size must be in [16, 1024], got " + v);
-    } else if (a == "--depth") {
-      num(c.depth, 18, 100);
-      iresnet_layers(c.depth);  // throws for an unknown depth
-    } else if (a == "--width") num(c.width, 0.01, 8);
-    else if (a == "--embedding") num(c.embedding, 2, 65536);
-    else if (a == "--dropout") num(c.dropout, 0, 0.99);
-    else if (a == "--loss") {
-      c.loss = val();
-      if (c.loss != "arcface" && c.loss != "arcface+isa" && c.loss != "arcface+sds" && c.loss != "topofr")
-        usage_error("--loss must be arcface, arcface+isa, arcface+sds or topofr, got '" + c.loss + "'");
-    } else if (a == "--alpha") num(c.alpha, 0, 1e6);
-    else if (a == "--lambda") num(c.lambda, -1e3, 1e3);
-    else if (a == "--xi") num(c.xi, 0, 1);
-    else if (a == "--s") num(c.s, 1e-6, 1e6);
-    else if (a == "--m") num(c.m, 0, 3.14159);
-    else if (a == "--isa-variant") {
-      c.isa_variant = val();
-      if (c.isa_variant != "symmetric" && c.isa_variant != "sorted_deaths")
-        usage_error("--isa-variant must be symmetric or sorted_deaths, got '" + c.isa_variant + "'");
-    } else if (a == "--isa-latent") {
-      c.isa_latent = val();
-      if (c.isa_latent != "raw" && c.isa_latent != "normalized")
-        usage_error("--isa-latent must be raw or normalized, got '" + c.isa_latent + "'");
-    } else if (a == "--released-code") c.released_code = true;
-    else if (a == "--steps") num(c.steps, 1, 1e9);
-    else if (a == "--batch") num(c.batch, 2, 1e6);
-    else if (a == "--warmup") num(c.warmup, 0, 1e9);
-    else if (a == "--lr") num(c.lr, 0, 100);
-    else if (a == "--seed") {
-      const std::string v = val();
-      c.seed = parse_number<std::uint64_t>(a, v);
-    } else if (a == "--threads") num(c.threads, 1, 4096);
-    else if (a == "--device") {
-      c.device = val();
-      if (c.device != "cpu" && c.device != "cuda") usage_error("--device must be cpu or cuda, got '" + c.device + "'");
-    } else if (a == "--out") c.out = val();
-    else if (a == "--checkpoint-every") num(c.checkpoint_every, 1, 1e9);
-    else if (a == "--resume") c.resume = true;
-    else if (a == "--report") c.report = val();
-    else if (a == "--no-progress") c.progress = false;
-    else usage_error("unknown argument '" + a + "'");
+    c.height = dim(image_size.substr(0, x));
+    c.width_px = x == std::string::npos ? c.height : dim(image_size.substr(x + 1));
   }
   if (c.released_code) c.isa_variant = "sorted_deaths", c.isa_latent = "raw";
   if (c.warmup < 0) c.warmup = c.steps / 20;
   if (c.report.empty()) c.report = (fs::path(c.out) / "report.json").string();
+  // Output paths that write_file would refuse at the end of the run: refused before any work.
+  std::error_code ec;
+  if (fs::is_directory(c.report, ec)) usage_error("--report: '" + c.report + "' is a directory");
+  if (fs::is_symlink(fs::symlink_status(c.report, ec)) && !fs::exists(c.report, ec))
+    usage_error("--report: '" + c.report + "' is a dangling symbolic link");
+  if (fs::exists(c.out, ec) && !fs::is_directory(c.out, ec)) usage_error("--out: '" + c.out + "' is not a directory");
   return c;
 }
 
@@ -328,16 +342,22 @@ eval_result evaluate(IResNet& net, const image_set& ev, const config& c, torch::
   return r;
 }
 
+/// {k1: v1, k2: v2, ...}, keys in this order.
+json obj(std::initializer_list<std::pair<const char*, json>> members) {
+  json o = json::object();
+  for (const auto& [k, v] : members) o[k] = v;
+  return o;
+}
+
 json verification_json(const verification_result& v) {
-  return json::object()
-      .set("accuracy", v.accuracy)
-      .set("accuracy_std", v.accuracy_std)
-      .set("threshold", v.threshold)
-      .set("auc", v.auc)
-      .set("tar_at_far_1e-2", v.tar_at_far_1e2)
-      .set("tar_at_far_1e-3", v.tar_at_far_1e3)
-      .set("genuine_pairs", v.genuine)
-      .set("impostor_pairs", v.impostor);
+  return obj({{"accuracy", v.accuracy},
+              {"accuracy_std", v.accuracy_std},
+              {"threshold", v.threshold},
+              {"auc", v.auc},
+              {"tar_at_far_1e-2", v.tar_at_far_1e2},
+              {"tar_at_far_1e-3", v.tar_at_far_1e3},
+              {"genuine_pairs", v.genuine},
+              {"impostor_pairs", v.impostor}});
 }
 
 json topology_json(const eval_result& r) {
@@ -345,12 +365,11 @@ json topology_json(const eval_result& r) {
   for (double d : r.discrepancy) mean += d;
   mean /= static_cast<double>(std::max<std::size_t>(1, r.discrepancy.size()));
   for (double d : r.discrepancy) sq += (d - mean) * (d - mean);
-  return json::object()
-      .set("discrepancy_mean", mean)
-      .set("discrepancy_std", std::sqrt(sq / static_cast<double>(std::max<std::size_t>(1, r.discrepancy.size()))))
-      .set("discrepancy_median", median(r.discrepancy))
-      .set("batches", static_cast<std::int64_t>(r.discrepancy.size()))
-      .set("isa_variant", "symmetric");
+  return obj({{"discrepancy_mean", mean},
+              {"discrepancy_std", std::sqrt(sq / static_cast<double>(std::max<std::size_t>(1, r.discrepancy.size())))},
+              {"discrepancy_median", median(r.discrepancy)},
+              {"batches", static_cast<std::int64_t>(r.discrepancy.size())},
+              {"isa_variant", "symmetric"}});
 }
 
 // ---- checkpoints and the CSV log ----
@@ -373,49 +392,67 @@ void save_checkpoint(const config& c, const std::string& path, IResNet& net, Nor
   ar.write("optimizer", mopt);
   ar.write("step", c10::IValue(step));
   ar.write("train_seconds", c10::IValue(train_seconds));
-  ar.write("config", c10::IValue(c.identity()));
+  ar.write("config", c10::IValue(flags_signature(c.flags())));
   {
     auto gen = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
     ar.write("cpu_rng", gen.get_state());
   }
-  const std::string tmp = path + ".tmp";
-  ar.save_to(tmp);
-  fs::rename(tmp, path);  // atomic on POSIX: a kill leaves the old or the new checkpoint, never half of one
+  // A temporary file renamed over the old checkpoint: a kill leaves the old or the new one, never half.
+  topofr::detail::write_file(path, "topofr-train", "--out", [&](const std::string& p) { ar.save_to(p); });
 }
 
-/// Loads the checkpoint; returns the step it was written at.
+/// The first line of a LibTorch error, without the C++ backtrace.
+std::string first_line(const char* what) {
+  std::string s(what ? what : "");
+  const auto nl = s.find('\n');
+  return nl == std::string::npos ? s : s.substr(0, nl);
+}
+
+/// Loads the checkpoint; returns the step it was written at. Every member's CRC-32 is checked first
+/// (LibTorch's reader does not); damage, truncation and flag mismatches are one-line errors naming the file.
 std::int64_t load_checkpoint(const config& c, const std::string& path, IResNet& net, NormClassifier& head,
                              torch::optim::SGD& opt, torch::Device dev, double& train_seconds) {
+  try {
+    verify_zip(path);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error("--resume: " + std::string(e.what()));
+  }
   torch::serialize::InputArchive ar, mnet, mhead, mopt;
-  ar.load_from(path, dev);
-  c10::IValue v;
-  ar.read("config", v);
-  if (v.toStringRef() != c.identity())
-    throw std::invalid_argument("--resume: " + path + " was written with other flags (" + v.toStringRef() +
-                                "), this run has (" + c.identity() + ")");
-  ar.read("model", mnet);
-  ar.read("head", mhead);
-  ar.read("optimizer", mopt);
-  net->load(mnet);
-  head->load(mhead);
-  opt.load(mopt);
-  ar.read("step", v);
-  const std::int64_t step = v.toInt();
-  ar.read("train_seconds", v);
-  train_seconds = v.toDouble();
+  std::int64_t step = 0;
   torch::Tensor state;
-  ar.read("cpu_rng", state);
+  try {
+    ar.load_from(path, dev);
+    c10::IValue v;
+    ar.read("config", v);
+    const std::string diff = flags_difference(v.toStringRef(), c.flags());
+    if (!diff.empty()) throw std::invalid_argument("--resume: " + path + " was written with other flags: " + diff);
+    ar.read("model", mnet);
+    ar.read("head", mhead);
+    ar.read("optimizer", mopt);
+    net->load(mnet);
+    head->load(mhead);
+    opt.load(mopt);
+    ar.read("step", v);
+    step = v.toInt();
+    ar.read("train_seconds", v);
+    train_seconds = v.toDouble();
+    ar.read("cpu_rng", state);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error("--resume: " + path + ": truncated or not a topofr checkpoint: " +
+                             first_line(e.what_without_backtrace()));
+  }
+  if (step < 0 || step > c.steps)
+    throw std::runtime_error("--resume: " + path + ": step " + std::to_string(step) + " outside [0, --steps]");
   auto gen = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(gen.mutex());
   gen.set_state(state.to(torch::kCPU));
   return step;
 }
 
-/// Keeps the log rows up to `step` (those after the checkpoint are recomputed) and returns them.
-std::vector<log_row> truncate_log(const std::string& path, std::int64_t step) {
+/// The rows of the log up to `step` (those after the checkpoint are recomputed): parsed, and as text lines.
+std::vector<log_row> read_log(const std::string& path, std::int64_t step, std::vector<std::string>& lines) {
   std::vector<log_row> rows;
-  std::vector<std::string> keep;
   std::ifstream in(path);
   std::string line;
   while (std::getline(in, line)) {
@@ -426,13 +463,73 @@ std::vector<log_row> truncate_log(const std::string& path, std::int64_t step) {
     while (std::getline(ls, f, ',')) v.push_back(std::strtod(f.c_str(), nullptr));
     if (v.size() < 7 || v[0] > static_cast<double>(step)) continue;
     rows.push_back({static_cast<std::int64_t>(v[0]), v[3], v[4], v[5], v[6]});
-    keep.push_back(line);
+    lines.push_back(line);
   }
-  in.close();
-  std::ofstream out(path, std::ios::trunc);
-  out << kLogHeader << '\n';
-  for (const auto& l : keep) out << l << '\n';
   return rows;
+}
+
+/// Writes the whole log (header + lines) through write_file: a kill never leaves half a log.
+void write_log(const std::string& path, const std::vector<std::string>& lines) {
+  topofr::detail::write_file_stream(path, "topofr-train", "--out", [&](std::ostream& os) {
+    os << kLogHeader << '\n';
+    for (const auto& l : lines) os << l << '\n';
+  });
+}
+
+/// Runs argv[0] with argv (no shell); returns its exit status, 127 when it cannot be started.
+int run_program(const std::vector<std::string>& argv) {
+  std::vector<char*> a;
+  for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+  a.push_back(nullptr);
+  pid_t pid = 0;
+  if (::posix_spawn(&pid, a[0], nullptr, nullptr, a.data(), environ) != 0) return 127;
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR) return 127;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+/// The figures (examples/train/plot.py, matplotlib) drawn into a temporary folder, then each written
+/// through write_file. Returns the paths written; a missing python3/matplotlib is one warning line.
+std::vector<std::string> write_plots(const fs::path& out, const std::string& log_path, const std::string& topo_path) {
+  const char* py_env = std::getenv("TOPOFR_TRAIN_PYTHON");
+  const char* script_env = std::getenv("TOPOFR_TRAIN_PLOT_SCRIPT");
+  const std::string py = py_env && *py_env ? py_env : TOPOFR_TRAIN_PYTHON;
+  const std::string script = script_env && *script_env ? script_env : TOPOFR_TRAIN_PLOT_SCRIPT;
+  const char* figures[] = {"loss.png", "persistence.png", "discrepancy.png", "discrepancy_untrained.png"};
+  std::string tmpl = (out / ".plots-XXXXXX").string();
+  if (!::mkdtemp(tmpl.data())) {
+    std::cerr << "warning: plots not written: cannot create a temporary folder in " << out.string() << '\n';
+    return {};
+  }
+  const fs::path tmp(tmpl);
+  std::vector<std::string> written;
+  const int rc = run_program({py, script, "--missing-ok", log_path, topo_path, tmp.string()});
+  if (rc == 127)
+    std::cerr << "warning: plots not written: cannot run " << py << " (set TOPOFR_TRAIN_PYTHON, or --no-plots)\n";
+  else if (rc == 3)
+    std::cerr << "warning: plots not written: " << py
+              << " has no matplotlib (Debian: apt-get install python3-matplotlib; or --no-plots)\n";
+  else if (rc != 0)
+    std::cerr << "warning: plots not written: " << script << " exited with status " << rc << '\n';
+  else {
+    try {
+      for (const char* f : figures) {
+        const std::string dst = (out / f).string();
+        topofr::detail::write_file_stream(dst, "topofr-train", "--out", [&](std::ostream& os) {
+          std::ifstream src(tmp / f, std::ios::binary);
+          if (!src) throw std::runtime_error(std::string("plot.py did not write ") + f);
+          os << src.rdbuf();
+        });
+        written.push_back(dst);
+      }
+    } catch (const std::exception& e) {
+      std::cerr << "warning: plots not written: " << e.what() << '\n';
+    }
+  }
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  return written;
 }
 
 int run(int argc, char** argv) {
@@ -454,10 +551,17 @@ int run(int argc, char** argv) {
 
   // ---- data ----
   std::vector<std::string> warnings;
-  const image_set all = c.data.empty()
-                            ? synthetic_faces(c.identities, c.per_identity, c.height, c.width_px, c.seed)
-                            : load_image_folder(c.data, c.height, c.width_px, c.skip_bad, &warnings);
+  const image_set all = [&] {
+    if (c.data.empty()) return synthetic_faces(c.identities, c.per_identity, c.height, c.width_px, c.seed);
+    try {
+      return load_image_folder(c.data, c.height, c.width_px, c.skip_bad, &warnings, c.max_pixels);
+    } catch (const topofr::error& e) {  // names the file and the reason; say which flag led there
+      throw std::runtime_error("--data " + c.data + ": " + e.what() +
+                               (c.skip_bad ? "" : " (--skip-bad-images skips bad images with a warning)"));
+    }
+  }();
   for (const auto& w : warnings) std::cerr << "warning: " << w << '\n';
+  if (!warnings.empty()) std::cerr << "data: " << warnings.size() << " warning(s), listed in the report's data.warnings\n";
   const split sp = split_by_identity(all, c.holdout, c.seed);
   const image_set &tr = sp.train, &ev = sp.eval;
   if (tr.size() < c.batch)
@@ -510,15 +614,15 @@ int run(int argc, char** argv) {
   std::int64_t start = 0;
   double train_seconds = 0;
   std::vector<log_row> history;
+  std::vector<std::string> log_lines;  // log.csv's rows as text
   if (c.resume && fs::exists(ckpt)) {
     start = load_checkpoint(c, ckpt, net, head, opt, dev, train_seconds);
-    history = truncate_log(log_path, start);
+    history = read_log(log_path, start, log_lines);
     std::cerr << "resumed from " << ckpt << " at step " << start << "/" << c.steps << '\n';
   } else {
     if (c.resume) std::cerr << "--resume: no checkpoint in " << c.out << ", starting from step 0\n";
-    std::ofstream(log_path, std::ios::trunc) << kLogHeader << '\n';
   }
-  std::ofstream log(log_path, std::ios::app);
+  write_log(log_path, log_lines);  // written whole at each checkpoint and at the end
 
   // ---- training ----
   sampler smp{tr.size(), c.batch, tr.size() / c.batch, c.seed};
@@ -580,9 +684,11 @@ int run(int argc, char** argv) {
     topo_ms.push_back(topo);
     const std::int64_t done = step + 1;
     history.push_back({done, lv, cv, lisa, st.loss_unweighted});
+    std::ostringstream log;
     log << done << ',' << step / smp.per_epoch << ',' << lr << ',' << lv << ',' << cv << ',' << lisa << ','
         << st.loss_unweighted << ',' << st.pi << ',' << st.hard_fraction << ',' << ms << ',' << topo << ','
-        << 1000.0 * c.batch / ms << '\n';
+        << 1000.0 * c.batch / ms;
+    log_lines.push_back(log.str());
     const double elapsed = std::chrono::duration<double>(clock_type::now() - train0).count();
     train_seconds = seconds_before + elapsed;
     if (c.progress && (tty || done % std::max(1, c.steps / 20) == 0 || done == c.steps)) {
@@ -594,12 +700,12 @@ int run(int argc, char** argv) {
       std::cerr << (tty ? "\r" : "") << b << (tty ? "\033[K" : "\n") << std::flush;
     }
     if (done % c.checkpoint_every == 0 || done == c.steps) {
-      log.flush();
+      write_log(log_path, log_lines);
       save_checkpoint(c, ckpt, net, head, opt, done, train_seconds);
     }
   }
   if (c.progress && tty) std::cerr << '\n';
-  log.close();
+  write_log(log_path, log_lines);
 
   // ---- verification, topology, plots, report ----
   const eval_result after = evaluate(net, ev, c, dev);
@@ -627,98 +733,77 @@ int run(int argc, char** argv) {
 
   const fs::path out(c.out);
   std::vector<std::string> outputs = {log_path, ckpt};
-  try {
-    series sl{"loss", {}, {}}, sc{"L_cls (weighted)", {}, {}}, sa{"alpha * L_sa", {}, {}}, su{"ArcFace CE (unweighted)", {}, {}};
-    for (const auto& h : history) {
-      sl.x.push_back(static_cast<double>(h.step)), sl.y.push_back(h.loss);
-      sc.x.push_back(static_cast<double>(h.step)), sc.y.push_back(h.cls);
-      sa.x.push_back(static_cast<double>(h.step)), sa.y.push_back(c.alpha * h.isa);
-      su.x.push_back(static_cast<double>(h.step)), su.y.push_back(h.ce);
-    }
-    std::vector<series> curves = {sl, sc, su};
-    if (c.use_isa()) curves.push_back(sa);
-    plot_lines((out / "loss.png").string(), "training loss (" + c.loss + ")", "step", "loss", curves);
-    // Each space's deaths relative to its largest: the spaces' scales differ by orders of magnitude (an
-    // untrained latent's by ~1e4), and the shape of the filtration is what the alignment is about.
-    auto rank = [](const std::vector<double>& d, const std::string& name) {
-      const double top = d.empty() ? 1.0 : std::max(*std::max_element(d.begin(), d.end()), 1e-300);
-      series s{name, {}, {}};
-      for (std::size_t k = 0; k < d.size(); ++k) {
-        s.x.push_back(static_cast<double>(k + 1));
-        s.y.push_back(d[k] / top);
-      }
-      return s;
-    };
-    plot_lines((out / "persistence.png").string(), "persistence deaths, one eval batch", "pair (filtration order)",
-               "death / largest death", {rank(after.deaths_x, "input X"), rank(before.deaths_z, "latent, untrained"),
-                                         rank(after.deaths_z, "latent, trained")});
-    plot_histogram((out / "discrepancy.png").string(), "topological discrepancy (ISA) per evaluation batch, trained",
-                   "ISA value", after.discrepancy, 20);
-    plot_histogram((out / "discrepancy_untrained.png").string(), "topological discrepancy (ISA) per evaluation batch, untrained",
-                   "ISA value", before.discrepancy, 20);
-    for (const char* f : {"loss.png", "persistence.png", "discrepancy.png", "discrepancy_untrained.png"})
-      outputs.push_back((out / f).string());
-  } catch (const std::exception& e) {
-    std::cerr << "warning: plots not written: " << e.what() << '\n';
+  // topology.json: what plot.py draws besides log.csv (per-batch discrepancies, persistence deaths).
+  const std::string topo_path = (out / "topology.json").string();
+  {
+    auto arr = [](const std::vector<double>& v) { return json(v); };
+    json topo = obj({{"loss", c.loss},
+                     {"alpha", c.alpha},
+                     {"use_isa", c.use_isa()},
+                     {"deaths", obj({{"input X", arr(after.deaths_x)},
+                                     {"latent, untrained", arr(before.deaths_z)},
+                                     {"latent, trained", arr(after.deaths_z)}})},
+                     {"discrepancy_trained", arr(after.discrepancy)},
+                     {"discrepancy_untrained", arr(before.discrepancy)}});
+    topofr::detail::write_file_stream(topo_path, "topofr-train", "--out", [&](std::ostream& os) { os << topo.dump(2) << '\n'; });
+    outputs.push_back(topo_path);
   }
+  if (c.plots)
+    for (const auto& f : write_plots(out, log_path, topo_path)) outputs.push_back(f);
 
   const double wall = std::chrono::duration<double>(clock_type::now() - wall0).count();
   const std::vector<double> steady(step_ms.begin() + std::min<std::size_t>(step_ms.size(), 5), step_ms.end());
   const std::vector<double> steady_topo(topo_ms.begin() + std::min<std::size_t>(topo_ms.size(), 5), topo_ms.end());
-  json cfg = json::object()
-                 .set("data", c.data.empty() ? json("synthetic") : json(c.data))
-                 .set("synthetic", c.data.empty())
-                 .set("identities", c.identities)
-                 .set("per_identity", c.per_identity)
-                 .set("holdout", c.holdout)
-                 .set("image_size", json::array({c.height, c.width_px}))
-                 .set("depth", c.depth)
-                 .set("width", c.width)
-                 .set("embedding", c.embedding)
-                 .set("dropout", c.dropout)
-                 .set("loss", c.loss)
-                 .set("alpha", c.alpha)
-                 .set("lambda", c.lambda)
-                 .set("xi", c.xi)
-                 .set("s", c.s)
-                 .set("m", c.m)
-                 .set("isa_variant", c.isa_variant)
-                 .set("isa_latent", c.isa_latent)
-                 .set("released_code", c.released_code)
-                 .set("steps", c.steps)
-                 .set("batch", c.batch)
-                 .set("lr", c.lr)
-                 .set("warmup", c.warmup)
-                 .set("seed", static_cast<std::int64_t>(c.seed))
-                 .set("threads", threads)
-                 .set("device", c.device)
-                 .set("torch_version", TORCH_VERSION);
-  json report = json::object()
-                    .set("configuration", cfg)
-                    .set("data", json::object()
-                                     .set("images", all.size())
-                                     .set("identities", all.identities())
-                                     .set("train_images", tr.size())
-                                     .set("train_identities", tr.identities())
-                                     .set("eval_images", ev.size())
-                                     .set("eval_identities", ev.identities())
-                                     .set("warnings", warnings))
-                    .set("verification", verification_json(va))
-                    .set("verification_untrained", verification_json(vb))
-                    .set("topology", topology_json(after))
-                    .set("topology_untrained", topology_json(before))
-                    .set("training", json::object()
-                                         .set("steps", c.steps)
-                                         .set("resumed_from_step", start)
-                                         .set("final_loss", history.empty() ? json() : json(history.back().loss))
-                                         .set("step_ms_median", median(steady))
-                                         .set("topology_ms_median", median(steady_topo))
-                                         .set("images_per_s", 1000.0 * c.batch / median(steady))
-                                         .set("train_seconds", train_seconds))
-                    .set("wall_time_s", wall)
-                    .set("outputs", outputs);
+  json cfg = obj({{"data", c.data.empty() ? json("synthetic") : json(c.data)},
+                  {"synthetic", c.data.empty()},
+                  {"identities", c.identities},
+                  {"per_identity", c.per_identity},
+                  {"holdout", c.holdout},
+                  {"image_size", json::array({c.height, c.width_px})},
+                  {"depth", c.depth},
+                  {"width", c.width},
+                  {"embedding", c.embedding},
+                  {"dropout", c.dropout},
+                  {"loss", c.loss},
+                  {"alpha", c.alpha},
+                  {"lambda", c.lambda},
+                  {"xi", c.xi},
+                  {"s", c.s},
+                  {"m", c.m},
+                  {"isa_variant", c.isa_variant},
+                  {"isa_latent", c.isa_latent},
+                  {"released_code", c.released_code},
+                  {"steps", c.steps},
+                  {"batch", c.batch},
+                  {"lr", c.lr},
+                  {"warmup", c.warmup},
+                  {"seed", static_cast<std::int64_t>(c.seed)},
+                  {"threads", threads},
+                  {"device", c.device},
+                  {"torch_version", TORCH_VERSION}});
+  json report = obj({{"configuration", cfg},
+                     {"data", obj({{"images", all.size()},
+                                   {"identities", all.identities()},
+                                   {"train_images", tr.size()},
+                                   {"train_identities", tr.identities()},
+                                   {"eval_images", ev.size()},
+                                   {"eval_identities", ev.identities()},
+                                   {"warnings", warnings}})},
+                     {"verification", verification_json(va)},
+                     {"verification_untrained", verification_json(vb)},
+                     {"topology", topology_json(after)},
+                     {"topology_untrained", topology_json(before)},
+                     {"training", obj({{"steps", c.steps},
+                                       {"resumed_from_step", start},
+                                       {"final_loss", history.empty() ? json() : json(history.back().loss)},
+                                       {"step_ms_median", median(steady)},
+                                       {"topology_ms_median", median(steady_topo)},
+                                       {"images_per_s", 1000.0 * c.batch / median(steady)},
+                                       {"train_seconds", train_seconds}})},
+                     {"wall_time_s", wall},
+                     {"outputs", outputs}});
   if (const fs::path rp = fs::path(c.report).parent_path(); !rp.empty()) fs::create_directories(rp);
-  report.save(c.report);
+  topofr::detail::write_file_stream(c.report, "topofr-train", "--report", [&](std::ostream& os) { os << report.dump(2) << '\n'; });
   std::printf("report: %s (wall time %s; outputs in %s)\n", c.report.c_str(), duration(wall).c_str(), c.out.c_str());
   return 0;
 }
@@ -728,6 +813,9 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     return run(argc, argv);
+  } catch (const c10::Error& e) {  // LibTorch's: the first line, without the C++ backtrace
+    std::cerr << "\ntopofr-train: error: " << first_line(e.what_without_backtrace()) << '\n';
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "\ntopofr-train: error: " << e.what() << '\n';
     return 1;
