@@ -89,8 +89,8 @@ margin_fn checked_margin(const combined_margin& m, const char* fn) {
   return f;
 }
 
-template <class InC>
-void check_cos_view(matrix_view<InC> cos, const char* fn) {
+template <class InC, class S>
+void check_cos_view(matrix_view<InC, S> cos, const char* fn) {
   check_view(cos, fn, "cos");
   require(cos.cols() >= 1 || cos.rows() == 0, fn, "cos", "expected at least one class column, got ",
           cos.rows(), " x ", cos.cols());
@@ -134,7 +134,9 @@ template <class InC, class Body>
 void for_rows(matrix_view<InC> cos, const char* fn, Body body) {
   const index_t n = cos.rows();
   index_t first_bad = n;
+#if defined(_OPENMP)
 #pragma omp parallel for schedule(dynamic) reduction(min : first_bad)
+#endif
   for (index_t i = 0; i < n; ++i)
     if (!body(i) && i < first_bad) first_bad = i;
   if (first_bad < n) fail_cos(cos, first_bad, fn);

@@ -20,8 +20,8 @@ inline void check_pairs(vector_view<const edge> pairs, index_t n, const char* fn
   }
 }
 
-template <class M>
-void check_square(const matrix_view<M>& m, const char* fn, const char* arg) {
+template <class M, class S>
+void check_square(const matrix_view<M, S>& m, const char* fn, const char* arg) {
   check_view(m, fn, arg);
   require(m.rows() == m.cols(), fn, arg, "expected a square matrix, got ", m.rows(), " x ", m.cols());
 }

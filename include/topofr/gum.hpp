@@ -107,8 +107,8 @@ inline void gum_check_options(const gum_options& opt, const char* fn) {
 
 /// gum_fit's argument checks, shared by the CPU and CUDA overloads (the values are checked where they are
 /// read: on the host here, on the device there).
-template <class In, class T>
-void gum_check_args(const vector_view<In>& entropy, const vector_view<T>& hard_posterior, const gum_options& opt,
+template <class In, class T, class S>
+void gum_check_args(const vector_view<In, S>& entropy, const vector_view<T, S>& hard_posterior, const gum_options& opt,
                     const char* fn) {
   detail::check_view(entropy, fn, "entropy");
   detail::require(entropy.size() >= 1, fn, "entropy", "expected at least 1 entropy, got ", entropy.size());

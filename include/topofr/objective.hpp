@@ -93,14 +93,14 @@ class objective {
       r.sigma = g.sigma;
       r.gum_iterations = g.iterations;
       index_t hard = 0;
-      for (index_t i = 0; i < n; ++i) hard += hard_[i] > T(0.5);
+      for (const T h : hard_) hard += h > T(0.5);
       r.hard_fraction = static_cast<double>(hard) / static_cast<double>(n);
     } else {
       std::fill(omega_.begin(), omega_.end(), T(1));
       std::fill(hard_.begin(), hard_.end(), T(0));
     }
     double cls = 0;
-    for (index_t i = 0; i < n; ++i) cls += static_cast<double>(omega_[i]) * static_cast<double>(loss_[i]);
+    for (std::size_t i = 0; i < loss_.size(); ++i) cls += static_cast<double>(omega_[i]) * static_cast<double>(loss_[i]);
     r.loss_cls = static_cast<T>(cls / static_cast<double>(n));
 
     // Pass 2: d L_cls / d cos with omega_i / N per row.

@@ -275,7 +275,9 @@ index_t rsp_first_nonfinite(const T* data, index_t n) {
   constexpr index_t block = 4096;
   const index_t blocks = (n + block - 1) / block;
   index_t bad = n;
+#if defined(_OPENMP)
 #pragma omp parallel for reduction(min : bad) schedule(static)
+#endif
   for (index_t b = 0; b < blocks; ++b) {
     const index_t lo = b * block, hi = std::min(n, lo + block);
     int nonfinite = 0;  // an int sum rather than a bool &= : GCC vectorises this form
@@ -370,10 +372,14 @@ void rsp_perturb(cpu_t, image_batch_view<T> images, const rsp_options& opt,
   detail::require(bad == total, fn, "images", "non-finite value at index ", bad, " (sample ",
                   bad / ss, "): ", bad < total ? static_cast<double>(images.data()[bad]) : 0.0);
 
+#if defined(_OPENMP)
 #pragma omp parallel
+#endif
   {
     std::vector<double> buf;  // per thread: one sample's scratch
+#if defined(_OPENMP)
 #pragma omp for schedule(dynamic, 4)
+#endif
     for (index_t i = 0; i < n; ++i) {
       const rsp_plan p = rsp_draw(opt, i, c, h, w);
       detail::rsp_apply_one(p, images.sample(i), c, h, w, buf);

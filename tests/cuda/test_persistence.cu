@@ -73,8 +73,8 @@ void check_matrix(const std::vector<V>& m, index_t n, index_t ld, bool with_refe
   dbuf<V> dm(m);
   dbuf<edge> gp(n - 1);
   dbuf<V> gd(n - 1);
-  persistence_pairs(t.ctx, matrix_view<const V>(dm.p, n, n, ld), vector_view<edge>(gp.p, n - 1),
-                    vector_view<V>(gd.p, n - 1));
+  persistence_pairs(t.ctx, device_matrix_view<const V>(dm.p, n, n, ld), device_vector_view<edge>(gp.p, n - 1),
+                    device_vector_view<V>(gd.p, n - 1));
   CHECK(t.status() == cuda::status_ok);
   const std::vector<edge> p = gp.get();
   const std::vector<V> dd = gd.get();
@@ -166,8 +166,8 @@ TEST_CASE("cuda persistence_pairs batched == B separate CPU calls (float matrix,
     dbuf<float> dm(all);
     dbuf<edge> gp(static_cast<std::size_t>(B * pld));
     dbuf<double> gd(static_cast<std::size_t>(B * pld));
-    persistence_pairs(t.ctx, batch_view<const float>(dm.p, B, n, n, ld, stride),
-                      matrix_view<edge>(gp.p, B, n - 1, pld), matrix_view<double>(gd.p, B, n - 1, pld));
+    persistence_pairs(t.ctx, device_batch_view<const float>(dm.p, B, n, n, ld, stride),
+                      device_matrix_view<edge>(gp.p, B, n - 1, pld), device_matrix_view<double>(gd.p, B, n - 1, pld));
     CHECK(t.status() == cuda::status_ok);
     const std::vector<edge> p = gp.get();
     const std::vector<double> d = gd.get();
@@ -209,9 +209,9 @@ void check_points(index_t B, index_t n, index_t d, std::uint64_t seed, double sc
   dbuf<edge> gp(static_cast<std::size_t>(B * (n - 1)));
   dbuf<V> gd(static_cast<std::size_t>(B * (n - 1)));
   dbuf<V> gm(static_cast<std::size_t>(B * n * n));
-  const batch_view<const V> pts(dx.p, B, n, d, ld, stride);
-  persistence_pairs_from_points(t.ctx, pts, scale, matrix_view<edge>(gp.p, B, n - 1), matrix_view<V>(gd.p, B, n - 1));
-  pairwise_distances(t.ctx, pts, batch_view<V>(gm.p, B, n, n), scale);
+  const device_batch_view<const V> pts(dx.p, B, n, d, ld, stride);
+  persistence_pairs_from_points(t.ctx, pts, scale, device_matrix_view<edge>(gp.p, B, n - 1), device_matrix_view<V>(gd.p, B, n - 1));
+  pairwise_distances(t.ctx, pts, device_batch_view<V>(gm.p, B, n, n), scale);
   CHECK(t.status() == cuda::status_ok);
   const std::vector<edge> p = gp.get();
   const std::vector<V> dd = gd.get(), gmat = gm.get();
@@ -283,7 +283,7 @@ TEST_CASE("cuda persistence: device-detected invalid entries set the status bits
     test_ctx t;
     dbuf<float> dm(m);
     dbuf<edge> gp(static_cast<std::size_t>(B * (n - 1)));
-    persistence_pairs(t.ctx, batch_view<const float>(dm.p, B, n, n), matrix_view<edge>(gp.p, B, n - 1));
+    persistence_pairs(t.ctx, device_batch_view<const float>(dm.p, B, n, n), device_matrix_view<edge>(gp.p, B, n - 1));
     const int s = t.status();
     for (const edge e : gp.get()) CHECK((e.u >= 0 && e.u < e.v && e.v < n));
     return s;
@@ -314,7 +314,7 @@ TEST_CASE("cuda persistence: device-detected invalid entries set the status bits
     test_ctx t;
     dbuf<float> dx(x);
     dbuf<edge> gp(3);
-    persistence_pairs_from_points(t.ctx, batch_view<const float>(dx.p, 1, 4, 8), 1.0, matrix_view<edge>(gp.p, 1, 3));
+    persistence_pairs_from_points(t.ctx, device_batch_view<const float>(dx.p, 1, 4, 8), 1.0, device_matrix_view<edge>(gp.p, 1, 3));
     CHECK(t.status() == cuda::status_non_finite);
   }
 }
@@ -324,27 +324,27 @@ TEST_CASE("cuda persistence: bad shapes throw on the host, naming the argument")
   dbuf<float> m(16 * 16);
   dbuf<edge> p(16);
   dbuf<float> d(16);
-  CHECK_THROWS_WITH(persistence_pairs(t.ctx, matrix_view<const float>(m.p, 4, 5), vector_view<edge>(p.p, 3)),
+  CHECK_THROWS_WITH(persistence_pairs(t.ctx, device_matrix_view<const float>(m.p, 4, 5), device_vector_view<edge>(p.p, 3)),
                     Catch::Contains("dist") && Catch::Contains("square"));
-  CHECK_THROWS_WITH(persistence_pairs(t.ctx, matrix_view<const float>(m.p, 1, 1), vector_view<edge>(p.p, 0)),
+  CHECK_THROWS_WITH(persistence_pairs(t.ctx, device_matrix_view<const float>(m.p, 1, 1), device_vector_view<edge>(p.p, 0)),
                     Catch::Contains("dist") && Catch::Contains("n = 1"));
-  CHECK_THROWS_WITH(persistence_pairs(t.ctx, matrix_view<const float>(m.p, 4, 4), vector_view<edge>(p.p, 4)),
+  CHECK_THROWS_WITH(persistence_pairs(t.ctx, device_matrix_view<const float>(m.p, 4, 4), device_vector_view<edge>(p.p, 4)),
                     Catch::Contains("pairs"));
-  CHECK_THROWS_WITH(persistence_pairs(t.ctx, matrix_view<const float>(m.p, 4, 4), vector_view<edge>(p.p, 3),
-                                      vector_view<float>(d.p, 2)),
+  CHECK_THROWS_WITH(persistence_pairs(t.ctx, device_matrix_view<const float>(m.p, 4, 4), device_vector_view<edge>(p.p, 3),
+                                      device_vector_view<float>(d.p, 2)),
                     Catch::Contains("deaths"));
-  CHECK_THROWS_WITH(persistence_pairs(t.ctx, matrix_view<const float>(nullptr, 4, 4), vector_view<edge>(p.p, 3)),
+  CHECK_THROWS_WITH(persistence_pairs(t.ctx, device_matrix_view<const float>(nullptr, 4, 4), device_vector_view<edge>(p.p, 3)),
                     Catch::Contains("dist") && Catch::Contains("null"));
-  CHECK_THROWS_WITH(persistence_pairs(t.ctx, batch_view<const float>(m.p, 2, 4, 4), matrix_view<edge>(p.p, 3, 3)),
+  CHECK_THROWS_WITH(persistence_pairs(t.ctx, device_batch_view<const float>(m.p, 2, 4, 4), device_matrix_view<edge>(p.p, 3, 3)),
                     Catch::Contains("pairs"));
-  CHECK_THROWS_WITH(persistence_pairs_from_points(t.ctx, batch_view<const float>(m.p, 2, 4, 2), 0.0,
-                                                  matrix_view<edge>(p.p, 2, 3)),
+  CHECK_THROWS_WITH(persistence_pairs_from_points(t.ctx, device_batch_view<const float>(m.p, 2, 4, 2), 0.0,
+                                                  device_matrix_view<edge>(p.p, 2, 3)),
                     Catch::Contains("scale"));
-  CHECK_THROWS_WITH(persistence_pairs_from_points(t.ctx, batch_view<const float>(m.p, 2, 1, 2), 1.0,
-                                                  matrix_view<edge>(p.p, 2, 0)),
+  CHECK_THROWS_WITH(persistence_pairs_from_points(t.ctx, device_batch_view<const float>(m.p, 2, 1, 2), 1.0,
+                                                  device_matrix_view<edge>(p.p, 2, 0)),
                     Catch::Contains("points"));
-  CHECK_THROWS_WITH(persistence_pairs_from_points(t.ctx, batch_view<const float>(m.p, 2, 4, 2), 1.0,
-                                                  matrix_view<edge>(p.p, 2, 3), matrix_view<float>(d.p, 1, 3)),
+  CHECK_THROWS_WITH(persistence_pairs_from_points(t.ctx, device_batch_view<const float>(m.p, 2, 4, 2), 1.0,
+                                                  device_matrix_view<edge>(p.p, 2, 3), device_matrix_view<float>(d.p, 1, 3)),
                     Catch::Contains("deaths"));
   CHECK(t.status() == cuda::status_ok);  // nothing was launched
 }

@@ -298,7 +298,7 @@ struct ce_backward_op {
 /// ew_threads for the order.
 template <class InC, class T, class Op>
 __global__ void __launch_bounds__(ew_threads)
-    rows_elementwise_kernel(matrix_view<InC> cos, matrix_view<const T> g, matrix_view<T> out, Op op,
+    rows_elementwise_kernel(device_matrix_view<InC> cos, device_matrix_view<const T> g, device_matrix_view<T> out, Op op,
                             index_t tiles_per_row, int* status) {
   using A = acc_t<InC>;
   static_assert(std::is_same<A, T>::value, "outputs in the arithmetic type");
@@ -490,7 +490,7 @@ __device__ inline void sweep_row(const InC* ci, const row_split& sp, int t, F&& 
 /// Pass 1: one block per row (grid-stride over rows).
 template <class InC, class L, class T>
 __global__ void __launch_bounds__(head_threads)
-    margin_ce_forward_kernel(matrix_view<InC> cos, const L* labels, dmargin mf, double eps, T* loss, T* entropy,
+    margin_ce_forward_kernel(device_matrix_view<InC> cos, const L* labels, dmargin mf, double eps, T* loss, T* entropy,
                              T* p_gt, T* lse, int* status) {
   using A = acc_t<InC>;
   constexpr int U = head_unroll;
@@ -586,8 +586,8 @@ __global__ void __launch_bounds__(head_threads)
 
 /// Launches rows_elementwise_kernel over an n x c matrix.
 template <class InC, class T, class Op>
-void launch_elementwise(const char* fn, const context& ctx, matrix_view<InC> cos, matrix_view<const T> g,
-                        matrix_view<T> out, const Op& op) {
+void launch_elementwise(const char* fn, const context& ctx, device_matrix_view<InC> cos, device_matrix_view<const T> g,
+                        device_matrix_view<T> out, const Op& op) {
   const index_t n = cos.rows(), c = cos.cols();
   const index_t tiles = (c + ew_tile_cols<InC> - 1) / ew_tile_cols<InC>;
   const index_t total = n * tiles;
@@ -597,7 +597,7 @@ void launch_elementwise(const char* fn, const context& ctx, matrix_view<InC> cos
 }
 
 template <class L>
-void check_label_view(vector_view<L> labels, index_t n, const char* fn) {
+void check_label_view(device_vector_view<L> labels, index_t n, const char* fn) {
   static_assert(std::is_same<std::remove_const_t<L>, std::int32_t>::value ||
                     std::is_same<std::remove_const_t<L>, std::int64_t>::value,
                 "labels must be int32 or int64");
@@ -610,8 +610,8 @@ void check_label_view(vector_view<L> labels, index_t n, const char* fn) {
 /// CUDA twin of margin_logits (topofr/arcface.hpp). Labels and cosines are range-checked on the device
 /// (status_label_out_of_range / status_cos_out_of_range); an invalid label gets no margin.
 template <class InC, class L, class T = cuda::detail::acc_t<InC>>
-void margin_logits(const cuda::context& ctx, matrix_view<InC> cos, vector_view<L> labels, const combined_margin& m,
-                   matrix_view<T> logits) {
+void margin_logits(const cuda::context& ctx, device_matrix_view<InC> cos, device_vector_view<L> labels, const combined_margin& m,
+                   device_matrix_view<T> logits) {
   static_assert(cuda::detail::is_cos_input_v<InC> && std::is_same<T, cuda::detail::acc_t<InC>>::value,
                 "margin_logits: cos float/double/half/bfloat16, logits its arithmetic type");
   constexpr const char* fn = "margin_logits";
@@ -622,14 +622,14 @@ void margin_logits(const cuda::context& ctx, matrix_view<InC> cos, vector_view<L
   detail::check_shape(logits, n, c, fn, "logits");
   if (n == 0) return;
   const auto dm = cuda::detail::dmargin::from(mf, cuda::detail::sin_floor_of<InC>());
-  cuda::detail::launch_elementwise(fn, ctx, cos, matrix_view<const T>(), logits,
+  cuda::detail::launch_elementwise(fn, ctx, cos, device_matrix_view<const T>(), logits,
                                    cuda::detail::logits_op<T, std::remove_const_t<L>>{labels.data(), dm});
 }
 
 /// CUDA twin of margin_logits_backward.
 template <class InC, class L, class InG, class T = cuda::detail::acc_t<InC>>
-void margin_logits_backward(const cuda::context& ctx, matrix_view<InC> cos, vector_view<L> labels,
-                            const combined_margin& m, matrix_view<InG> grad_logits, matrix_view<T> grad_cos) {
+void margin_logits_backward(const cuda::context& ctx, device_matrix_view<InC> cos, device_vector_view<L> labels,
+                            const combined_margin& m, device_matrix_view<InG> grad_logits, device_matrix_view<T> grad_cos) {
   static_assert(cuda::detail::is_cos_input_v<InC> && std::is_same<T, cuda::detail::acc_t<InC>>::value &&
                     std::is_same<std::remove_const_t<InG>, T>::value,
                 "margin_logits_backward: grad_logits and grad_cos in the arithmetic type of cos");
@@ -642,15 +642,15 @@ void margin_logits_backward(const cuda::context& ctx, matrix_view<InC> cos, vect
   detail::check_shape(grad_cos, n, c, fn, "grad_cos");
   if (n == 0) return;
   const auto dm = cuda::detail::dmargin::from(mf, cuda::detail::sin_floor_of<InC>());
-  cuda::detail::launch_elementwise(fn, ctx, cos, matrix_view<const T>(grad_logits), grad_cos,
+  cuda::detail::launch_elementwise(fn, ctx, cos, device_matrix_view<const T>(grad_logits), grad_cos,
                                    cuda::detail::logits_backward_op<T, std::remove_const_t<L>>{labels.data(), dm});
 }
 
 /// CUDA twin of margin_ce_forward (pass 1): outputs are device vectors, written asynchronously.
 template <class InC, class L, class T = cuda::detail::acc_t<InC>>
-void margin_ce_forward(const cuda::context& ctx, matrix_view<InC> cos, vector_view<L> labels,
-                       const combined_margin& m, double entropy_eps, vector_view<T> loss,
-                       vector_view<T> entropy = {}, vector_view<T> p_gt = {}, vector_view<T> lse = {}) {
+void margin_ce_forward(const cuda::context& ctx, device_matrix_view<InC> cos, device_vector_view<L> labels,
+                       const combined_margin& m, double entropy_eps, device_vector_view<T> loss,
+                       device_vector_view<T> entropy = {}, device_vector_view<T> p_gt = {}, device_vector_view<T> lse = {}) {
   static_assert(cuda::detail::is_cos_input_v<InC> && std::is_same<T, cuda::detail::acc_t<InC>>::value,
                 "margin_ce_forward: outputs in the arithmetic type of cos (float for half/bfloat16)");
   constexpr const char* fn = "margin_ce_forward";
@@ -675,9 +675,9 @@ void margin_ce_forward(const cuda::context& ctx, matrix_view<InC> cos, vector_vi
 /// CUDA twin of margin_ce_backward (pass 2). lse and weights are device vectors; their finiteness is
 /// checked on the device (status_non_finite).
 template <class InC, class L, class InS, class InW, class T = cuda::detail::acc_t<InC>>
-void margin_ce_backward(const cuda::context& ctx, matrix_view<InC> cos, vector_view<L> labels,
-                        const combined_margin& m, vector_view<InS> lse, vector_view<InW> weights, double grad_scale,
-                        matrix_view<T> grad_cos) {
+void margin_ce_backward(const cuda::context& ctx, device_matrix_view<InC> cos, device_vector_view<L> labels,
+                        const combined_margin& m, device_vector_view<InS> lse, device_vector_view<InW> weights, double grad_scale,
+                        device_matrix_view<T> grad_cos) {
   static_assert(cuda::detail::is_cos_input_v<InC> && std::is_same<T, cuda::detail::acc_t<InC>>::value &&
                     std::is_same<std::remove_const_t<InS>, T>::value &&
                     std::is_same<std::remove_const_t<InW>, T>::value,
@@ -695,7 +695,7 @@ void margin_ce_backward(const cuda::context& ctx, matrix_view<InC> cos, vector_v
   const auto dm = cuda::detail::dmargin::from(mf, cuda::detail::sin_floor_of<InC>());
   using op_t = cuda::detail::ce_backward_op<T, std::remove_const_t<L>, std::remove_const_t<InS>,
                                             std::remove_const_t<InW>>;
-  cuda::detail::launch_elementwise(fn, ctx, cos, matrix_view<const T>(), grad_cos,
+  cuda::detail::launch_elementwise(fn, ctx, cos, device_matrix_view<const T>(), grad_cos,
                                    op_t{labels.data(), dm, lse.data(), weights.empty() ? nullptr : weights.data(),
                                         grad_scale});
 }

@@ -203,7 +203,7 @@ __global__ void sds_kernel(const InH* h, const InP* p, index_t n, double lambda,
 /// CUDA twin of gum_fit: one kernel on ctx.stream. The result goes to *device_result (a device pointer;
 /// nullptr: not written). Host-side errors as the CPU (size, options); device-side: see the file comment.
 template <class In, class T = std::remove_const_t<In>>
-void gum_fit(const cuda::context& ctx, vector_view<In> entropy, vector_view<T> hard_posterior,
+void gum_fit(const cuda::context& ctx, device_vector_view<In> entropy, device_vector_view<T> hard_posterior,
              const gum_options& opt = {}, gum_result* device_result = nullptr) {
   static_assert(detail::is_real_v<std::remove_const_t<In>> && detail::is_real_v<T>,
                 "gum_fit: entropy and hard_posterior must be float or double");
@@ -226,8 +226,8 @@ void gum_fit(const cuda::context& ctx, vector_view<In> entropy, vector_view<T> h
 /// CUDA twin of sds_weights. Values of hard_posterior or p_gt outside [0, 1] (or NaN) are reported as
 /// status_non_finite (the "invalid value" bit) and give omega = NaN.
 template <class InH, class InP = InH, class T = std::remove_const_t<InH>>
-void sds_weights(const cuda::context& ctx, vector_view<InH> hard_posterior, vector_view<InP> p_gt, double lambda,
-                 bool focal, vector_view<T> omega) {
+void sds_weights(const cuda::context& ctx, device_vector_view<InH> hard_posterior, device_vector_view<InP> p_gt, double lambda,
+                 bool focal, device_vector_view<T> omega) {
   static_assert(detail::is_real_v<std::remove_const_t<InH>> && detail::is_real_v<std::remove_const_t<InP>> &&
                     detail::is_real_v<T>,
                 "sds_weights: hard_posterior, p_gt and omega must be float or double");

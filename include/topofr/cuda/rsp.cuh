@@ -97,7 +97,7 @@ __global__ void rsp_copy_check_kernel(const T* src, T* dst, index_t total, int* 
 
 template <class T>
 __global__ void __launch_bounds__(rsp_threads)
-    rsp_apply_kernel(image_batch_view<T> images, const T* copy, rsp_options opt, std::int32_t* kinds, const int* flag) {
+    rsp_apply_kernel(device_image_batch_view<T> images, const T* copy, rsp_options opt, std::int32_t* kinds, const int* flag) {
   using reduce = cub::BlockReduce<double, rsp_threads>;
   __shared__ typename reduce::TempStorage tmp;
   // rsp_plan has default member initialisers, which __shared__ variables may not have: raw storage.
@@ -201,8 +201,8 @@ __global__ void __launch_bounds__(rsp_threads)
 /// Host checks as the CPU (probability, shape, null, kinds size); non-finite values are found on the
 /// device (status_non_finite, and the batch and kinds are left untouched).
 template <class T>
-void rsp_perturb(const cuda::context& ctx, image_batch_view<T> images, const rsp_options& opt,
-                 vector_view<std::int32_t> kinds = {}) {
+void rsp_perturb(const cuda::context& ctx, device_image_batch_view<T> images, const rsp_options& opt,
+                 device_vector_view<std::int32_t> kinds = {}) {
   static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
                 "rsp_perturb: T must be float or double");
   const char* fn = "rsp_perturb";
