@@ -7,6 +7,8 @@
 // the number of OpenMP threads.
 #pragma once
 
+#include <math.h>  // ::sqrt, ::cos, ::acos, ::sin: callable from host and device code
+
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -39,7 +41,8 @@ namespace arc {
 template <class T>
 constexpr index_t lanes = 64 / sizeof(T);
 
-/// The target-logit function f and its derivative (docs/math.md).
+/// The target-logit function f and its derivative (docs/math.md). f, df and sin_theta are host-and-device:
+/// the CUDA head (topofr/cuda/arcface.cuh) evaluates this very code, in double, as the CPU does.
 struct margin_fn {
   double s, m1, m2, m3, cos_m2, sin_m2, threshold, sinmm;
 
@@ -52,19 +55,22 @@ struct margin_fn {
     sinmm = std::sin(pi - m2) * m2;
   }
   // sin(theta) = sqrt(1 - x^2), computed as (1 - x)(1 + x) to keep its accuracy near x = +-1.
-  static double sin_theta(double x) { return std::sqrt((1.0 - x) * (1.0 + x)); }
+  // (::sqrt, ::cos, ... are the C library's double functions on the host, std::sqrt's own, and the CUDA
+  // math library's on the device.)
+  TOPOFR_HD static double sin_theta(double x) { return ::sqrt((1.0 - x) * (1.0 + x)); }
 
-  double f(double x) const {
+  TOPOFR_HD double f(double x) const {
     if (!(x > threshold)) return x - m3 - sinmm;
     if (m1 == 1.0) return x * cos_m2 - sin_theta(x) * sin_m2 - m3;  // the insightface form
-    return std::cos(m1 * std::acos(x) + m2) - m3;
+    return ::cos(m1 * ::acos(x) + m2) - m3;
   }
   /// df/dx, with sin(theta) floored at sin_floor so that x = +-1 gives a finite slope.
-  double df(double x, double sin_floor) const {
+  TOPOFR_HD double df(double x, double sin_floor) const {
     if (!(x > threshold)) return 1.0;
-    const double st = std::max(sin_theta(x), sin_floor);
+    const double sq = sin_theta(x);
+    const double st = sq < sin_floor ? sin_floor : sq;  // std::max(sq, sin_floor)
     if (m1 == 1.0) return cos_m2 + x * sin_m2 / st;
-    return m1 * std::sin(m1 * std::acos(x) + m2) / st;
+    return m1 * ::sin(m1 * ::acos(x) + m2) / st;
   }
 };
 

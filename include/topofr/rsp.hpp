@@ -114,8 +114,15 @@ TOPOFR_HD inline rsp_plan rsp_draw(const rsp_options& opt, index_t sample, index
 
 namespace detail {
 
+// ---- the pixel arithmetic, host-and-device: rsp_apply_one (below) and the CUDA kernel
+// (topofr/cuda/rsp.cuh) differ only in how they loop over the image; every formula is here.
+
+/// std::min / std::max as host-and-device functions (the same comparisons, so the same results).
+TOPOFR_HD inline double rsp_min(double a, double b) { return b < a ? b : a; }
+TOPOFR_HD inline double rsp_max(double a, double b) { return a < b ? b : a; }
+
 /// torch's 'reflect' padding index (edge not repeated), extended periodically for n <= pad.
-inline index_t rsp_reflect(index_t i, index_t n) {
+TOPOFR_HD inline index_t rsp_reflect(index_t i, index_t n) {
   if (n == 1) return 0;
   const index_t period = 2 * (n - 1);
   i %= period;
@@ -125,22 +132,89 @@ inline index_t rsp_reflect(index_t i, index_t n) {
 
 // min(max(.)) rather than nested ?: so that both comparisons are unconditional and loops using it can be
 // if-converted and vectorised without -fno-trapping-math.
-inline double rsp_clamp01(double v) { return std::min(std::max(v, 0.0), 1.0); }
+TOPOFR_HD inline double rsp_clamp01(double v) { return rsp_min(rsp_max(v, 0.0), 1.0); }
+
+/// The normalised 1-d Gaussian kernel of torchvision's gaussian_blur: k(t) ~ exp(-(t / sigma)^2 / 2),
+/// t = -(len - 1)/2 .. (len - 1)/2.
+TOPOFR_HD inline void rsp_blur_kernel(double* k, int len, double sigma) {
+  double s = 0;
+  for (int i = 0; i < len; ++i) {
+    const double t = (i - (len - 1) * 0.5) / sigma;
+    s += k[i] = ::exp(-0.5 * t * t);
+  }
+  for (int i = 0; i < len; ++i) k[i] /= s;
+}
+
+/// torchvision's rgb_to_grayscale weights.
+TOPOFR_HD inline double rsp_gray(double r, double g, double b) {
+  return rsp_param::gray_r * r + rsp_param::gray_g * g + rsp_param::gray_b * b;
+}
+
+/// torchvision adjust_hue on one pixel (its _rgb2hsv / _hsv2rgb, including the max == min case).
+/// Selects rather than a switch: GCC turns them into cmov/blends where it can.
+TOPOFR_HD inline void rsp_hue_pixel(double& r, double& g, double& b, double hue) {
+  const double R = r, G = g, B = b;
+  const double maxc = rsp_max(R, rsp_max(G, B)), minc = rsp_min(R, rsp_min(G, B));
+  const bool eqc = maxc == minc;  // torchvision then divides by 1: s = 0, h = 0
+  const double cr = maxc - minc;
+  const double s = cr / (eqc ? 1.0 : maxc);
+  const double inv = 1.0 / (eqc ? 1.0 : cr);
+  const double rc = (maxc - R) * inv, gc = (maxc - G) * inv, bc = (maxc - B) * inv;
+  double hh = maxc == R ? bc - gc : (maxc == G ? 2.0 + rc - bc : 4.0 + gc - rc);
+  hh = hh / 6.0 + 1.0;  // in [5/6, 11/6]
+  hh -= ::floor(hh);    // = torch.fmod(hh, 1) for hh >= 0 (exact)
+  hh += hue;
+  hh -= ::floor(hh);  // torch's % (remainder): in [0, 1)
+  const double i6 = ::floor(hh * 6.0), f = hh * 6.0 - i6;
+  const double sec = i6 >= 6.0 ? 0.0 : i6;  // torch: i % 6 (i6 <= 6)
+  const double v = maxc;
+  const double p = rsp_clamp01(v * (1.0 - s)), q = rsp_clamp01(v * (1.0 - s * f)),
+               t = rsp_clamp01(v * (1.0 - s * (1.0 - f)));
+  // sector 0..5 -> (r, g, b) = (v,t,p) (q,v,p) (p,v,t) (p,q,v) (t,p,v) (v,p,q)
+  r = (sec == 0.0 || sec == 5.0) ? v : (sec == 1.0 ? q : (sec == 4.0 ? t : p));
+  g = (sec == 1.0 || sec == 2.0) ? v : (sec == 0.0 ? t : (sec == 3.0 ? q : p));
+  b = (sec == 3.0 || sec == 4.0) ? v : (sec == 2.0 ? t : (sec == 5.0 ? q : p));
+}
+
+/// Colour jitter's brightness f: clamp(f x, 0, 1).
+TOPOFR_HD inline double rsp_brightness(double f, double x) { return rsp_clamp01(f * x); }
+/// Contrast (m: the image mean of the gray values) and saturation (m: the pixel's gray value):
+/// clamp(f x + (1 - f) m, 0, 1), with add = rsp_blend_add(f, m) computed once per image or pixel.
+TOPOFR_HD inline double rsp_blend_add(double f, double m) { return (1.0 - f) * m; }
+TOPOFR_HD inline double rsp_blend(double f, double x, double add) { return rsp_clamp01(f * x + add); }
+
+/// Colour-jitter operations order[0 .. stop) on one pixel x[0 .. c) in [0, 1], the contrast mean given
+/// (the CUDA kernel's per-pixel form of rsp_jitter).
+TOPOFR_HD inline void rsp_jitter_pixel(const rsp_plan& p, double* x, int c, int stop, double mean) {
+  for (int k = 0; k < stop; ++k) {
+    switch (p.order[k]) {
+      case 0:
+        for (int ch = 0; ch < c; ++ch) x[ch] = rsp_brightness(p.brightness, x[ch]);
+        break;
+      case 1: {
+        const double add = rsp_blend_add(p.contrast, mean);
+        for (int ch = 0; ch < c; ++ch) x[ch] = rsp_blend(p.contrast, x[ch], add);
+        break;
+      }
+      case 2:
+        if (c == 3) {
+          const double add = rsp_blend_add(p.saturation, rsp_gray(x[0], x[1], x[2]));
+          for (int ch = 0; ch < 3; ++ch) x[ch] = rsp_blend(p.saturation, x[ch], add);
+        }
+        break;
+      default:
+        if (c == 3) rsp_hue_pixel(x[0], x[1], x[2], p.hue);
+        break;
+    }
+  }
+}
 
 /// torchvision gaussian_blur(kernel [5, 9], sigma [s, s]) on a C x H x W image x in [0,1]; the 2-d kernel
 /// is the outer product of two normalised 1-d kernels, so two 1-d passes (tmp: C*H*W).
 inline void rsp_blur(double* x, double* tmp, index_t c, index_t h, index_t w, double sigma) {
   double kx[rsp_param::blur_kernel_w], ky[rsp_param::blur_kernel_h];
-  auto kernel = [sigma](double* k, int n) {
-    double s = 0;
-    for (int i = 0; i < n; ++i) {
-      const double t = (i - (n - 1) * 0.5) / sigma;
-      s += k[i] = std::exp(-0.5 * t * t);
-    }
-    for (int i = 0; i < n; ++i) k[i] /= s;
-  };
-  kernel(kx, rsp_param::blur_kernel_w);
-  kernel(ky, rsp_param::blur_kernel_h);
+  rsp_blur_kernel(kx, rsp_param::blur_kernel_w, sigma);
+  rsp_blur_kernel(ky, rsp_param::blur_kernel_h, sigma);
   constexpr int rx = rsp_param::blur_kernel_w / 2, ry = rsp_param::blur_kernel_h / 2;
   for (index_t ch = 0; ch < c; ++ch) {
     double* img = x + ch * h * w;
@@ -169,36 +243,11 @@ inline void rsp_blur(double* x, double* tmp, index_t c, index_t h, index_t w, do
   }
 }
 
-inline double rsp_gray(const double* x, index_t hw, index_t p) {
-  return rsp_param::gray_r * x[p] + rsp_param::gray_g * x[hw + p] + rsp_param::gray_b * x[2 * hw + p];
-}
+inline double rsp_gray(const double* x, index_t hw, index_t p) { return rsp_gray(x[p], x[hw + p], x[2 * hw + p]); }
 
-/// torchvision adjust_hue (its _rgb2hsv / _hsv2rgb, including the max == min case) on the planes r, g,
-/// b of n pixels. Selects rather than a switch: GCC turns them into cmov/blends where it can.
+/// rsp_hue_pixel on the planes r, g, b of n pixels.
 inline void rsp_hue(double* r, double* g, double* b, index_t n, double hue) {
-  for (index_t i = 0; i < n; ++i) {
-    const double R = r[i], G = g[i], B = b[i];
-    const double maxc = std::max(R, std::max(G, B)), minc = std::min(R, std::min(G, B));
-    const bool eqc = maxc == minc;  // torchvision then divides by 1: s = 0, h = 0
-    const double cr = maxc - minc;
-    const double s = cr / (eqc ? 1.0 : maxc);
-    const double inv = 1.0 / (eqc ? 1.0 : cr);
-    const double rc = (maxc - R) * inv, gc = (maxc - G) * inv, bc = (maxc - B) * inv;
-    double hh = maxc == R ? bc - gc : (maxc == G ? 2.0 + rc - bc : 4.0 + gc - rc);
-    hh = hh / 6.0 + 1.0;   // in [5/6, 11/6]
-    hh -= std::floor(hh);  // = torch.fmod(hh, 1) for hh >= 0 (exact)
-    hh += hue;
-    hh -= std::floor(hh);  // torch's % (remainder): in [0, 1)
-    const double i6 = std::floor(hh * 6.0), f = hh * 6.0 - i6;
-    const double sec = i6 >= 6.0 ? 0.0 : i6;  // torch: i % 6 (i6 <= 6)
-    const double v = maxc;
-    const double p = rsp_clamp01(v * (1.0 - s)), q = rsp_clamp01(v * (1.0 - s * f)),
-                 t = rsp_clamp01(v * (1.0 - s * (1.0 - f)));
-    // sector 0..5 -> (r, g, b) = (v,t,p) (q,v,p) (p,v,t) (p,q,v) (t,p,v) (v,p,q)
-    r[i] = (sec == 0.0 || sec == 5.0) ? v : (sec == 1.0 ? q : (sec == 4.0 ? t : p));
-    g[i] = (sec == 1.0 || sec == 2.0) ? v : (sec == 0.0 ? t : (sec == 3.0 ? q : p));
-    b[i] = (sec == 3.0 || sec == 4.0) ? v : (sec == 2.0 ? t : (sec == 5.0 ? q : p));
-  }
+  for (index_t i = 0; i < n; ++i) rsp_hue_pixel(r[i], g[i], b[i], hue);
 }
 
 /// torchvision ColorJitter's four adjustments, in plan.order, on x in [0,1] (C = 1: saturation and hue
@@ -208,22 +257,22 @@ inline void rsp_jitter(const rsp_plan& p, double* x, index_t c, index_t h, index
   for (int o : p.order) {
     switch (o) {
       case 0:
-        for (index_t i = 0; i < n; ++i) x[i] = rsp_clamp01(p.brightness * x[i]);
+        for (index_t i = 0; i < n; ++i) x[i] = rsp_brightness(p.brightness, x[i]);
         break;
       case 1: {
         double mean = 0;
         if (c == 3) for (index_t i = 0; i < hw; ++i) mean += rsp_gray(x, hw, i);
         else for (index_t i = 0; i < hw; ++i) mean += x[i];
         mean /= static_cast<double>(hw);
-        const double add = (1.0 - p.contrast) * mean;
-        for (index_t i = 0; i < n; ++i) x[i] = rsp_clamp01(p.contrast * x[i] + add);
+        const double add = rsp_blend_add(p.contrast, mean);
+        for (index_t i = 0; i < n; ++i) x[i] = rsp_blend(p.contrast, x[i], add);
         break;
       }
       case 2:
         if (c != 3) break;
         for (index_t i = 0; i < hw; ++i) {
-          const double add = (1.0 - p.saturation) * rsp_gray(x, hw, i);
-          for (index_t ch = 0; ch < 3; ++ch) x[ch * hw + i] = rsp_clamp01(p.saturation * x[ch * hw + i] + add);
+          const double add = rsp_blend_add(p.saturation, rsp_gray(x, hw, i));
+          for (index_t ch = 0; ch < 3; ++ch) x[ch * hw + i] = rsp_blend(p.saturation, x[ch * hw + i], add);
         }
         break;
       default:

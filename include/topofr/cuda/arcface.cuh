@@ -172,24 +172,14 @@ template <class In> inline double sin_floor_of() {
   return std::sqrt(static_cast<double>(std::numeric_limits<acc_t<In>>::epsilon()));
 }
 
-/// The device copy of topofr::detail::arc::margin_fn (same fields, same formulas).
+/// The CPU's margin function (topofr::detail::arc::margin_fn, host-and-device) with the sin floor of the
+/// input type: the kernels evaluate the same f and df as the CPU head.
 struct dmargin {
-  double s, m1, m2, m3, cos_m2, sin_m2, threshold, sinmm, floor;
-  static dmargin from(const topofr::detail::arc::margin_fn& f, double floor) {
-    return {f.s, f.m1, f.m2, f.m3, f.cos_m2, f.sin_m2, f.threshold, f.sinmm, floor};
-  }
-  __device__ static double sin_theta(double x) { return ::sqrt((1.0 - x) * (1.0 + x)); }
-  __device__ double f(double x) const {
-    if (!(x > threshold)) return x - m3 - sinmm;
-    if (m1 == 1.0) return x * cos_m2 - sin_theta(x) * sin_m2 - m3;
-    return ::cos(m1 * ::acos(x) + m2) - m3;
-  }
-  __device__ double df(double x) const {
-    if (!(x > threshold)) return 1.0;
-    const double st = ::fmax(sin_theta(x), floor);
-    if (m1 == 1.0) return cos_m2 + x * sin_m2 / st;
-    return m1 * ::sin(m1 * ::acos(x) + m2) / st;
-  }
+  topofr::detail::arc::margin_fn fn;
+  double s, floor;
+  static dmargin from(const topofr::detail::arc::margin_fn& f, double floor) { return {f, f.s, floor}; }
+  __device__ double f(double x) const { return fn.f(x); }
+  __device__ double df(double x) const { return fn.df(x, floor); }
 };
 
 /// Reads labels[i]; reports and returns -2 when it is outside [-1, c).
