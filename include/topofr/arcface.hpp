@@ -102,12 +102,17 @@ void check_cos_view(matrix_view<InC, S> cos, const char* fn) {
           cos.rows(), " x ", cos.cols());
 }
 
-template <class L>
-void check_labels(vector_view<L> labels, index_t n, index_t c, const char* fn) {
+template <class L, class S>
+void check_label_size(const vector_view<L, S>& labels, index_t n, const char* fn) {
   static_assert(std::is_same<std::remove_const_t<L>, std::int32_t>::value ||
                     std::is_same<std::remove_const_t<L>, std::int64_t>::value,
                 "labels must be int32 or int64");
   check_size(labels, n, fn, "labels");
+}
+
+/// The label values (host memory; the CUDA twins check them on the device).
+template <class L>
+void check_labels(vector_view<L> labels, index_t n, index_t c, const char* fn) {
   for (index_t i = 0; i < n; ++i) {
     const index_t y = static_cast<index_t>(labels[i]);
     require(y >= -1 && y < c, fn, "labels", "element ", i, " is ", y, ", expected -1 (ignored) or a class in [0, ",
@@ -224,6 +229,62 @@ void check_entropy_eps(double entropy_eps, const char* fn) {
           "entropy_eps", "must be >= 0 and finite in the scalar type, got ", entropy_eps);
 }
 
+// The host-side argument checks of the four head functions, each shared by its CPU and CUDA overloads
+// (margin, cos view, label count, output shapes, eps and grad_scale; the values of cos, labels, lse and
+// weights are checked where they are read). T: the arithmetic type (the margin's s is rounded to it).
+// Each returns the checked margin function.
+template <class T, class InC, class L, class S>
+margin_fn check_logits_args(const char* fn, const combined_margin& m, const matrix_view<InC, S>& cos,
+                            const vector_view<L, S>& labels, const matrix_view<T, S>& logits) {
+  const margin_fn mf = checked_margin<T>(m, fn);
+  check_cos_view(cos, fn);
+  check_label_size(labels, cos.rows(), fn);
+  check_shape(logits, cos.rows(), cos.cols(), fn, "logits");
+  return mf;
+}
+template <class T, class InC, class L, class InG, class S>
+margin_fn check_logits_backward_args(const char* fn, const combined_margin& m, const matrix_view<InC, S>& cos,
+                                     const vector_view<L, S>& labels, const matrix_view<InG, S>& grad_logits,
+                                     const matrix_view<T, S>& grad_cos) {
+  const margin_fn mf = checked_margin<T>(m, fn);
+  check_cos_view(cos, fn);
+  check_label_size(labels, cos.rows(), fn);
+  check_shape(grad_logits, cos.rows(), cos.cols(), fn, "grad_logits");
+  check_shape(grad_cos, cos.rows(), cos.cols(), fn, "grad_cos");
+  return mf;
+}
+template <class T, class InC, class L, class S>
+margin_fn check_ce_forward_args(const char* fn, const combined_margin& m, double entropy_eps,
+                                const matrix_view<InC, S>& cos, const vector_view<L, S>& labels,
+                                const vector_view<T, S>& loss, const vector_view<T, S>& entropy,
+                                const vector_view<T, S>& p_gt, const vector_view<T, S>& lse) {
+  const margin_fn mf = checked_margin<T>(m, fn);
+  check_entropy_eps<T>(entropy_eps, fn);
+  check_cos_view(cos, fn);
+  const index_t n = cos.rows();
+  check_label_size(labels, n, fn);
+  check_size(loss, n, fn, "loss");
+  if (!entropy.empty()) check_size(entropy, n, fn, "entropy");
+  if (!p_gt.empty()) check_size(p_gt, n, fn, "p_gt");
+  if (!lse.empty()) check_size(lse, n, fn, "lse");
+  return mf;
+}
+template <class T, class InC, class L, class InS, class InW, class S>
+margin_fn check_ce_backward_args(const char* fn, const combined_margin& m, const matrix_view<InC, S>& cos,
+                                 const vector_view<L, S>& labels, const vector_view<InS, S>& lse,
+                                 const vector_view<InW, S>& weights, double grad_scale,
+                                 const matrix_view<T, S>& grad_cos) {
+  const margin_fn mf = checked_margin<T>(m, fn);
+  check_cos_view(cos, fn);
+  const index_t n = cos.rows();
+  check_label_size(labels, n, fn);
+  check_size(lse, n, fn, "lse");
+  if (!weights.empty()) check_size(weights, n, fn, "weights");
+  require(std::isfinite(grad_scale), fn, "grad_scale", "must be finite, got ", grad_scale);
+  check_shape(grad_cos, n, cos.cols(), fn, "grad_cos");
+  return mf;
+}
+
 }  // namespace arc
 }  // namespace detail
 
@@ -235,11 +296,9 @@ void margin_logits(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const com
   static_assert(detail::is_real_v<T> && std::is_same<std::remove_const_t<InC>, T>::value,
                 "margin_logits: float or double, the same for cos and logits");
   constexpr const char* fn = "margin_logits";
-  const auto mf = detail::arc::checked_margin<T>(m, fn);
-  detail::arc::check_cos_view(cos, fn);
+  const auto mf = detail::arc::check_logits_args<T>(fn, m, cos, labels, logits);
   const index_t n = cos.rows(), c = cos.cols();
   detail::arc::check_labels(labels, n, c, fn);
-  detail::check_shape(logits, n, c, fn, "logits");
   const T s = static_cast<T>(mf.s);
   detail::arc::for_rows(cos, fn, [&](index_t i) {
     const T* ci = cos.row(i);
@@ -259,12 +318,9 @@ void margin_logits_backward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, 
                     std::is_same<std::remove_const_t<InG>, T>::value,
                 "margin_logits_backward: float or double, the same for every matrix");
   constexpr const char* fn = "margin_logits_backward";
-  const auto mf = detail::arc::checked_margin<T>(m, fn);
-  detail::arc::check_cos_view(cos, fn);
+  const auto mf = detail::arc::check_logits_backward_args<T>(fn, m, cos, labels, grad_logits, grad_cos);
   const index_t n = cos.rows(), c = cos.cols();
   detail::arc::check_labels(labels, n, c, fn);
-  detail::check_shape(grad_logits, n, c, fn, "grad_logits");
-  detail::check_shape(grad_cos, n, c, fn, "grad_cos");
   const T s = static_cast<T>(mf.s);
   const double floor = detail::arc::sin_floor<T>();
   detail::arc::for_rows(cos, fn, [&](index_t i) {
@@ -290,15 +346,9 @@ void margin_ce_forward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const
   static_assert(detail::is_real_v<T> && std::is_same<std::remove_const_t<InC>, T>::value,
                 "margin_ce_forward: float or double, the same for cos and the outputs");
   constexpr const char* fn = "margin_ce_forward";
-  const auto mf = detail::arc::checked_margin<T>(m, fn);
-  detail::arc::check_entropy_eps<T>(entropy_eps, fn);
-  detail::arc::check_cos_view(cos, fn);
+  const auto mf = detail::arc::check_ce_forward_args<T>(fn, m, entropy_eps, cos, labels, loss, entropy, p_gt, lse);
   const index_t n = cos.rows(), c = cos.cols();
   detail::arc::check_labels(labels, n, c, fn);
-  detail::check_size(loss, n, fn, "loss");
-  if (!entropy.empty()) detail::check_size(entropy, n, fn, "entropy");
-  if (!p_gt.empty()) detail::check_size(p_gt, n, fn, "p_gt");
-  if (!lse.empty()) detail::check_size(lse, n, fn, "lse");
 
   const bool want_h = !entropy.empty();
   // eps below the smallest normal T is treated as 0: |p log(p + eps) - p log p| <= eps for every p, so the
@@ -384,16 +434,12 @@ void margin_ce_backward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, cons
                     std::is_same<std::remove_const_t<InW>, T>::value,
                 "margin_ce_backward: float or double, the same for every argument");
   constexpr const char* fn = "margin_ce_backward";
-  const auto mf = detail::arc::checked_margin<T>(m, fn);
-  detail::arc::check_cos_view(cos, fn);
+  const auto mf =
+      detail::arc::check_ce_backward_args<T>(fn, m, cos, labels, lse, weights, grad_scale, grad_cos);
   const index_t n = cos.rows(), c = cos.cols();
   detail::arc::check_labels(labels, n, c, fn);
-  detail::check_size(lse, n, fn, "lse");
   detail::arc::check_finite(lse, fn, "lse");
-  if (!weights.empty()) detail::check_size(weights, n, fn, "weights");
   detail::arc::check_finite(weights, fn, "weights");
-  detail::require(std::isfinite(grad_scale), fn, "grad_scale", "must be finite, got ", grad_scale);
-  detail::check_shape(grad_cos, n, c, fn, "grad_cos");
   const double floor = detail::arc::sin_floor<T>();
   const T s = static_cast<T>(mf.s);
 

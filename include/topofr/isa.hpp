@@ -45,9 +45,9 @@ inline void isa_check_enums(isa_variant v, reduction r, const char* fn) {
           static_cast<int>(r));
 }
 
+/// The entries of a distance matrix (its shape checked by check_isa_args): finite and >= 0.
 template <class In>
 void isa_check_dist(matrix_view<In> d, index_t n, const char* fn, const char* arg) {
-  check_shape(d, n, n, fn, arg);
   for (index_t i = 0; i < n; ++i)
     for (index_t j = 0; j < n; ++j) {
       const double v = static_cast<double>(d(i, j));
@@ -55,8 +55,8 @@ void isa_check_dist(matrix_view<In> d, index_t n, const char* fn, const char* ar
     }
 }
 
+/// The pairs (their size checked by check_isa_args): 0 <= u < v < n.
 inline void isa_check_pairs(vector_view<const edge> p, index_t n, const char* fn, const char* arg) {
-  check_size(p, n - 1, fn, arg);
   for (index_t k = 0; k < p.size(); ++k)
     require(p[k].u >= 0 && p[k].u < p[k].v && p[k].v < n, fn, arg, "pair ", k, " = (", p[k].u, ", ",
             p[k].v, ") must satisfy 0 <= u < v < ", n);
@@ -182,6 +182,29 @@ void isa_chain(matrix_view<In> p, double scale, const std::vector<isa_term>& ter
   }
 }
 
+/// isa_loss's host-side checks, shared by the CPU and CUDA overloads: shapes, sizes, enums, aliasing (the
+/// values are checked where they are read: on the host by the CPU, on the device by the CUDA twin).
+/// Returns n.
+template <class InX, class InZ, class T, class S>
+index_t check_isa_args(const matrix_view<InX, S>& dist_x, const matrix_view<InZ, S>& dist_z,
+                       const vector_view<const edge, S>& pairs_x, const vector_view<const edge, S>& pairs_z,
+                       isa_variant variant, reduction reduce, const matrix_view<T, S>& grad_dist_z,
+                       const matrix_view<T, S>& grad_dist_x, const char* fn) {
+  check_view(dist_x, fn, "dist_x");
+  const index_t n = dist_x.rows();
+  require(n >= 2, fn, "dist_x", "needs n >= 2 points, got ", n);
+  require(dist_x.cols() == n, fn, "dist_x", "expected a square matrix, got ", n, " x ", dist_x.cols());
+  check_shape(dist_z, n, n, fn, "dist_z");
+  check_size(pairs_x, n - 1, fn, "pairs_x");
+  check_size(pairs_z, n - 1, fn, "pairs_z");
+  isa_check_enums(variant, reduce, fn);
+  if (!grad_dist_z.empty()) check_shape(grad_dist_z, n, n, fn, "grad_dist_z");
+  if (!grad_dist_x.empty()) check_shape(grad_dist_x, n, n, fn, "grad_dist_x");
+  require(grad_dist_z.empty() || grad_dist_x.empty() || grad_dist_z.data() != grad_dist_x.data(), fn,
+          "grad_dist_x", "must not be the same buffer as grad_dist_z");
+  return n;
+}
+
 template <class T, class InX, class InZ>
 constexpr void isa_static_checks() {
   static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
@@ -202,19 +225,12 @@ T isa_loss(cpu_t, matrix_view<InX> dist_x, matrix_view<InZ> dist_z, vector_view<
            matrix_view<T> grad_dist_z = {}, matrix_view<T> grad_dist_x = {}) {
   detail::isa_static_checks<T, InX, InZ>();
   constexpr const char* fn = "isa_loss";
-  detail::check_view(dist_x, fn, "dist_x");
-  const index_t n = dist_x.rows();
-  detail::require(n >= 2, fn, "dist_x", "needs n >= 2 points, got ", n);
-  detail::require(dist_x.cols() == n, fn, "dist_x", "expected a square matrix, got ", n, " x ", dist_x.cols());
+  const index_t n = detail::check_isa_args(dist_x, dist_z, pairs_x, pairs_z, variant, reduce, grad_dist_z,
+                                           grad_dist_x, fn);
   detail::isa_check_dist(dist_x, n, fn, "dist_x");
   detail::isa_check_dist(dist_z, n, fn, "dist_z");
   detail::isa_check_pairs(pairs_x, n, fn, "pairs_x");
   detail::isa_check_pairs(pairs_z, n, fn, "pairs_z");
-  detail::isa_check_enums(variant, reduce, fn);
-  if (!grad_dist_z.empty()) detail::check_shape(grad_dist_z, n, n, fn, "grad_dist_z");
-  if (!grad_dist_x.empty()) detail::check_shape(grad_dist_x, n, n, fn, "grad_dist_x");
-  detail::require(grad_dist_z.empty() || grad_dist_x.empty() || grad_dist_z.data() != grad_dist_x.data(), fn,
-                  "grad_dist_x", "must not be the same buffer as grad_dist_z");
 
   std::vector<detail::isa_term> tz, tx;
   const double loss = detail::isa_terms(dist_x, dist_z, pairs_x, pairs_z, variant, reduce,

@@ -42,6 +42,15 @@ struct objective_options {
   }
 };
 
+namespace detail {
+/// The objective's constructor checks, shared by topofr::objective and topofr::cuda::objective.
+inline void check_objective_options(const objective_options& opt) {
+  require(std::isfinite(opt.alpha) && opt.alpha >= 0, "objective", "alpha", "must be finite and >= 0, got ",
+          opt.alpha);
+  require(std::isfinite(opt.lambda), "objective", "lambda", "must be finite, got ", opt.lambda);
+}
+}  // namespace detail
+
 template <class T>
 struct objective_result {
   T loss = 0;              // L_cls + alpha * L_sa
@@ -58,11 +67,7 @@ class objective {
   static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "T must be float or double");
 
  public:
-  explicit objective(objective_options opt = {}) : opt_(opt) {
-    detail::require(std::isfinite(opt.alpha) && opt.alpha >= 0, "objective", "alpha",
-                    "must be finite and >= 0, got ", opt.alpha);
-    detail::require(std::isfinite(opt.lambda), "objective", "lambda", "must be finite, got ", opt.lambda);
-  }
+  explicit objective(objective_options opt = {}) : opt_(opt) { detail::check_objective_options(opt); }
 
   const objective_options& options() const { return opt_; }
 

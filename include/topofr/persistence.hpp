@@ -423,6 +423,34 @@ void for_each_batch(index_t nb, F&& body) {
   if (err) std::rethrow_exception(err);
 }
 
+/// persistence_pairs' host-side checks (one matrix), shared by the CPU and CUDA overloads. Returns n.
+template <class In, class T, class S>
+index_t check_vr0_args(const matrix_view<In, S>& dist, const vector_view<edge, S>& pairs,
+                       const vector_view<T, S>& deaths, const char* fn) {
+  check_view(dist, fn, "dist");
+  check_vr0_shape(dist.rows(), dist.cols(), dist.ld(), fn, "dist");
+  const index_t n = dist.rows();
+  check_size(pairs, n - 1, fn, "pairs");
+  if (!deaths.empty()) check_size(deaths, n - 1, fn, "deaths");
+  return n;
+}
+
+/// persistence_pairs_from_points' host-side checks, shared by the CPU and CUDA overloads (the CPU also
+/// checks the coordinates; the CUDA twin does on the device).
+template <class In, class T, class S>
+void check_vr0_points_args(const batch_view<In, S>& points, double scale, const matrix_view<edge, S>& pairs,
+                           const matrix_view<T, S>& deaths, const char* fn) {
+  const index_t nb = points.batch(), n = points.rows();
+  check_batch(shape_view(points), fn, "points");
+  require(points.cols() >= 0 && points.ld() >= points.cols(), fn, "points", "invalid shape ", n, " x ",
+          points.cols(), " (ld ", points.ld(), ")");
+  require(n >= 2, fn, "points", "need at least 2 points, got n = ", n);
+  require(n <= std::numeric_limits<std::int32_t>::max(), fn, "points", "n must fit the int32 edge type, got ", n);
+  require_scale(scale, fn, "scale");
+  check_shape(pairs, nb, n - 1, fn, "pairs");
+  if (!deaths.empty()) check_shape(deaths, nb, n - 1, fn, "deaths");
+}
+
 }  // namespace detail
 
 /// The n-1 persistence pairs of the n x n distance matrix dist, sorted by (dist(u, v), u*n + v), each
@@ -434,11 +462,7 @@ void persistence_pairs(cpu_t, matrix_view<In> dist, vector_view<edge> pairs, vec
   using V = std::remove_const_t<In>;
   static_assert(detail::is_real_v<V> && detail::is_real_v<T>, "topofr: float or double only");
   constexpr const char* fn = "persistence_pairs";
-  detail::check_view(dist, fn, "dist");
-  detail::check_vr0_shape(dist.rows(), dist.cols(), dist.ld(), fn, "dist");
-  const index_t n = dist.rows();
-  detail::check_size(pairs, n - 1, fn, "pairs");
-  if (!deaths.empty()) detail::check_size(deaths, n - 1, fn, "deaths");
+  detail::check_vr0_args(dist, pairs, deaths, fn);
   detail::vr0_workspace ws;
   detail::vr0_one<V, T>(matrix_view<const V>(dist), pairs.data(), deaths.empty() ? nullptr : deaths.data(),
                         ws, fn, -1);
@@ -484,15 +508,7 @@ void persistence_pairs_from_points(cpu_t, batch_view<In> points, double scale, m
   static_assert(detail::is_real_v<V> && detail::is_real_v<T>, "topofr: float or double only");
   constexpr const char* fn = "persistence_pairs_from_points";
   const index_t nb = points.batch(), n = points.rows();
-  detail::check_batch(points, fn, "points");
-  detail::require(points.cols() >= 0 && points.ld() >= points.cols(), fn, "points", "invalid shape ", n,
-                  " x ", points.cols(), " (ld ", points.ld(), ")");
-  detail::require(n >= 2, fn, "points", "need at least 2 points, got n = ", n);
-  detail::require(n <= std::numeric_limits<std::int32_t>::max(), fn, "points",
-                  "n must fit the int32 edge type, got ", n);
-  detail::require_scale(scale, fn, "scale");
-  detail::check_shape(pairs, nb, n - 1, fn, "pairs");
-  if (!deaths.empty()) detail::check_shape(deaths, nb, n - 1, fn, "deaths");
+  detail::check_vr0_points_args(points, scale, pairs, deaths, fn);
   for (index_t b = 0; b < nb; ++b) detail::check_finite_points(points[b], fn, "points", b);
   detail::for_each_batch(nb, [&](index_t b, detail::vr0_workspace& ws) {
     std::vector<V>& scratch = ws.template dist_scratch<V>();

@@ -317,6 +317,23 @@ inline void rsp_check_shape(const char* fn, const char* arg, index_t c, index_t 
   require(h >= 1 && w >= 1, fn, arg, "expected H, W >= 1, got ", h, " x ", w);
 }
 
+/// rsp_perturb's host-side checks, shared by the CPU and CUDA overloads (the values are checked where
+/// they are read: on the host by the CPU, on the device by the CUDA twin).
+template <class T, class S>
+void check_rsp_perturb_args(const image_batch_view<T, S>& images, const rsp_options& opt,
+                            const vector_view<std::int32_t, S>& kinds, const char* fn) {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                "rsp_perturb: T must be float or double");
+  require(opt.probability >= 0.0 && opt.probability <= 1.0, fn, "probability", "must be in [0, 1], got ",
+          opt.probability);
+  const index_t n = images.n();
+  require(n >= 0, fn, "images", "negative batch size ", n);
+  require(n <= (index_t(1) << 32), fn, "images", "batch size must be <= 2^32, got ", n);
+  rsp_check_shape(fn, "images", images.c(), images.h(), images.w());
+  require(images.data() != nullptr || n == 0, fn, "images", "null data pointer for ", n, " samples");
+  if (!kinds.empty()) check_size(kinds, n, fn, "kinds");
+}
+
 /// First non-finite element of data[0, n) (deterministic: the smallest index), or n. Blocks are scanned
 /// with a branch-free, vectorisable test; only a block that fails is searched element by element.
 template <class T>
@@ -404,17 +421,9 @@ void rsp_apply(cpu_t, const rsp_plan& plan, T* image, index_t c, index_t h, inde
 template <class T>
 void rsp_perturb(cpu_t, image_batch_view<T> images, const rsp_options& opt,
                  vector_view<std::int32_t> kinds = {}) {
-  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
-                "rsp_perturb: T must be float or double");
   const char* fn = "rsp_perturb";
-  detail::require(opt.probability >= 0.0 && opt.probability <= 1.0, fn, "probability",
-                  "must be in [0, 1], got ", opt.probability);
+  detail::check_rsp_perturb_args(images, opt, kinds, fn);
   const index_t n = images.n(), c = images.c(), h = images.h(), w = images.w();
-  detail::require(n >= 0, fn, "images", "negative batch size ", n);
-  detail::require(n <= (index_t(1) << 32), fn, "images", "batch size must be <= 2^32, got ", n);
-  detail::rsp_check_shape(fn, "images", c, h, w);
-  detail::require(images.data() != nullptr || n == 0, fn, "images", "null data pointer for ", n, " samples");
-  if (!kinds.empty()) detail::check_size(kinds, n, fn, "kinds");
   const index_t ss = images.sample_size(), total = n * ss;
   if (total == 0) return;
   const index_t bad = detail::rsp_first_nonfinite(images.data(), total);

@@ -586,14 +586,6 @@ void launch_elementwise(const char* fn, const context& ctx, device_matrix_view<I
          ctx.status);
 }
 
-template <class L>
-void check_label_view(device_vector_view<L> labels, index_t n, const char* fn) {
-  static_assert(std::is_same<std::remove_const_t<L>, std::int32_t>::value ||
-                    std::is_same<std::remove_const_t<L>, std::int64_t>::value,
-                "labels must be int32 or int64");
-  topofr::detail::check_size(labels, n, fn, "labels");  // values are checked on the device
-}
-
 }  // namespace detail
 }  // namespace cuda
 
@@ -605,12 +597,8 @@ void margin_logits(const cuda::context& ctx, device_matrix_view<InC> cos, device
   static_assert(cuda::detail::is_cos_input_v<InC> && std::is_same<T, cuda::detail::acc_t<InC>>::value,
                 "margin_logits: cos float/double/half/bfloat16, logits its arithmetic type");
   constexpr const char* fn = "margin_logits";
-  const auto mf = detail::arc::checked_margin<T>(m, fn);
-  detail::arc::check_cos_view(cos, fn);
-  const index_t n = cos.rows(), c = cos.cols();
-  cuda::detail::check_label_view(labels, n, fn);
-  detail::check_shape(logits, n, c, fn, "logits");
-  if (n == 0) return;
+  const auto mf = detail::arc::check_logits_args<T>(fn, m, cos, labels, logits);  // values: on the device
+  if (cos.rows() == 0) return;
   const auto dm = cuda::detail::dmargin::from(mf, cuda::detail::sin_floor_of<InC>());
   cuda::detail::launch_elementwise(fn, ctx, cos, device_matrix_view<const T>(), logits,
                                    cuda::detail::logits_op<T, std::remove_const_t<L>>{labels.data(), dm});
@@ -624,13 +612,8 @@ void margin_logits_backward(const cuda::context& ctx, device_matrix_view<InC> co
                     std::is_same<std::remove_const_t<InG>, T>::value,
                 "margin_logits_backward: grad_logits and grad_cos in the arithmetic type of cos");
   constexpr const char* fn = "margin_logits_backward";
-  const auto mf = detail::arc::checked_margin<T>(m, fn);
-  detail::arc::check_cos_view(cos, fn);
-  const index_t n = cos.rows(), c = cos.cols();
-  cuda::detail::check_label_view(labels, n, fn);
-  detail::check_shape(grad_logits, n, c, fn, "grad_logits");
-  detail::check_shape(grad_cos, n, c, fn, "grad_cos");
-  if (n == 0) return;
+  const auto mf = detail::arc::check_logits_backward_args<T>(fn, m, cos, labels, grad_logits, grad_cos);
+  if (cos.rows() == 0) return;
   const auto dm = cuda::detail::dmargin::from(mf, cuda::detail::sin_floor_of<InC>());
   cuda::detail::launch_elementwise(fn, ctx, cos, device_matrix_view<const T>(grad_logits), grad_cos,
                                    cuda::detail::logits_backward_op<T, std::remove_const_t<L>>{labels.data(), dm});
@@ -644,15 +627,8 @@ void margin_ce_forward(const cuda::context& ctx, device_matrix_view<InC> cos, de
   static_assert(cuda::detail::is_cos_input_v<InC> && std::is_same<T, cuda::detail::acc_t<InC>>::value,
                 "margin_ce_forward: outputs in the arithmetic type of cos (float for half/bfloat16)");
   constexpr const char* fn = "margin_ce_forward";
-  const auto mf = detail::arc::checked_margin<T>(m, fn);
-  detail::arc::check_entropy_eps<T>(entropy_eps, fn);
-  detail::arc::check_cos_view(cos, fn);
+  const auto mf = detail::arc::check_ce_forward_args<T>(fn, m, entropy_eps, cos, labels, loss, entropy, p_gt, lse);
   const index_t n = cos.rows();
-  cuda::detail::check_label_view(labels, n, fn);
-  detail::check_size(loss, n, fn, "loss");
-  if (!entropy.empty()) detail::check_size(entropy, n, fn, "entropy");
-  if (!p_gt.empty()) detail::check_size(p_gt, n, fn, "p_gt");
-  if (!lse.empty()) detail::check_size(lse, n, fn, "lse");
   if (n == 0) return;
   const auto dm = cuda::detail::dmargin::from(mf, cuda::detail::sin_floor_of<InC>());
   const unsigned blocks = static_cast<unsigned>(n < 1 << 20 ? n : 1 << 20);
@@ -673,15 +649,9 @@ void margin_ce_backward(const cuda::context& ctx, device_matrix_view<InC> cos, d
                     std::is_same<std::remove_const_t<InW>, T>::value,
                 "margin_ce_backward: lse, weights and grad_cos in the arithmetic type of cos");
   constexpr const char* fn = "margin_ce_backward";
-  const auto mf = detail::arc::checked_margin<T>(m, fn);
-  detail::arc::check_cos_view(cos, fn);
-  const index_t n = cos.rows(), c = cos.cols();
-  cuda::detail::check_label_view(labels, n, fn);
-  detail::check_size(lse, n, fn, "lse");
-  if (!weights.empty()) detail::check_size(weights, n, fn, "weights");
-  detail::require(std::isfinite(grad_scale), fn, "grad_scale", "must be finite, got ", grad_scale);
-  detail::check_shape(grad_cos, n, c, fn, "grad_cos");
-  if (n == 0) return;
+  const auto mf =
+      detail::arc::check_ce_backward_args<T>(fn, m, cos, labels, lse, weights, grad_scale, grad_cos);
+  if (cos.rows() == 0) return;
   const auto dm = cuda::detail::dmargin::from(mf, cuda::detail::sin_floor_of<InC>());
   using op_t = cuda::detail::ce_backward_op<T, std::remove_const_t<L>, std::remove_const_t<InS>,
                                             std::remove_const_t<InW>>;

@@ -60,9 +60,7 @@ void gather_pairs(const cuda::context& ctx, device_matrix_view<In> dist, device_
                   device_vector_view<T> values) {
   static_assert(detail::both_real_v<In, T>, "topofr: float or double only");
   constexpr const char* fn = "gather_pairs";
-  detail::check_square(dist, fn, "dist");
-  detail::check_view(pairs, fn, "pairs");
-  detail::check_size(values, pairs.size(), fn, "values");
+  detail::check_gather_args(dist, "dist", pairs, values, fn);
   if (pairs.size() == 0) return;
   cuda::detail::launch(fn, detail::cu::gather_kernel<std::remove_const_t<In>, T>, detail::cu::pair_blocks(pairs.size()),
                        256, 0, ctx.stream, dist.data(), dist.rows(), dist.ld(), pairs.data(), pairs.size(),
@@ -77,9 +75,7 @@ void scatter_pairs_add(const cuda::context& ctx, device_vector_view<const edge> 
                        device_matrix_view<T> grad_dist) {
   static_assert(detail::both_real_v<In, T>, "topofr: float or double only");
   constexpr const char* fn = "scatter_pairs_add";
-  detail::check_square(grad_dist, fn, "grad_dist");
-  detail::check_view(pairs, fn, "pairs");
-  detail::check_size(values, pairs.size(), fn, "values");
+  detail::check_gather_args(grad_dist, "grad_dist", pairs, values, fn);
   if (pairs.size() == 0) return;
   cuda::detail::launch(fn, detail::cu::scatter_add_kernel<std::remove_const_t<In>, T>,
                        detail::cu::pair_blocks(pairs.size()), 256, 0, ctx.stream, pairs.data(), values.data(),

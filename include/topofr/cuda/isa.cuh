@@ -216,19 +216,9 @@ void isa_loss(const cuda::context& ctx, device_matrix_view<InX> dist_x, device_m
               device_vector_view<T> loss, device_matrix_view<T> grad_dist_z = {}, device_matrix_view<T> grad_dist_x = {}) {
   detail::isa_static_checks<T, InX, InZ>();
   constexpr const char* fn = "isa_loss";
-  detail::check_view(dist_x, fn, "dist_x");
-  const index_t n = dist_x.rows();
-  detail::require(n >= 2, fn, "dist_x", "needs n >= 2 points, got ", n);
-  detail::require(dist_x.cols() == n, fn, "dist_x", "expected a square matrix, got ", n, " x ", dist_x.cols());
-  detail::check_shape(dist_z, n, n, fn, "dist_z");
-  detail::check_size(pairs_x, n - 1, fn, "pairs_x");
-  detail::check_size(pairs_z, n - 1, fn, "pairs_z");
-  detail::isa_check_enums(variant, reduce, fn);
+  const index_t n = detail::check_isa_args(dist_x, dist_z, pairs_x, pairs_z, variant, reduce, grad_dist_z,
+                                           grad_dist_x, fn);
   detail::check_size(loss, 1, fn, "loss");
-  if (!grad_dist_z.empty()) detail::check_shape(grad_dist_z, n, n, fn, "grad_dist_z");
-  if (!grad_dist_x.empty()) detail::check_shape(grad_dist_x, n, n, fn, "grad_dist_x");
-  detail::require(grad_dist_z.empty() || grad_dist_x.empty() || grad_dist_z.data() != grad_dist_x.data(), fn,
-                  "grad_dist_x", "must not be the same buffer as grad_dist_z");
 
   cuda::detail::isa_check_dist(ctx, dist_x, fn);
   cuda::detail::isa_check_dist(ctx, dist_z, fn);

@@ -81,11 +81,7 @@ class objective {
   static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "T must be float or double");
 
  public:
-  explicit objective(objective_options opt = {}) : opt_(opt) {
-    topofr::detail::require(std::isfinite(opt.alpha) && opt.alpha >= 0, "objective", "alpha",
-                            "must be finite and >= 0, got ", opt.alpha);
-    topofr::detail::require(std::isfinite(opt.lambda), "objective", "lambda", "must be finite, got ", opt.lambda);
-  }
+  explicit objective(objective_options opt = {}) : opt_(opt) { topofr::detail::check_objective_options(opt); }
 
   const objective_options& options() const { return opt_; }
 
@@ -148,7 +144,7 @@ class objective {
     topofr::detail::require(n >= 1, fn, "cos", "needs at least one row, got ", n);
     topofr::detail::arc::checked_margin<T>(opt_.margin, fn);
     topofr::detail::arc::check_cos_view(cos, fn);
-    detail::check_label_view(labels, n, fn);
+    topofr::detail::arc::check_label_size(labels, n, fn);
     topofr::detail::check_shape(grad_cos, n, cos.cols(), fn, "grad_cos");
     topofr::detail::arc::check_entropy_eps<T>(opt_.entropy_eps, fn);
     const char* names[5] = {"samples.loss", "samples.entropy", "samples.p_gt", "samples.hard_posterior",

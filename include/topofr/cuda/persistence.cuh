@@ -545,11 +545,7 @@ void persistence_pairs(const cuda::context& ctx, device_matrix_view<In> dist, de
   using V = std::remove_const_t<In>;
   static_assert(detail::is_real_v<V> && detail::is_real_v<T>, "topofr: float or double only");
   constexpr const char* fn = "persistence_pairs";
-  detail::check_view(dist, fn, "dist");
-  detail::check_vr0_shape(dist.rows(), dist.cols(), dist.ld(), fn, "dist");
-  const index_t n = dist.rows();
-  detail::check_size(pairs, n - 1, fn, "pairs");
-  if (!deaths.empty()) detail::check_size(deaths, n - 1, fn, "deaths");
+  const index_t n = detail::check_vr0_args(dist, pairs, deaths, fn);
   detail::cu::vr0_out<T> out{detail::cu::strided(pairs.data(), 0),
                              detail::cu::strided(deaths.empty() ? static_cast<T*>(nullptr) : deaths.data(), 0)};
   detail::cu::launch_vr0_matrix<V, T>(ctx, detail::cu::strided(static_cast<const V*>(dist.data()), 0), 1, n,
@@ -649,14 +645,7 @@ void persistence_pairs_from_points(const cuda::context& ctx, device_batch_view<I
   static_assert(detail::is_real_v<V> && detail::is_real_v<T>, "topofr: float or double only");
   constexpr const char* fn = "persistence_pairs_from_points";
   const index_t nb = points.batch(), n = points.rows(), d = points.cols();
-  detail::check_batch(detail::shape_view(points), fn, "points");
-  detail::require(d >= 0 && points.ld() >= d, fn, "points", "invalid shape ", n, " x ", d, " (ld ", points.ld(), ")");
-  detail::require(n >= 2, fn, "points", "need at least 2 points, got n = ", n);
-  detail::require(n <= std::numeric_limits<std::int32_t>::max(), fn, "points", "n must fit the int32 edge type, got ",
-                  n);
-  detail::require_scale(scale, fn, "scale");
-  detail::check_shape(pairs, nb, n - 1, fn, "pairs");
-  if (!deaths.empty()) detail::check_shape(deaths, nb, n - 1, fn, "deaths");
+  detail::check_vr0_points_args(points, scale, pairs, deaths, fn);
   if (nb == 0) return;
   const detail::cu::vr0_out<T> out{detail::cu::strided(pairs.data(), pairs.ld()),
                                    detail::cu::strided(deaths.empty() ? static_cast<T*>(nullptr) : deaths.data(),

@@ -142,17 +142,9 @@ __global__ void __launch_bounds__(rsp_threads)
 template <class T>
 void rsp_perturb(const cuda::context& ctx, device_image_batch_view<T> images, const rsp_options& opt,
                  device_vector_view<std::int32_t> kinds = {}) {
-  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
-                "rsp_perturb: T must be float or double");
   const char* fn = "rsp_perturb";
-  detail::require(opt.probability >= 0.0 && opt.probability <= 1.0, fn, "probability", "must be in [0, 1], got ",
-                  opt.probability);
-  const index_t n = images.n(), c = images.c(), h = images.h(), w = images.w();
-  detail::require(n >= 0, fn, "images", "negative batch size ", n);
-  detail::require(n <= (index_t(1) << 32), fn, "images", "batch size must be <= 2^32, got ", n);
-  detail::rsp_check_shape(fn, "images", c, h, w);
-  detail::require(images.data() != nullptr || n == 0, fn, "images", "null data pointer for ", n, " samples");
-  if (!kinds.empty()) detail::check_size(kinds, n, fn, "kinds");
+  detail::check_rsp_perturb_args(images, opt, kinds, fn);
+  const index_t n = images.n();
   const index_t total = n * images.sample_size();
   if (total == 0) return;
   cuda::workspace ws(ctx, static_cast<std::size_t>(total) * sizeof(T) + sizeof(double));
