@@ -43,16 +43,12 @@ T* device_random(std::size_t n, double lo, double hi, std::uint64_t seed) {
 
 /// Shared device state (allocated once).
 struct state_t {
-  tc::context ctx;
+  tc::stream_context sc;
+  tc::context& ctx = sc.ctx;
   float *cos, *grad, *loss, *ent, *pgt, *lse, *w, *x, *z, *gz, *img, *scalar;
   void* flush = nullptr;  // 128 MiB, more than any current L2
   std::int32_t* labels;
-  int* status;
   state_t() {
-    ck(cudaStreamCreate(&ctx.stream));
-    ck(cudaMalloc(&status, sizeof(int)));
-    ck(cudaMemset(status, 0, sizeof(int)));
-    ctx.status = status;
     cos = device_random<float>(static_cast<std::size_t>(kN * kC), -0.3, 0.3, 1);
     ck(cudaMalloc(&grad, static_cast<std::size_t>(kN * kC) * sizeof(float)));
     for (float** p : {&loss, &ent, &pgt, &lse}) ck(cudaMalloc(p, kN * sizeof(float)));

@@ -71,16 +71,7 @@ void time_loop(benchmark::State& st, const topofr::cuda::context& ctx, F&& f) {
 
 constexpr index_t dim = 512;
 
-struct bench_ctx {
-  dmem status{sizeof(int)};
-  topofr::cuda::context ctx;
-  bench_ctx() {
-    check(cudaStreamCreate(&ctx.stream), "stream");
-    check(cudaMemset(status.p, 0, sizeof(int)), "memset");
-    ctx.status = status.as<int>();
-  }
-  ~bench_ctx() { cudaStreamDestroy(ctx.stream); }
-};
+using bench_ctx = topofr::cuda::stream_context;
 
 void bm_points(benchmark::State& st, index_t B, index_t n) {
   bench_ctx c;

@@ -28,29 +28,13 @@ using test_ctx = topofr::test::test_context;
 /// Under compute-sanitizer (tests/gpu_check.sh) the largest cases are left out to keep the check short.
 bool sanitizing() { return std::getenv("TOPOFR_GPU_SANITIZER") != nullptr; }
 
-/// The reference's algorithm, transcribed: stable sort of the upper-triangle edges by weight, union-find.
+/// The released algorithm (tests/support.hpp's transcription, shared with the CPU tests): its pairs.
 template <class V>
 std::vector<edge> kruskal_reference(const std::vector<V>& d, index_t n, index_t ld) {
-  std::vector<std::pair<index_t, index_t>> e;
-  for (index_t i = 0; i < n; ++i)
-    for (index_t j = i + 1; j < n; ++j) e.push_back({i, j});
-  std::stable_sort(e.begin(), e.end(), [&](auto a, auto b) {
-    return double(d[a.first * ld + a.second]) < double(d[b.first * ld + b.second]);
-  });
-  std::vector<index_t> parent(n);
-  std::iota(parent.begin(), parent.end(), 0);
-  auto find = [&](index_t x) {
-    while (parent[x] != x) x = parent[x] = parent[parent[x]];
-    return x;
-  };
-  std::vector<edge> out;
-  for (auto [a, b] : e) {
-    const index_t ra = find(a), rb = find(b);
-    if (ra == rb) continue;
-    parent[ra] = rb;
-    out.push_back({static_cast<std::int32_t>(a), static_cast<std::int32_t>(b)});
-  }
-  return out;
+  std::vector<edge> pairs;
+  std::vector<double> deaths;
+  test::reference_pairs(d.data(), n, ld, pairs, deaths);
+  return pairs;
 }
 
 template <class V>

@@ -581,7 +581,7 @@ void launch_elementwise(const char* fn, const context& ctx, device_matrix_view<I
   const index_t n = cos.rows(), c = cos.cols();
   const index_t tiles = (c + ew_tile_cols<InC> - 1) / ew_tile_cols<InC>;
   const index_t total = n * tiles;
-  const unsigned blocks = static_cast<unsigned>(total < ew_max_blocks ? total : ew_max_blocks);
+  const unsigned blocks = grid_for(total, 1, ew_max_blocks);
   launch(fn, rows_elementwise_kernel<InC, T, Op>, blocks, ew_threads, 0, ctx.stream, cos, g, out, op, tiles,
          ctx.status);
 }
@@ -631,7 +631,7 @@ void margin_ce_forward(const cuda::context& ctx, device_matrix_view<InC> cos, de
   const index_t n = cos.rows();
   if (n == 0) return;
   const auto dm = cuda::detail::dmargin::from(mf, cuda::detail::sin_floor_of<InC>());
-  const unsigned blocks = static_cast<unsigned>(n < 1 << 20 ? n : 1 << 20);
+  const unsigned blocks = cuda::detail::grid_for(n, 1, index_t(1) << 20);
   cuda::detail::launch(fn, cuda::detail::margin_ce_forward_kernel<InC, L, T>, blocks, cuda::detail::head_threads, 0,
                        ctx.stream, cos, labels.data(), dm, entropy_eps, loss.data(),
                        entropy.empty() ? nullptr : entropy.data(), p_gt.empty() ? nullptr : p_gt.data(),

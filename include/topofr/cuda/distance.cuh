@@ -230,10 +230,7 @@ __global__ void gram_distance_kernel(clouds<In> c, index_t B, const double* __re
   if (bad) cuda::detail::report(status, cuda::status_non_finite);
 }
 
-inline unsigned grid_for(index_t total, index_t per_block = 256, index_t cap = 65535) {
-  const index_t b = (total + per_block - 1) / per_block;
-  return static_cast<unsigned>(b < 1 ? 1 : (b > cap ? cap : b));
-}
+using cuda::detail::grid_for;  // (topofr/cuda/context.cuh)
 
 /// The final Gram tiles of B clouds into `gram` (B x gram_pairs(n) x 1024 doubles): one task launch, plus a
 /// fixed-order slice reduction when d > gram_slice (part: B x S x pairs x 1024 doubles of scratch).

@@ -45,10 +45,7 @@ __global__ void scatter_add_kernel(const edge* __restrict__ pairs, const In* __r
   }
 }
 
-inline unsigned pair_blocks(index_t m) {
-  const index_t b = (m + 255) / 256;
-  return static_cast<unsigned>(b < 65535 ? b : 65535);
-}
+inline unsigned pair_blocks(index_t m) { return cuda::detail::grid_for(m); }
 
 }  // namespace cu
 }  // namespace detail

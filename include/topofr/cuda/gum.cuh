@@ -209,9 +209,8 @@ void sds_weights(const cuda::context& ctx, device_vector_view<InH> hard_posterio
   detail::require(std::isfinite(lambda), fn, "lambda", "must be finite, got ", lambda);
   if (focal || !p_gt.empty()) detail::check_size(p_gt, n, fn, focal ? "p_gt (required when focal = true)" : "p_gt");
   if (n == 0) return;
-  const index_t blocks = (n + 255) / 256;
   cuda::detail::launch(fn, cuda::detail::sds_kernel<std::remove_const_t<InH>, std::remove_const_t<InP>, T>,
-                       static_cast<unsigned>(blocks < 1024 ? blocks : 1024), 256, 0, ctx.stream, hard_posterior.data(),
+                       cuda::detail::grid_for(n, 256, 1024), 256, 0, ctx.stream, hard_posterior.data(),
                        p_gt.empty() ? static_cast<const InP*>(nullptr) : p_gt.data(), n, lambda, focal, omega.data(),
                        ctx.status);
 }

@@ -39,10 +39,7 @@ __global__ void isa_check_dist_kernel(device_matrix_view<In> d, int* status) {
 
 template <class In>
 void isa_check_dist(const context& ctx, device_matrix_view<In> d, const char* fn) {
-  const index_t total = d.rows() * d.cols();
-  const index_t blocks = (total + 255) / 256;
-  launch(fn, isa_check_dist_kernel<In>, static_cast<unsigned>(blocks < 1024 ? (blocks < 1 ? 1 : blocks) : 1024), 256, 0,
-         ctx.stream, d, ctx.status);
+  launch(fn, isa_check_dist_kernel<In>, grid_for(d.rows() * d.cols(), 256, 1024), 256, 0, ctx.stream, d, ctx.status);
 }
 
 /// The sparse gradient terms, as topofr::detail::isa_terms orders them: tz (w.r.t. MZ) and tx (w.r.t.
@@ -169,9 +166,7 @@ template <class In, class T>
 void isa_chain(const context& ctx, device_matrix_view<In> p, double scale, const edge* e, const double* g, index_t count,
                double* coef, device_matrix_view<T> out, const char* fn, double factor = 1.0) {
   launch(fn, isa_coef_kernel<In>, static_cast<unsigned>(count), isa_threads, 0, ctx.stream, p, scale, e, g, coef);
-  const index_t bx = (p.cols() + 255) / 256;
-  const dim3 grid(static_cast<unsigned>(bx > 1024 ? 1024 : bx),
-                  static_cast<unsigned>(p.rows() < 65535 ? p.rows() : 65535));
+  const dim3 grid(grid_for(p.cols(), 256, 1024), grid_for(p.rows(), 1));
   launch(fn, isa_gather_kernel<In, T>, grid, 256, 0, ctx.stream, p, e, static_cast<const double*>(coef), count, out,
          static_cast<T>(factor));
 }
@@ -191,10 +186,7 @@ struct isa_scratch {
   }
 };
 
-inline unsigned isa_blocks(index_t count) {
-  const index_t b = (count + 255) / 256;
-  return static_cast<unsigned>(b < 1 ? 1 : (b > 1024 ? 1024 : b));
-}
+inline unsigned isa_blocks(index_t count) { return grid_for(count, 256, 1024); }
 
 template <class T>
 void zero_matrix(const context& ctx, device_matrix_view<T> m, const char* fn) {

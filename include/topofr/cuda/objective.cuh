@@ -69,10 +69,7 @@ __global__ void __launch_bounds__(256)
   *out = r;
 }
 
-inline unsigned blocks_for(index_t total) {
-  const index_t b = (total + 255) / 256;
-  return static_cast<unsigned>(b < 1 ? 1 : (b > 4096 ? 4096 : b));
-}
+inline unsigned blocks_for(index_t total) { return grid_for(total, 256, 4096); }
 
 }  // namespace detail
 

@@ -151,10 +151,9 @@ void rsp_perturb(const cuda::context& ctx, device_image_batch_view<T> images, co
   T* copy = ws.as<T>();
   int* flag = reinterpret_cast<int*>(copy + total);  // 4-byte aligned: sizeof(T) >= 4
   cuda::check_cuda(cudaMemsetAsync(flag, 0, sizeof(int), ctx.stream), fn);
-  const index_t blocks = (total + 255) / 256;
-  cuda::detail::launch(fn, cuda::detail::rsp_copy_check_kernel<T>, static_cast<unsigned>(blocks < 4096 ? blocks : 4096),
-                       256, 0, ctx.stream, images.data(), copy, total, flag, ctx.status);
-  cuda::detail::launch(fn, cuda::detail::rsp_apply_kernel<T>, static_cast<unsigned>(n < 65535 ? n : 65535),
+  cuda::detail::launch(fn, cuda::detail::rsp_copy_check_kernel<T>, cuda::detail::grid_for(total, 256, 4096), 256, 0,
+                       ctx.stream, images.data(), copy, total, flag, ctx.status);
+  cuda::detail::launch(fn, cuda::detail::rsp_apply_kernel<T>, cuda::detail::grid_for(n, 1),
                        cuda::detail::rsp_threads, 0, ctx.stream, images, copy, opt,
                        kinds.empty() ? nullptr : kinds.data(), flag);
 }
