@@ -4,6 +4,7 @@
 // binary and one run. Timing by cudaEvents around each call on one stream (UseManualTime).
 #pragma nv_diag_suppress 20012  // Eigen's defaulted __host__ __device__ members (CPU headers under nvcc)
 #include <benchmark/benchmark.h>
+#include <thrust/device_vector.h>
 
 #include <topofr/cuda/distance.cuh>
 #include <topofr/cuda/isa.cuh>
@@ -24,10 +25,11 @@ void check(cudaError_t e, const char* what) {
   }
 }
 
+/// `bytes` of device memory (a thrust::device_vector owns it), viewed as any element type.
 struct dmem {
-  void* p = nullptr;
-  explicit dmem(std::size_t bytes) { check(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc"); }
-  ~dmem() { cudaFree(p); }
+  thrust::device_vector<unsigned char> v;
+  void* p;
+  explicit dmem(std::size_t bytes) : v(bytes ? bytes : 1), p(thrust::raw_pointer_cast(v.data())) {}
   template <class T> T* as() const { return static_cast<T*>(p); }
 };
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cuda_runtime.h>
+#include <thrust/device_vector.h>  // CUDA's Thrust; tests/emu/thrust under the emulator
 
 #include <algorithm>
 #include <cmath>
@@ -23,19 +24,17 @@ constexpr bool emulated() {
 #endif
 }
 
-/// Device memory holding n values of T (zeroed), optionally filled from a host vector (RAII).
+/// Device memory holding n values of T (zeroed), optionally filled from a host vector: a
+/// thrust::device_vector (which owns it) and its raw pointer p (never null: at least one element).
 template <class T>
 struct device_buffer {
+  thrust::device_vector<T> v;
   T* p = nullptr;
   std::size_t n = 0;
-  explicit device_buffer(std::size_t n_) : n(n_) {
-    cuda::check_cuda(cudaMalloc(&p, std::max<std::size_t>(1, n) * sizeof(T)), "test");
-    cuda::check_cuda(cudaMemset(p, 0, std::max<std::size_t>(1, n) * sizeof(T)), "test");
-  }
+  explicit device_buffer(std::size_t n_) : v(std::max<std::size_t>(1, n_)), p(thrust::raw_pointer_cast(v.data())), n(n_) {}
   explicit device_buffer(const std::vector<T>& h) : device_buffer(h.size()) { put(h); }
   device_buffer(const device_buffer&) = delete;
   device_buffer& operator=(const device_buffer&) = delete;
-  ~device_buffer() { cudaFree(p); }
   void put(const std::vector<T>& h) {
     cuda::check_cuda(cudaMemcpy(p, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice), "test");
   }

@@ -39,7 +39,7 @@ void check_gather_scatter(index_t n, index_t ld, std::uint64_t seed) {
   dbuf<T> dgrad(grad0);
   scatter_pairs_add(t.ctx, device_vector_view<const edge>(dp.p, k), device_vector_view<const T>(dg.p, k),
                     device_matrix_view<T>(dgrad.p, n, n, ld));
-  CHECK(t.status() == cuda::status_ok);
+  CHECK(t.status() == topofr::cuda::status_ok);
   std::vector<T> cv(static_cast<std::size_t>(k));
   gather_pairs(cpu, matrix_view<const V>(m.data(), n, n, ld), vector_view<const edge>(pairs.data(), k),
                vector_view<T>(cv.data(), k));
@@ -80,11 +80,11 @@ TEST_CASE("cuda gather/scatter: invalid pairs set status_bad_pair and are skippe
   dbuf<float> dm(m), dv(5), dg(std::vector<float>(5, 1.0f)), dgrad(std::vector<float>(n * n, 0.0f));
   dbuf<edge> dp(pairs);
   gather_pairs(t.ctx, device_matrix_view<const float>(dm.p, n, n), device_vector_view<const edge>(dp.p, 5), device_vector_view<float>(dv.p, 5));
-  CHECK(t.status() == cuda::status_bad_pair);
+  CHECK(t.status() == topofr::cuda::status_bad_pair);
   CHECK(dv.get() == std::vector<float>{1.0f, 0.0f, 0.0f, 0.0f, 0.0f});
   test_ctx t2;
   scatter_pairs_add(t2.ctx, device_vector_view<const edge>(dp.p, 5), device_vector_view<const float>(dg.p, 5), device_matrix_view<float>(dgrad.p, n, n));
-  CHECK(t2.status() == cuda::status_bad_pair);
+  CHECK(t2.status() == topofr::cuda::status_bad_pair);
   std::vector<float> expect(n * n, 0.0f);
   expect[1] = 1.0f;
   CHECK(dgrad.get() == expect);

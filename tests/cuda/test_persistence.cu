@@ -59,7 +59,7 @@ void check_matrix(const std::vector<V>& m, index_t n, index_t ld, bool with_refe
   dbuf<V> gd(n - 1);
   persistence_pairs(t.ctx, device_matrix_view<const V>(dm.p, n, n, ld), device_vector_view<edge>(gp.p, n - 1),
                     device_vector_view<V>(gd.p, n - 1));
-  CHECK(t.status() == cuda::status_ok);
+  CHECK(t.status() == topofr::cuda::status_ok);
   const std::vector<edge> p = gp.get();
   const std::vector<V> dd = gd.get();
   CHECK(p == cp);
@@ -152,7 +152,7 @@ TEST_CASE("cuda persistence_pairs batched == B separate CPU calls (float matrix,
     dbuf<double> gd(static_cast<std::size_t>(B * pld));
     persistence_pairs(t.ctx, device_batch_view<const float>(dm.p, B, n, n, ld, stride),
                       device_matrix_view<edge>(gp.p, B, n - 1, pld), device_matrix_view<double>(gd.p, B, n - 1, pld));
-    CHECK(t.status() == cuda::status_ok);
+    CHECK(t.status() == topofr::cuda::status_ok);
     const std::vector<edge> p = gp.get();
     const std::vector<double> d = gd.get();
     for (index_t b = 0; b < B; ++b) {
@@ -196,7 +196,7 @@ void check_points(index_t B, index_t n, index_t d, std::uint64_t seed, double sc
   const device_batch_view<const V> pts(dx.p, B, n, d, ld, stride);
   persistence_pairs_from_points(t.ctx, pts, scale, device_matrix_view<edge>(gp.p, B, n - 1), device_matrix_view<V>(gd.p, B, n - 1));
   pairwise_distances(t.ctx, pts, device_batch_view<V>(gm.p, B, n, n), scale);
-  CHECK(t.status() == cuda::status_ok);
+  CHECK(t.status() == topofr::cuda::status_ok);
   const std::vector<edge> p = gp.get();
   const std::vector<V> dd = gd.get(), gmat = gm.get();
   std::vector<edge> cp(static_cast<std::size_t>(B * (n - 1))), ep(cp.size());
@@ -273,24 +273,24 @@ TEST_CASE("cuda persistence: device-detected invalid entries set the status bits
     return s;
   };
   std::vector<float> m = cloud_matrix<float>(n, 3, 90);
-  CHECK(run(m, 1) == cuda::status_ok);
+  CHECK(run(m, 1) == topofr::cuda::status_ok);
   std::vector<float> bad = m;
   bad[5 * n + 9] = std::numeric_limits<float>::quiet_NaN();
-  CHECK(run(bad, 1) == cuda::status_non_finite);
+  CHECK(run(bad, 1) == topofr::cuda::status_non_finite);
   bad = m;
   bad[40 * n + 3] = std::numeric_limits<float>::infinity();  // lower triangle: validated too, as on the CPU
-  CHECK(run(bad, 1) == cuda::status_non_finite);
+  CHECK(run(bad, 1) == topofr::cuda::status_non_finite);
   bad = m;
   bad[2 * n + 7] = -1.0f;
-  CHECK(run(bad, 1) == cuda::status_negative_distance);
+  CHECK(run(bad, 1) == topofr::cuda::status_negative_distance);
   bad = m;
   bad[3 * n + 3] = std::numeric_limits<float>::quiet_NaN();  // the diagonal is ignored
-  CHECK(run(bad, 1) == cuda::status_ok);
+  CHECK(run(bad, 1) == topofr::cuda::status_ok);
   std::vector<float> two(2 * n * n);
   std::copy(m.begin(), m.end(), two.begin());
   std::copy(m.begin(), m.end(), two.begin() + n * n);
   two[n * n + 1] = -2.0f;
-  CHECK(run(two, 2) == cuda::status_negative_distance);
+  CHECK(run(two, 2) == topofr::cuda::status_negative_distance);
 
   SECTION("non-finite points") {
     std::vector<float> x = test::normal<float>(4 * 8, 3);
@@ -299,7 +299,7 @@ TEST_CASE("cuda persistence: device-detected invalid entries set the status bits
     dbuf<float> dx(x);
     dbuf<edge> gp(3);
     persistence_pairs_from_points(t.ctx, device_batch_view<const float>(dx.p, 1, 4, 8), 1.0, device_matrix_view<edge>(gp.p, 1, 3));
-    CHECK(t.status() == cuda::status_non_finite);
+    CHECK(t.status() == topofr::cuda::status_non_finite);
   }
 }
 
@@ -330,5 +330,5 @@ TEST_CASE("cuda persistence: bad shapes throw on the host, naming the argument")
   CHECK_THROWS_WITH(persistence_pairs_from_points(t.ctx, device_batch_view<const float>(m.p, 2, 4, 2), 1.0,
                                                   device_matrix_view<edge>(p.p, 2, 3), device_matrix_view<float>(d.p, 1, 3)),
                     Catch::Contains("deaths"));
-  CHECK(t.status() == cuda::status_ok);  // nothing was launched
+  CHECK(t.status() == topofr::cuda::status_ok);  // nothing was launched
 }
