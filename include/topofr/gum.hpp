@@ -287,23 +287,36 @@ gum_result gum_fit(cpu_t, vector_view<In> entropy, vector_view<T> hard_posterior
   return res;
 }
 
+namespace detail {
+/// sds_weights' host-side checks, shared by the CPU and CUDA overloads (the values of hard_posterior and
+/// p_gt are checked where they are read). Returns n.
+template <class InH, class InP, class T, class S>
+index_t check_sds_args(const vector_view<InH, S>& hard_posterior, const vector_view<InP, S>& p_gt, double lambda,
+                       bool focal, const vector_view<T, S>& omega, const char* fn) {
+  static_assert(is_real_v<std::remove_const_t<InH>> && is_real_v<std::remove_const_t<InP>> && is_real_v<T>,
+                "sds_weights: hard_posterior, p_gt and omega must be float or double");
+  check_view(hard_posterior, fn, "hard_posterior");
+  const index_t n = hard_posterior.size();
+  check_size(omega, n, fn, "omega");
+  require(std::isfinite(lambda), fn, "lambda", "must be finite, got ", lambda);
+  if (focal || !p_gt.empty()) check_size(p_gt, n, fn, focal ? "p_gt (required when focal = true)" : "p_gt");
+  return n;
+}
+
+/// One structure damage score (host-and-device): (1 + h)^lambda * (focal ? 1 - p_gt : 1), in double.
+TOPOFR_HD inline double sds_weight(double h, double p_gt, double lambda, bool focal) {
+  return ::pow(1.0 + h, lambda) * (focal ? 1.0 - p_gt : 1.0);
+}
+}  // namespace detail
+
 /// Structure damage score omega_i = (1 + h_i)^lambda * (focal ? 1 - p_gt_i : 1), in double, rounded to T.
 /// focal = false reproduces the released code, whose integer p_gt makes the focal term 1 (docs/fidelity.md);
 /// p_gt may then be empty (when given it is still checked). omega may alias hard_posterior or p_gt.
 template <class InH, class InP = InH, class T = std::remove_const_t<InH>>
 void sds_weights(cpu_t, vector_view<InH> hard_posterior, vector_view<InP> p_gt, double lambda, bool focal,
                  vector_view<T> omega) {
-  static_assert(detail::is_real_v<std::remove_const_t<InH>> && detail::is_real_v<std::remove_const_t<InP>> &&
-                    detail::is_real_v<T>,
-                "sds_weights: hard_posterior, p_gt and omega must be float or double");
   constexpr const char* fn = "sds_weights";
-  detail::check_view(hard_posterior, fn, "hard_posterior");
-  const index_t n = hard_posterior.size();
-  detail::check_size(omega, n, fn, "omega");
-  detail::require(std::isfinite(lambda), fn, "lambda", "must be finite, got ", lambda);
-  if (focal || !p_gt.empty()) {
-    detail::check_size(p_gt, n, fn, focal ? "p_gt (required when focal = true)" : "p_gt");
-  }
+  const index_t n = detail::check_sds_args(hard_posterior, p_gt, lambda, focal, omega, fn);
   for (index_t i = 0; i < n; ++i) {
     const double h = static_cast<double>(hard_posterior[i]);
     detail::require(h >= 0.0 && h <= 1.0, fn, "hard_posterior", "must be in [0, 1], got ", h, " at index ", i);
@@ -312,10 +325,9 @@ void sds_weights(cpu_t, vector_view<InH> hard_posterior, vector_view<InP> p_gt, 
     const double p = static_cast<double>(p_gt[i]);
     detail::require(p >= 0.0 && p <= 1.0, fn, "p_gt", "must be in [0, 1], got ", p, " at index ", i);
   }
-  for (index_t i = 0; i < n; ++i) {
-    const double focal_term = focal ? 1.0 - static_cast<double>(p_gt[i]) : 1.0;
-    omega[i] = static_cast<T>(std::pow(1.0 + static_cast<double>(hard_posterior[i]), lambda) * focal_term);
-  }
+  for (index_t i = 0; i < n; ++i)
+    omega[i] = static_cast<T>(detail::sds_weight(static_cast<double>(hard_posterior[i]),
+                                                 focal ? static_cast<double>(p_gt[i]) : 0.0, lambda, focal));
 }
 
 }  // namespace topofr

@@ -163,8 +163,7 @@ __global__ void sds_kernel(const InH* h, const InP* p, index_t n, double lambda,
     const double pv = p ? static_cast<double>(p[i]) : 0.0;
     const bool ok = hv >= 0.0 && hv <= 1.0 && pv >= 0.0 && pv <= 1.0;  // false for NaN
     if (!ok) report(status, status_non_finite);
-    const double f = focal ? 1.0 - pv : 1.0;
-    omega[i] = static_cast<T>(ok ? ::pow(1.0 + hv, lambda) * f : CUDART_NAN);
+    omega[i] = static_cast<T>(ok ? topofr::detail::sds_weight(hv, pv, lambda, focal) : CUDART_NAN);
   }
 }
 
@@ -199,15 +198,8 @@ void gum_fit(const cuda::context& ctx, device_vector_view<In> entropy, device_ve
 template <class InH, class InP = InH, class T = std::remove_const_t<InH>>
 void sds_weights(const cuda::context& ctx, device_vector_view<InH> hard_posterior, device_vector_view<InP> p_gt, double lambda,
                  bool focal, device_vector_view<T> omega) {
-  static_assert(detail::is_real_v<std::remove_const_t<InH>> && detail::is_real_v<std::remove_const_t<InP>> &&
-                    detail::is_real_v<T>,
-                "sds_weights: hard_posterior, p_gt and omega must be float or double");
   constexpr const char* fn = "sds_weights";
-  detail::check_view(hard_posterior, fn, "hard_posterior");
-  const index_t n = hard_posterior.size();
-  detail::check_size(omega, n, fn, "omega");
-  detail::require(std::isfinite(lambda), fn, "lambda", "must be finite, got ", lambda);
-  if (focal || !p_gt.empty()) detail::check_size(p_gt, n, fn, focal ? "p_gt (required when focal = true)" : "p_gt");
+  const index_t n = detail::check_sds_args(hard_posterior, p_gt, lambda, focal, omega, fn);
   if (n == 0) return;
   cuda::detail::launch(fn, cuda::detail::sds_kernel<std::remove_const_t<InH>, std::remove_const_t<InP>, T>,
                        cuda::detail::grid_for(n, 256, 1024), 256, 0, ctx.stream, hard_posterior.data(),
