@@ -4,10 +4,11 @@ that both give the identical ordered list of pairs.
 
 usage: /usr/bin/python3 bench/compare_reference.py path/to/topofr [n=2048]
 
-The reference is the released code's algorithm (docs/fidelity.md) re-typed here: Kruskal over
+The reference is the released code's algorithm (docs/fidelity.md), re-typed once in tests/oracles/reference.py: Kruskal over
 np.triu_indices_from (diagonal included), a stable argsort of the weights, a recursive union-find with path
 compression merging the younger component into the older, pairs emitted as (min, max).
 """
+import os
 import subprocess
 import sys
 import tempfile
@@ -15,42 +16,8 @@ import time
 
 import numpy as np
 
-sys.setrecursionlimit(100000)
-
-
-class UnionFind:
-    def __init__(self, n):
-        self.parent = np.arange(n, dtype=int)
-
-    def find(self, u):
-        if self.parent[u] == u:
-            return u
-        self.parent[u] = self.find(self.parent[u])
-        return self.parent[u]
-
-    def merge(self, u, v):
-        if u != v:
-            self.parent[self.find(u)] = self.find(v)
-
-
-def reference_pairs(matrix):
-    n = matrix.shape[0]
-    uf = UnionFind(n)
-    iu = np.triu_indices_from(matrix)
-    w = matrix[iu]
-    order = np.argsort(w, kind="stable")
-    out = []
-    for k, _ in zip(order, w[order]):
-        u, v = iu[0][k], iu[1][k]
-        younger, older = uf.find(u), uf.find(v)
-        if younger == older:
-            continue
-        if younger > older:
-            uf.merge(v, u)
-        else:
-            uf.merge(u, v)
-        out.append((min(u, v), max(u, v)))
-    return np.array(out)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "oracles"))
+from reference import kruskal_pairs as reference_pairs  # noqa: E402  (the shared transcription)
 
 
 def main():

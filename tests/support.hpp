@@ -6,12 +6,16 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <numeric>
 #include <random>
 #include <string>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <utility>
 #include <vector>
 
 #include <topofr/npy.hpp>
@@ -86,6 +90,35 @@ std::vector<T> uniform(std::size_t n, std::uint64_t seed, double lo = 0.0, doubl
 /// Relative error |a - b| / max(|b|, floor).
 inline double rel(double a, double b, double floor = 1e-30) {
   return std::abs(a - b) / std::max(std::abs(b), floor);
+}
+
+/// The released code's 0-dim persistence (PersistentHomologyCalculation), transcribed once for the C++ tests
+/// (the Python oracles' copy is tests/oracles/reference.py): weights = the upper triangle (diagonal
+/// included) in row-major order, a stable sort, union-find with "merge the younger into the older".
+template <class V>
+void reference_pairs(const V* d, index_t n, index_t ld, std::vector<edge>& pairs, std::vector<double>& deaths) {
+  std::vector<std::pair<index_t, index_t>> tri;
+  for (index_t i = 0; i < n; ++i)
+    for (index_t j = i; j < n; ++j) tri.push_back({i, j});
+  std::vector<double> w(tri.size());
+  for (std::size_t k = 0; k < tri.size(); ++k) w[k] = static_cast<double>(d[tri[k].first * ld + tri[k].second]);
+  std::vector<std::size_t> order(tri.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return w[a] < w[b]; });
+  std::vector<index_t> parent(n);
+  std::iota(parent.begin(), parent.end(), 0);
+  std::function<index_t(index_t)> find = [&](index_t u) { return parent[u] == u ? u : parent[u] = find(parent[u]); };
+  auto merge = [&](index_t u, index_t v) { if (u != v) parent[find(u)] = find(v); };
+  pairs.clear();
+  deaths.clear();
+  for (std::size_t k : order) {
+    const index_t u = tri[k].first, v = tri[k].second;
+    const index_t younger = find(u), older = find(v);
+    if (younger == older) continue;
+    if (younger > older) merge(v, u); else merge(u, v);
+    pairs.push_back(edge{std::int32_t(std::min(u, v)), std::int32_t(std::max(u, v))});
+    deaths.push_back(w[k]);
+  }
 }
 
 }  // namespace topofr::test

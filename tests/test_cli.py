@@ -24,6 +24,9 @@ import threading
 
 import numpy as np
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "oracles"))
+import reference  # noqa: E402  (tests/oracles/reference.py: the shared Kruskal and GUM oracles)
+
 try:
     import torch
     torch.set_default_dtype(torch.float64)
@@ -111,56 +114,15 @@ def cdist(x):
 
 
 def kruskal(d):
-    """0-dim VR persistence pairs: Kruskal on a stable sort of the row-major upper triangle."""
-    n = d.shape[0]
-    iu, ju = np.triu_indices(n, 1)
-    order = np.argsort(d[iu, ju], kind="stable")
-    parent = list(range(n))
-
-    def find(a):
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    out = []
-    for k in order:
-        a, b = find(iu[k]), find(ju[k])
-        if a != b:
-            parent[a] = b
-            out.append((iu[k], ju[k]))
-            if len(out) == n - 1:
-                break
-    return np.array(out, dtype=np.int64).reshape(-1, 2)
+    """0-dim VR persistence pairs: the released code's Kruskal (tests/oracles/reference.py)."""
+    return reference.kruskal_pairs(d)
 
 
 def gum_oracle(e, symmetrize=True, max_iter=1000, tol=1e-10):
-    """GUM EM of the released GUM.py (docs/fidelity.md): returns (h = 1 - gamma, pi)."""
-    e = np.asarray(e, np.float64).copy()
-    n = len(e)
-    if symmetrize:
-        e[0:2 * (n // 2):2] *= -1
-    e = e - e.mean()
-    sd = e.std()
-    if sd != 0:
-        e = e / sd
-    sigma, pi, c, prev = np.mean(e ** 2), 0.1, 0.2, 0.0
-    for _ in range(max_iter):
-        var = sigma + 1e-3
-        phi = np.exp(-e ** 2 / (2 * var)) / np.sqrt(2 * np.pi * var)
-        gamma = phi * pi / (phi * pi + (1 - pi) * c)
-        n1 = gamma.sum()
-        sigma = np.sum(gamma * e ** 2) / n1
-        pi = min(n1 / n, 0.5)
-        c1 = np.sum((1 - gamma) / (1 - pi + 1e-10) * e) / n1
-        c2 = np.sum((1 - gamma) / (1 - pi + 1e-10) * e ** 2) / n1
-        q = 3 * c2 - c1 ** 2
-        c = 0.001 if abs(q) < 0.001 else 1.0 / (2 * np.sqrt(q) + 1e-10)
-        like = np.sum(pi * phi + (1 - pi) * c)
-        if abs(like - prev) < tol:
-            break
-        prev = like
-    return 1 - gamma, pi
+    """GUM EM of the released GUM.py (tests/oracles/reference.py): returns (h = 1 - gamma, pi)."""
+    with np.errstate(all="ignore"):
+        h, pi = reference.gauss_unif(e, symmetrize, max_iter, tol)[:2]
+    return h, pi
 
 
 def isa_oracle(x, z, xs, zs, variant, reduction):

@@ -193,20 +193,33 @@ TEST_CASE("gum_fit: the divergence guard (3*C2 - C1^2 < 0): reference throws, ro
   // No input reaches it: C1^2 <= 2 C2 always holds for centred data (proof in docs/math.md; a random
   // search, `gum_oracle.py --search-divergent OUT 20000`, found max C1^2/C2 = 0.37). So the guard
   // is checked on the M-step helper with moments that violate the bound. Oracle: the formula itself.
-  CHECK_THROWS_WITH(detail::gum_uniform_density(2.0, 1.0, gum_mode::reference, 7),
+  // (detail::gum_uniform_density is the host-and-device helper both gum_fit overloads use.)
+  const auto density = [](double c1, double c2, gum_mode mode, bool ok = true) {
+    double c = -1.0, d = 0.0;
+    CHECK(detail::gum_uniform_density(c1, c2, mode, c, d) == ok);
+    const double want = 3.0 * c2 - c1 * c1;
+    CHECK((d == want || (std::isnan(d) && std::isnan(want))));
+    return c;
+  };
+  density(2.0, 1.0, gum_mode::reference, false);
+  density(std::nan(""), 1.0, gum_mode::reference, false);
+  CHECK_THROWS_WITH(detail::gum_diverged("gum_fit", 7, detail::gum_step::diverged_density, -1.0),
                     Catch::Contains("diverged at iteration 7") && Catch::Contains("3*C2 - C1^2 = -1") &&
                         Catch::Contains("gum_mode::robust"));
-  CHECK_THROWS_AS(detail::gum_uniform_density(std::nan(""), 1.0, gum_mode::reference, 0), error);
-  CHECK(detail::gum_uniform_density(2.0, 1.0, gum_mode::robust, 7) == 0.001);
-  CHECK(detail::gum_uniform_density(0.0, 0.0002, gum_mode::robust, 0) == 0.001);
-  CHECK(detail::gum_uniform_density(std::nan(""), 1.0, gum_mode::robust, 0) == 0.001);
-  CHECK(detail::gum_uniform_density(1.0, 1.0, gum_mode::robust, 0) == 1.0 / (2.0 * std::sqrt(2.0) + 1e-10));
+  CHECK_THROWS_WITH(detail::gum_diverged("gum_fit", 3, detail::gum_step::diverged_n1, 0.0),
+                    Catch::Contains("diverged at iteration 3") && Catch::Contains("N1 = 0"));
+  CHECK(density(2.0, 1.0, gum_mode::robust) == 0.001);
+  CHECK(density(0.0, 0.0002, gum_mode::robust) == 0.001);
+  double c = 0.0, d = 0.0;
+  CHECK(detail::gum_uniform_density(std::nan(""), 1.0, gum_mode::robust, c, d));
+  CHECK(c == 0.001);
+  CHECK(density(1.0, 1.0, gum_mode::robust) == 1.0 / (2.0 * std::sqrt(2.0) + 1e-10));
   // d = inf (moments overflowed): the reference formula gives c = 0; robust keeps c > 0.
-  CHECK(detail::gum_uniform_density(0.0, std::numeric_limits<double>::infinity(), gum_mode::robust, 0) > 0.0);
+  CHECK(density(0.0, std::numeric_limits<double>::infinity(), gum_mode::robust) > 0.0);
   // Reference branch agrees with the released formula where it is defined, including |d| < 0.001.
-  CHECK(detail::gum_uniform_density(1.0, 1.0, gum_mode::reference, 0) == 1.0 / (2.0 * std::sqrt(2.0) + 1e-10));
-  CHECK(detail::gum_uniform_density(0.03, 0.0003, gum_mode::reference, 0) == 0.001);  // d = 0 exactly-ish
-  CHECK(detail::gum_uniform_density(0.0, -0.0002, gum_mode::reference, 0) == 0.001);  // |d| < 0.001
+  CHECK(density(1.0, 1.0, gum_mode::reference) == 1.0 / (2.0 * std::sqrt(2.0) + 1e-10));
+  CHECK(density(0.03, 0.0003, gum_mode::reference) == 0.001);  // d = 0 exactly-ish
+  CHECK(density(0.0, -0.0002, gum_mode::reference) == 0.001);  // |d| < 0.001
 }
 
 TEST_CASE("gum_fit: invalid arguments name the argument", "[gum][errors]") {

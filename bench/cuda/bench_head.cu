@@ -43,16 +43,12 @@ T* device_random(std::size_t n, double lo, double hi, std::uint64_t seed) {
 
 /// Shared device state (allocated once).
 struct state_t {
-  tc::context ctx;
+  tc::stream_context sc;
+  tc::context& ctx = sc.ctx;
   float *cos, *grad, *loss, *ent, *pgt, *lse, *w, *x, *z, *gz, *img, *scalar;
   void* flush = nullptr;  // 128 MiB, more than any current L2
   std::int32_t* labels;
-  int* status;
   state_t() {
-    ck(cudaStreamCreate(&ctx.stream));
-    ck(cudaMalloc(&status, sizeof(int)));
-    ck(cudaMemset(status, 0, sizeof(int)));
-    ctx.status = status;
     cos = device_random<float>(static_cast<std::size_t>(kN * kC), -0.3, 0.3, 1);
     ck(cudaMalloc(&grad, static_cast<std::size_t>(kN * kC) * sizeof(float)));
     for (float** p : {&loss, &ent, &pgt, &lse}) ck(cudaMalloc(p, kN * sizeof(float)));
@@ -99,8 +95,8 @@ void timed(benchmark::State& st, F&& f, P before = [] {}) {
 }
 
 const std::size_t kCosBytes = static_cast<std::size_t>(kN * kC) * sizeof(float);
-matrix_view<const float> cosv() { return {S().cos, kN, kC}; }
-vector_view<const std::int32_t> labv() { return {S().labels, kN}; }
+device_matrix_view<const float> cosv() { return {S().cos, kN, kC}; }
+device_vector_view<const std::int32_t> labv() { return {S().labels, kN}; }
 
 // Baselines: a copy of B bytes moves 2B (read + write).
 void BM_copy_read_once(benchmark::State& st) {  // = forward's floor: the cosines read once
@@ -114,13 +110,13 @@ void BM_copy_read_write(benchmark::State& st) {  // = backward's and forward + b
 
 void forward(double eps) {
   state_t& s = S();
-  margin_ce_forward(s.ctx, cosv(), labv(), combined_margin{}, eps, vector_view<float>(s.loss, kN),
-                    vector_view<float>(s.ent, kN), vector_view<float>(s.pgt, kN), vector_view<float>(s.lse, kN));
+  margin_ce_forward(s.ctx, cosv(), labv(), combined_margin{}, eps, device_vector_view<float>(s.loss, kN),
+                    device_vector_view<float>(s.ent, kN), device_vector_view<float>(s.pgt, kN), device_vector_view<float>(s.lse, kN));
 }
 void backward() {
   state_t& s = S();
-  margin_ce_backward(s.ctx, cosv(), labv(), combined_margin{}, vector_view<const float>(s.lse, kN),
-                     vector_view<const float>(s.w, kN), 1.0 / kN, matrix_view<float>(s.grad, kN, kC));
+  margin_ce_backward(s.ctx, cosv(), labv(), combined_margin{}, device_vector_view<const float>(s.lse, kN),
+                     device_vector_view<const float>(s.w, kN), 1.0 / kN, device_matrix_view<float>(s.grad, kN, kC));
 }
 
 void evict_l2() { ck(cudaMemsetAsync(S().flush, 0, kFlushBytes, S().ctx.stream)); }
@@ -155,7 +151,7 @@ void BM_gum(benchmark::State& st) {
   state_t& s = S();
   forward(1e-5);
   gum_result* r = reinterpret_cast<gum_result*>(s.scalar);
-  timed(st, [&] { gum_fit(s.ctx, vector_view<const float>(s.ent, kN), vector_view<float>(s.pgt, kN), gum_options{}, r); });
+  timed(st, [&] { gum_fit(s.ctx, device_vector_view<const float>(s.ent, kN), device_vector_view<float>(s.pgt, kN), gum_options{}, r); });
   st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations() * kN));
 }
 
@@ -164,8 +160,8 @@ void BM_isa_step(benchmark::State& st) {  // distances, pairs, loss, grad_z: n =
   isa_options o;
   o.x_scale = image_scale(3, 112, 112);
   timed(st, [&] {
-    isa_loss_from_points(s.ctx, matrix_view<const float>(s.x, kN, kImg), matrix_view<const float>(s.z, kN, kD), o,
-                         vector_view<float>(s.scalar, 1), matrix_view<float>(s.gz, kN, kD));
+    isa_loss_from_points(s.ctx, device_matrix_view<const float>(s.x, kN, kImg), device_matrix_view<const float>(s.z, kN, kD), o,
+                         device_vector_view<float>(s.scalar, 1), device_matrix_view<float>(s.gz, kN, kD));
   });
   st.SetBytesProcessed(static_cast<std::int64_t>(st.iterations() * kN * (kImg + kD) * sizeof(float)));
 }
@@ -177,8 +173,8 @@ void BM_objective(benchmark::State& st) {  // the whole 128-image step
   tc::objective<float> f(opt);
   auto* r = reinterpret_cast<objective_result<float>*>(s.scalar);
   timed(st, [&] {
-    f(s.ctx, matrix_view<const float>(s.x, kN, kImg), matrix_view<const float>(s.z, kN, kD), cosv(), labv(),
-      matrix_view<float>(s.gz, kN, kD), matrix_view<float>(s.grad, kN, kC), r);
+    f(s.ctx, device_matrix_view<const float>(s.x, kN, kImg), device_matrix_view<const float>(s.z, kN, kD), cosv(), labv(),
+      device_matrix_view<float>(s.gz, kN, kD), device_matrix_view<float>(s.grad, kN, kC), r);
   });
   st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations() * kN));
 }
@@ -189,7 +185,7 @@ void BM_rsp(benchmark::State& st) {
   std::uint64_t step = 0;
   timed(st, [&] {
     o.step = step++;
-    rsp_perturb(s.ctx, image_batch_view<float>(s.img, kN, 3, 112, 112), o);
+    rsp_perturb(s.ctx, device_image_batch_view<float>(s.img, kN, 3, 112, 112), o);
   });
   st.SetBytesProcessed(static_cast<std::int64_t>(st.iterations() * kN * kImg * sizeof(float)));
   st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations() * kN));

@@ -4,6 +4,7 @@
 // binary and one run. Timing by cudaEvents around each call on one stream (UseManualTime).
 #pragma nv_diag_suppress 20012  // Eigen's defaulted __host__ __device__ members (CPU headers under nvcc)
 #include <benchmark/benchmark.h>
+#include <thrust/device_vector.h>
 
 #include <topofr/cuda/distance.cuh>
 #include <topofr/cuda/isa.cuh>
@@ -24,10 +25,11 @@ void check(cudaError_t e, const char* what) {
   }
 }
 
+/// `bytes` of device memory (a thrust::device_vector owns it), viewed as any element type.
 struct dmem {
-  void* p = nullptr;
-  explicit dmem(std::size_t bytes) { check(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc"); }
-  ~dmem() { cudaFree(p); }
+  thrust::device_vector<unsigned char> v;
+  void* p;
+  explicit dmem(std::size_t bytes) : v(bytes ? bytes : 1), p(thrust::raw_pointer_cast(v.data())) {}
   template <class T> T* as() const { return static_cast<T*>(p); }
 };
 
@@ -71,24 +73,15 @@ void time_loop(benchmark::State& st, const topofr::cuda::context& ctx, F&& f) {
 
 constexpr index_t dim = 512;
 
-struct bench_ctx {
-  dmem status{sizeof(int)};
-  topofr::cuda::context ctx;
-  bench_ctx() {
-    check(cudaStreamCreate(&ctx.stream), "stream");
-    check(cudaMemset(status.p, 0, sizeof(int)), "memset");
-    ctx.status = status.as<int>();
-  }
-  ~bench_ctx() { cudaStreamDestroy(ctx.stream); }
-};
+using bench_ctx = topofr::cuda::stream_context;
 
 void bm_points(benchmark::State& st, index_t B, index_t n) {
   bench_ctx c;
   dmem x(B * n * dim * sizeof(float)), p(B * (n - 1) * sizeof(edge)), d(B * (n - 1) * sizeof(float));
   fill(x.as<float>(), B * n * dim, 1);
   time_loop(st, c.ctx, [&] {
-    persistence_pairs_from_points(c.ctx, batch_view<const float>(x.as<float>(), B, n, dim), 1.0,
-                                  matrix_view<edge>(p.as<edge>(), B, n - 1), matrix_view<float>(d.as<float>(), B, n - 1));
+    persistence_pairs_from_points(c.ctx, device_batch_view<const float>(x.as<float>(), B, n, dim), 1.0,
+                                  device_matrix_view<edge>(p.as<edge>(), B, n - 1), device_matrix_view<float>(d.as<float>(), B, n - 1));
   });
   st.SetBytesProcessed(st.iterations() * B * n * dim * index_t(sizeof(float)));
   st.SetItemsProcessed(st.iterations() * B);
@@ -100,10 +93,10 @@ void bm_matrix(benchmark::State& st, index_t B, index_t n) {
   dmem x(B * n * gen_dim * sizeof(float)), m(B * n * n * sizeof(float)), p(B * (n - 1) * sizeof(edge)),
       d(B * (n - 1) * sizeof(float));
   fill(x.as<float>(), B * n * gen_dim, 2);
-  pairwise_distances(c.ctx, batch_view<const float>(x.as<float>(), B, n, gen_dim), batch_view<float>(m.as<float>(), B, n, n));
+  pairwise_distances(c.ctx, device_batch_view<const float>(x.as<float>(), B, n, gen_dim), device_batch_view<float>(m.as<float>(), B, n, n));
   time_loop(st, c.ctx, [&] {
-    persistence_pairs(c.ctx, batch_view<const float>(m.as<float>(), B, n, n), matrix_view<edge>(p.as<edge>(), B, n - 1),
-                      matrix_view<float>(d.as<float>(), B, n - 1));
+    persistence_pairs(c.ctx, device_batch_view<const float>(m.as<float>(), B, n, n), device_matrix_view<edge>(p.as<edge>(), B, n - 1),
+                      device_matrix_view<float>(d.as<float>(), B, n - 1));
   });
   st.SetBytesProcessed(st.iterations() * B * n * n * index_t(sizeof(float)));
   st.SetItemsProcessed(st.iterations() * B);
@@ -114,7 +107,7 @@ void bm_distances(benchmark::State& st, index_t B, index_t n) {
   dmem x(B * n * dim * sizeof(float)), m(B * n * n * sizeof(float));
   fill(x.as<float>(), B * n * dim, 3);
   time_loop(st, c.ctx, [&] {
-    pairwise_distances(c.ctx, batch_view<const float>(x.as<float>(), B, n, dim), batch_view<float>(m.as<float>(), B, n, n));
+    pairwise_distances(c.ctx, device_batch_view<const float>(x.as<float>(), B, n, dim), device_batch_view<float>(m.as<float>(), B, n, n));
   });
   st.SetBytesProcessed(st.iterations() * B * (n * dim + n * n) * index_t(sizeof(float)));
   st.SetItemsProcessed(st.iterations() * B);
@@ -138,8 +131,8 @@ void bm_isa_pair(benchmark::State& st, index_t n, index_t dx, index_t dz) {
   isa_options opt;
   opt.x_scale = image_scale(3, 112, 112);
   time_loop(st, c.ctx, [&] {
-    isa_loss_from_points(c.ctx, matrix_view<const float>(x.as<float>(), n, dx), matrix_view<const float>(z.as<float>(), n, dz),
-                         opt, vector_view<float>(loss.as<float>(), 1), matrix_view<float>(g.as<float>(), n, dz));
+    isa_loss_from_points(c.ctx, device_matrix_view<const float>(x.as<float>(), n, dx), device_matrix_view<const float>(z.as<float>(), n, dz),
+                         opt, device_vector_view<float>(loss.as<float>(), 1), device_matrix_view<float>(g.as<float>(), n, dz));
   });
   st.SetBytesProcessed(st.iterations() * n * (dx + dz) * index_t(sizeof(float)));
 }

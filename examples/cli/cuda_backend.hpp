@@ -29,24 +29,24 @@ class stage {
     for (void* p : bufs_) cudaFree(p);
   }
   template <class E>
-  matrix_view<E> in(matrix_view<E> m) {
+  device_matrix_view<E> in(matrix_view<E> m) {
     if (m.empty()) return {};
     return {upload(m.data(), m.rows() * m.ld()), m.rows(), m.cols(), m.ld()};
   }
   template <class E>
-  vector_view<E> in(vector_view<E> v) {
+  device_vector_view<E> in(vector_view<E> v) {
     if (v.empty()) return {};
     return {upload(v.data(), v.size()), v.size()};
   }
   template <class E>
-  matrix_view<E> out(matrix_view<E> m) {
+  device_matrix_view<E> out(matrix_view<E> m) {
     if (m.empty()) return {};
     E* d = alloc<E>(m.rows() * m.ld());
     back_.push_back({m.data(), d, static_cast<std::size_t>(m.rows() * m.ld()) * sizeof(E)});
     return {d, m.rows(), m.cols(), m.ld()};
   }
   template <class E>
-  vector_view<E> out(vector_view<E> v) {
+  device_vector_view<E> out(vector_view<E> v) {
     if (v.empty()) return {};
     E* d = alloc<E>(v.size());
     back_.push_back({v.data(), d, static_cast<std::size_t>(v.size()) * sizeof(E)});

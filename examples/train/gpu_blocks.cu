@@ -83,13 +83,13 @@ gum_result margin_ce_forward(const device_env& env, const T* cos, const std::int
                              std::int64_t c, const combined_margin& m, double entropy_eps, T* loss, T* entropy,
                              T* p_gt, T* lse, const sds_options* sds, T* hard_posterior, T* omega) {
   call<gum_result> k(env, "margin_ce_forward");
-  topofr::margin_ce_forward(k.ctx, matrix_view<const T>(cos, n, c), vector_view<const std::int64_t>(labels, n), m,
-                            entropy_eps, vector_view<T>(loss, n), vector_view<T>(entropy, n), vector_view<T>(p_gt, n),
-                            vector_view<T>(lse, n));
+  topofr::margin_ce_forward(k.ctx, device_matrix_view<const T>(cos, n, c), device_vector_view<const std::int64_t>(labels, n), m,
+                            entropy_eps, device_vector_view<T>(loss, n), device_vector_view<T>(entropy, n), device_vector_view<T>(p_gt, n),
+                            device_vector_view<T>(lse, n));
   if (sds) {
-    topofr::gum_fit(k.ctx, vector_view<const T>(entropy, n), vector_view<T>(hard_posterior, n), sds->gum, k.result());
-    topofr::sds_weights(k.ctx, vector_view<const T>(hard_posterior, n), vector_view<const T>(p_gt, n), sds->lambda,
-                        sds->focal, vector_view<T>(omega, n));
+    topofr::gum_fit(k.ctx, device_vector_view<const T>(entropy, n), device_vector_view<T>(hard_posterior, n), sds->gum, k.result());
+    topofr::sds_weights(k.ctx, device_vector_view<const T>(hard_posterior, n), device_vector_view<const T>(p_gt, n), sds->lambda,
+                        sds->focal, device_vector_view<T>(omega, n));
   }
   return k.finish();
 }
@@ -99,9 +99,9 @@ void margin_ce_backward(const device_env& env, const T* cos, const std::int64_t*
                         std::int64_t c, const combined_margin& m, const T* lse, const T* weights, double grad_scale,
                         T* grad_cos) {
   call<nothing> k(env, "margin_ce_backward");
-  topofr::margin_ce_backward(k.ctx, matrix_view<const T>(cos, n, c), vector_view<const std::int64_t>(labels, n), m,
-                             vector_view<const T>(lse, n), vector_view<const T>(weights, n), grad_scale,
-                             matrix_view<T>(grad_cos, n, c));
+  topofr::margin_ce_backward(k.ctx, device_matrix_view<const T>(cos, n, c), device_vector_view<const std::int64_t>(labels, n), m,
+                             device_vector_view<const T>(lse, n), device_vector_view<const T>(weights, n), grad_scale,
+                             device_matrix_view<T>(grad_cos, n, c));
   k.finish();
 }
 
@@ -109,8 +109,8 @@ template <class T>
 double isa(const device_env& env, const T* x, const T* z, std::int64_t n, std::int64_t dx, std::int64_t dz,
            const isa_options& opt, T* grad_z) {
   call<T> k(env, "isa");
-  topofr::isa_loss_from_points(k.ctx, matrix_view<const T>(x, n, dx), matrix_view<const T>(z, n, dz), opt,
-                               vector_view<T>(k.result(), 1), matrix_view<T>(grad_z, n, dz));
+  topofr::isa_loss_from_points(k.ctx, device_matrix_view<const T>(x, n, dx), device_matrix_view<const T>(z, n, dz), opt,
+                               device_vector_view<T>(k.result(), 1), device_matrix_view<T>(grad_z, n, dz));
   return static_cast<double>(k.finish());
 }
 

@@ -7,6 +7,8 @@
 // the number of OpenMP threads.
 #pragma once
 
+#include <math.h>  // ::sqrt, ::cos, ::acos, ::sin: callable from host and device code
+
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -39,7 +41,8 @@ namespace arc {
 template <class T>
 constexpr index_t lanes = 64 / sizeof(T);
 
-/// The target-logit function f and its derivative (docs/math.md).
+/// The target-logit function f and its derivative (docs/math.md). f, df and sin_theta are host-and-device:
+/// the CUDA head (topofr/cuda/arcface.cuh) evaluates this very code, in double, as the CPU does.
 struct margin_fn {
   double s, m1, m2, m3, cos_m2, sin_m2, threshold, sinmm;
 
@@ -52,19 +55,22 @@ struct margin_fn {
     sinmm = std::sin(pi - m2) * m2;
   }
   // sin(theta) = sqrt(1 - x^2), computed as (1 - x)(1 + x) to keep its accuracy near x = +-1.
-  static double sin_theta(double x) { return std::sqrt((1.0 - x) * (1.0 + x)); }
+  // (::sqrt, ::cos, ... are the C library's double functions on the host, std::sqrt's own, and the CUDA
+  // math library's on the device.)
+  TOPOFR_HD static double sin_theta(double x) { return ::sqrt((1.0 - x) * (1.0 + x)); }
 
-  double f(double x) const {
+  TOPOFR_HD double f(double x) const {
     if (!(x > threshold)) return x - m3 - sinmm;
     if (m1 == 1.0) return x * cos_m2 - sin_theta(x) * sin_m2 - m3;  // the insightface form
-    return std::cos(m1 * std::acos(x) + m2) - m3;
+    return ::cos(m1 * ::acos(x) + m2) - m3;
   }
   /// df/dx, with sin(theta) floored at sin_floor so that x = +-1 gives a finite slope.
-  double df(double x, double sin_floor) const {
+  TOPOFR_HD double df(double x, double sin_floor) const {
     if (!(x > threshold)) return 1.0;
-    const double st = std::max(sin_theta(x), sin_floor);
+    const double sq = sin_theta(x);
+    const double st = sq < sin_floor ? sin_floor : sq;  // std::max(sq, sin_floor)
     if (m1 == 1.0) return cos_m2 + x * sin_m2 / st;
-    return m1 * std::sin(m1 * std::acos(x) + m2) / st;
+    return m1 * ::sin(m1 * ::acos(x) + m2) / st;
   }
 };
 
@@ -89,19 +95,24 @@ margin_fn checked_margin(const combined_margin& m, const char* fn) {
   return f;
 }
 
-template <class InC>
-void check_cos_view(matrix_view<InC> cos, const char* fn) {
+template <class InC, class S>
+void check_cos_view(matrix_view<InC, S> cos, const char* fn) {
   check_view(cos, fn, "cos");
   require(cos.cols() >= 1 || cos.rows() == 0, fn, "cos", "expected at least one class column, got ",
           cos.rows(), " x ", cos.cols());
 }
 
-template <class L>
-void check_labels(vector_view<L> labels, index_t n, index_t c, const char* fn) {
+template <class L, class S>
+void check_label_size(const vector_view<L, S>& labels, index_t n, const char* fn) {
   static_assert(std::is_same<std::remove_const_t<L>, std::int32_t>::value ||
                     std::is_same<std::remove_const_t<L>, std::int64_t>::value,
                 "labels must be int32 or int64");
   check_size(labels, n, fn, "labels");
+}
+
+/// The label values (host memory; the CUDA twins check them on the device).
+template <class L>
+void check_labels(vector_view<L> labels, index_t n, index_t c, const char* fn) {
   for (index_t i = 0; i < n; ++i) {
     const index_t y = static_cast<index_t>(labels[i]);
     require(y >= -1 && y < c, fn, "labels", "element ", i, " is ", y, ", expected -1 (ignored) or a class in [0, ",
@@ -134,7 +145,9 @@ template <class InC, class Body>
 void for_rows(matrix_view<InC> cos, const char* fn, Body body) {
   const index_t n = cos.rows();
   index_t first_bad = n;
+#if defined(_OPENMP)
 #pragma omp parallel for schedule(dynamic) reduction(min : first_bad)
+#endif
   for (index_t i = 0; i < n; ++i)
     if (!body(i) && i < first_bad) first_bad = i;
   if (first_bad < n) fail_cos(cos, first_bad, fn);
@@ -216,6 +229,62 @@ void check_entropy_eps(double entropy_eps, const char* fn) {
           "entropy_eps", "must be >= 0 and finite in the scalar type, got ", entropy_eps);
 }
 
+// The host-side argument checks of the four head functions, each shared by its CPU and CUDA overloads
+// (margin, cos view, label count, output shapes, eps and grad_scale; the values of cos, labels, lse and
+// weights are checked where they are read). T: the arithmetic type (the margin's s is rounded to it).
+// Each returns the checked margin function.
+template <class T, class InC, class L, class S>
+margin_fn check_logits_args(const char* fn, const combined_margin& m, const matrix_view<InC, S>& cos,
+                            const vector_view<L, S>& labels, const matrix_view<T, S>& logits) {
+  const margin_fn mf = checked_margin<T>(m, fn);
+  check_cos_view(cos, fn);
+  check_label_size(labels, cos.rows(), fn);
+  check_shape(logits, cos.rows(), cos.cols(), fn, "logits");
+  return mf;
+}
+template <class T, class InC, class L, class InG, class S>
+margin_fn check_logits_backward_args(const char* fn, const combined_margin& m, const matrix_view<InC, S>& cos,
+                                     const vector_view<L, S>& labels, const matrix_view<InG, S>& grad_logits,
+                                     const matrix_view<T, S>& grad_cos) {
+  const margin_fn mf = checked_margin<T>(m, fn);
+  check_cos_view(cos, fn);
+  check_label_size(labels, cos.rows(), fn);
+  check_shape(grad_logits, cos.rows(), cos.cols(), fn, "grad_logits");
+  check_shape(grad_cos, cos.rows(), cos.cols(), fn, "grad_cos");
+  return mf;
+}
+template <class T, class InC, class L, class S>
+margin_fn check_ce_forward_args(const char* fn, const combined_margin& m, double entropy_eps,
+                                const matrix_view<InC, S>& cos, const vector_view<L, S>& labels,
+                                const vector_view<T, S>& loss, const vector_view<T, S>& entropy,
+                                const vector_view<T, S>& p_gt, const vector_view<T, S>& lse) {
+  const margin_fn mf = checked_margin<T>(m, fn);
+  check_entropy_eps<T>(entropy_eps, fn);
+  check_cos_view(cos, fn);
+  const index_t n = cos.rows();
+  check_label_size(labels, n, fn);
+  check_size(loss, n, fn, "loss");
+  if (!entropy.empty()) check_size(entropy, n, fn, "entropy");
+  if (!p_gt.empty()) check_size(p_gt, n, fn, "p_gt");
+  if (!lse.empty()) check_size(lse, n, fn, "lse");
+  return mf;
+}
+template <class T, class InC, class L, class InS, class InW, class S>
+margin_fn check_ce_backward_args(const char* fn, const combined_margin& m, const matrix_view<InC, S>& cos,
+                                 const vector_view<L, S>& labels, const vector_view<InS, S>& lse,
+                                 const vector_view<InW, S>& weights, double grad_scale,
+                                 const matrix_view<T, S>& grad_cos) {
+  const margin_fn mf = checked_margin<T>(m, fn);
+  check_cos_view(cos, fn);
+  const index_t n = cos.rows();
+  check_label_size(labels, n, fn);
+  check_size(lse, n, fn, "lse");
+  if (!weights.empty()) check_size(weights, n, fn, "weights");
+  require(std::isfinite(grad_scale), fn, "grad_scale", "must be finite, got ", grad_scale);
+  check_shape(grad_cos, n, cos.cols(), fn, "grad_cos");
+  return mf;
+}
+
 }  // namespace arc
 }  // namespace detail
 
@@ -227,11 +296,9 @@ void margin_logits(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const com
   static_assert(detail::is_real_v<T> && std::is_same<std::remove_const_t<InC>, T>::value,
                 "margin_logits: float or double, the same for cos and logits");
   constexpr const char* fn = "margin_logits";
-  const auto mf = detail::arc::checked_margin<T>(m, fn);
-  detail::arc::check_cos_view(cos, fn);
+  const auto mf = detail::arc::check_logits_args<T>(fn, m, cos, labels, logits);
   const index_t n = cos.rows(), c = cos.cols();
   detail::arc::check_labels(labels, n, c, fn);
-  detail::check_shape(logits, n, c, fn, "logits");
   const T s = static_cast<T>(mf.s);
   detail::arc::for_rows(cos, fn, [&](index_t i) {
     const T* ci = cos.row(i);
@@ -251,12 +318,9 @@ void margin_logits_backward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, 
                     std::is_same<std::remove_const_t<InG>, T>::value,
                 "margin_logits_backward: float or double, the same for every matrix");
   constexpr const char* fn = "margin_logits_backward";
-  const auto mf = detail::arc::checked_margin<T>(m, fn);
-  detail::arc::check_cos_view(cos, fn);
+  const auto mf = detail::arc::check_logits_backward_args<T>(fn, m, cos, labels, grad_logits, grad_cos);
   const index_t n = cos.rows(), c = cos.cols();
   detail::arc::check_labels(labels, n, c, fn);
-  detail::check_shape(grad_logits, n, c, fn, "grad_logits");
-  detail::check_shape(grad_cos, n, c, fn, "grad_cos");
   const T s = static_cast<T>(mf.s);
   const double floor = detail::arc::sin_floor<T>();
   detail::arc::for_rows(cos, fn, [&](index_t i) {
@@ -282,15 +346,9 @@ void margin_ce_forward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const
   static_assert(detail::is_real_v<T> && std::is_same<std::remove_const_t<InC>, T>::value,
                 "margin_ce_forward: float or double, the same for cos and the outputs");
   constexpr const char* fn = "margin_ce_forward";
-  const auto mf = detail::arc::checked_margin<T>(m, fn);
-  detail::arc::check_entropy_eps<T>(entropy_eps, fn);
-  detail::arc::check_cos_view(cos, fn);
+  const auto mf = detail::arc::check_ce_forward_args<T>(fn, m, entropy_eps, cos, labels, loss, entropy, p_gt, lse);
   const index_t n = cos.rows(), c = cos.cols();
   detail::arc::check_labels(labels, n, c, fn);
-  detail::check_size(loss, n, fn, "loss");
-  if (!entropy.empty()) detail::check_size(entropy, n, fn, "entropy");
-  if (!p_gt.empty()) detail::check_size(p_gt, n, fn, "p_gt");
-  if (!lse.empty()) detail::check_size(lse, n, fn, "lse");
 
   const bool want_h = !entropy.empty();
   // eps below the smallest normal T is treated as 0: |p log(p + eps) - p log p| <= eps for every p, so the
@@ -376,16 +434,12 @@ void margin_ce_backward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, cons
                     std::is_same<std::remove_const_t<InW>, T>::value,
                 "margin_ce_backward: float or double, the same for every argument");
   constexpr const char* fn = "margin_ce_backward";
-  const auto mf = detail::arc::checked_margin<T>(m, fn);
-  detail::arc::check_cos_view(cos, fn);
+  const auto mf =
+      detail::arc::check_ce_backward_args<T>(fn, m, cos, labels, lse, weights, grad_scale, grad_cos);
   const index_t n = cos.rows(), c = cos.cols();
   detail::arc::check_labels(labels, n, c, fn);
-  detail::check_size(lse, n, fn, "lse");
   detail::arc::check_finite(lse, fn, "lse");
-  if (!weights.empty()) detail::check_size(weights, n, fn, "weights");
   detail::arc::check_finite(weights, fn, "weights");
-  detail::require(std::isfinite(grad_scale), fn, "grad_scale", "must be finite, got ", grad_scale);
-  detail::check_shape(grad_cos, n, c, fn, "grad_cos");
   const double floor = detail::arc::sin_floor<T>();
   const T s = static_cast<T>(mf.s);
 

@@ -11,8 +11,8 @@ namespace topofr {
 namespace detail {
 
 /// Pairs must index an n x n matrix as (u, v) with 0 <= u < v < n (the persistence_pairs convention).
-inline void check_pairs(vector_view<const edge> pairs, index_t n, const char* fn) {
-  check_view(pairs, fn, "pairs");
+/// (Host memory: the CUDA twins check the pairs on the device.)
+inline void check_pair_values(vector_view<const edge> pairs, index_t n, const char* fn) {
   for (index_t k = 0; k < pairs.size(); ++k) {
     const edge e = pairs[k];
     require(e.u >= 0 && e.u < e.v && e.v < n, fn, "pairs", "pair ", k, " = (", e.u, ", ", e.v,
@@ -20,10 +20,20 @@ inline void check_pairs(vector_view<const edge> pairs, index_t n, const char* fn
   }
 }
 
-template <class M>
-void check_square(const matrix_view<M>& m, const char* fn, const char* arg) {
+template <class M, class S>
+void check_square(const matrix_view<M, S>& m, const char* fn, const char* arg) {
   check_view(m, fn, arg);
   require(m.rows() == m.cols(), fn, arg, "expected a square matrix, got ", m.rows(), " x ", m.cols());
+}
+
+/// The host-side checks of gather_pairs / scatter_pairs_add, shared by the CPU and CUDA overloads: `m` (dist
+/// or grad_dist, named `m_arg`) square, pairs a valid view, values of the pairs' size.
+template <class M, class V, class S>
+void check_gather_args(const matrix_view<M, S>& m, const char* m_arg, const vector_view<const edge, S>& pairs,
+                       const vector_view<V, S>& values, const char* fn) {
+  check_square(m, fn, m_arg);
+  check_view(pairs, fn, "pairs");
+  check_size(values, pairs.size(), fn, "values");
 }
 
 template <class A, class B>
@@ -39,9 +49,8 @@ template <class In, class T = std::remove_const_t<In>>
 void gather_pairs(cpu_t, matrix_view<In> dist, vector_view<const edge> pairs, vector_view<T> values) {
   static_assert(detail::both_real_v<In, T>, "topofr: float or double only");
   constexpr const char* fn = "gather_pairs";
-  detail::check_square(dist, fn, "dist");
-  detail::check_pairs(pairs, dist.rows(), fn);
-  detail::check_size(values, pairs.size(), fn, "values");
+  detail::check_gather_args(dist, "dist", pairs, values, fn);
+  detail::check_pair_values(pairs, dist.rows(), fn);
   for (index_t k = 0; k < pairs.size(); ++k) values[k] = static_cast<T>(dist(pairs[k].u, pairs[k].v));
 }
 
@@ -51,9 +60,8 @@ template <class In, class T = std::remove_const_t<In>>
 void scatter_pairs_add(cpu_t, vector_view<const edge> pairs, vector_view<In> values, matrix_view<T> grad_dist) {
   static_assert(detail::both_real_v<In, T>, "topofr: float or double only");
   constexpr const char* fn = "scatter_pairs_add";
-  detail::check_square(grad_dist, fn, "grad_dist");
-  detail::check_pairs(pairs, grad_dist.rows(), fn);
-  detail::check_size(values, pairs.size(), fn, "values");
+  detail::check_gather_args(grad_dist, "grad_dist", pairs, values, fn);
+  detail::check_pair_values(pairs, grad_dist.rows(), fn);
   for (index_t k = 0; k < pairs.size(); ++k)
     grad_dist(pairs[k].u, pairs[k].v) += static_cast<T>(values[k]);
 }

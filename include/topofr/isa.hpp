@@ -45,9 +45,9 @@ inline void isa_check_enums(isa_variant v, reduction r, const char* fn) {
           static_cast<int>(r));
 }
 
+/// The entries of a distance matrix (its shape checked by check_isa_args): finite and >= 0.
 template <class In>
 void isa_check_dist(matrix_view<In> d, index_t n, const char* fn, const char* arg) {
-  check_shape(d, n, n, fn, arg);
   for (index_t i = 0; i < n; ++i)
     for (index_t j = 0; j < n; ++j) {
       const double v = static_cast<double>(d(i, j));
@@ -55,8 +55,8 @@ void isa_check_dist(matrix_view<In> d, index_t n, const char* fn, const char* ar
     }
 }
 
+/// The pairs (their size checked by check_isa_args): 0 <= u < v < n.
 inline void isa_check_pairs(vector_view<const edge> p, index_t n, const char* fn, const char* arg) {
-  check_size(p, n - 1, fn, arg);
   for (index_t k = 0; k < p.size(); ++k)
     require(p[k].u >= 0 && p[k].u < p[k].v && p[k].v < n, fn, arg, "pair ", k, " = (", p[k].u, ", ",
             p[k].v, ") must satisfy 0 <= u < v < ", n);
@@ -68,7 +68,9 @@ template <class In>
 void isa_check_finite(matrix_view<In> p, const char* fn, const char* arg) {
   const index_t rows = p.rows(), cols = p.cols();
   int bad = 0;
+#if defined(_OPENMP)
 #pragma omp parallel for schedule(static) reduction(| : bad)
+#endif
   for (index_t i = 0; i < rows; ++i)
     for (index_t k = 0; k < cols; ++k) bad |= !std::isfinite(static_cast<double>(p(i, k)));
   if (!bad) return;
@@ -124,36 +126,49 @@ void isa_scatter(const std::vector<isa_term>& terms, matrix_view<T> grad) {
 template <class In, class T>
 void isa_chain(matrix_view<In> p, double scale, const std::vector<isa_term>& terms, matrix_view<T> out) {
   const index_t n = p.rows(), d = p.cols(), m = static_cast<index_t>(terms.size());
-  std::vector<double> coef(static_cast<std::size_t>(m));
+  const isa_term* term = terms.data();
+  std::vector<double> coef_v(static_cast<std::size_t>(m));
+  double* coef = coef_v.data();
+#if defined(_OPENMP)
 #pragma omp parallel for schedule(static)
+#endif
   for (index_t t = 0; t < m; ++t) {
-    const In* a = p.row(terms[t].e.u);
-    const In* b = p.row(terms[t].e.v);
+    const In* a = p.row(term[t].e.u);
+    const In* b = p.row(term[t].e.v);
     double r2 = 0;
     for (index_t k = 0; k < d; ++k) {
       const double diff = static_cast<double>(a[k]) - static_cast<double>(b[k]);
       r2 += diff * diff;
     }
     const double r = std::sqrt(r2);
-    coef[t] = r > 0 ? terms[t].g / (scale * r) : 0.0;  // PyTorch's norm subgradient at 0
+    coef[t] = r > 0 ? term[t].g / (scale * r) : 0.0;  // PyTorch's norm subgradient at 0
   }
   // Incidence lists in CSR form, in term order: node i sees (j, coef) for each term on an edge {i, j}.
-  std::vector<index_t> start(static_cast<std::size_t>(n + 1), 0);
+  std::vector<index_t> start_v(static_cast<std::size_t>(n + 1), 0);
+  index_t* start = start_v.data();
   for (const isa_term& t : terms) ++start[t.e.u + 1], ++start[t.e.v + 1];
   for (index_t i = 0; i < n; ++i) start[i + 1] += start[i];
-  std::vector<index_t> fill(start.begin(), start.end() - 1), other(static_cast<std::size_t>(2 * m));
-  std::vector<double> weight(static_cast<std::size_t>(2 * m));
+  std::vector<index_t> fill_v(start_v.begin(), start_v.end() - 1), other_v(static_cast<std::size_t>(2 * m));
+  std::vector<double> weight_v(static_cast<std::size_t>(2 * m));
+  index_t* fill = fill_v.data();
+  index_t* other = other_v.data();
+  double* weight = weight_v.data();
   for (index_t t = 0; t < m; ++t) {
-    const edge e = terms[t].e;
+    const edge e = term[t].e;
     other[fill[e.u]] = e.v, weight[fill[e.u]++] = coef[t];
     other[fill[e.v]] = e.u, weight[fill[e.v]++] = coef[t];
   }
+#if defined(_OPENMP)
 #pragma omp parallel
+#endif
   {
-    std::vector<double> acc(static_cast<std::size_t>(d));
+    std::vector<double> acc_v(static_cast<std::size_t>(d));
+    double* acc = acc_v.data();
+#if defined(_OPENMP)
 #pragma omp for schedule(static)
+#endif
     for (index_t i = 0; i < n; ++i) {
-      std::fill(acc.begin(), acc.end(), 0.0);
+      std::fill(acc, acc + d, 0.0);
       const In* pi = p.row(i);
       for (index_t s = start[i]; s < start[i + 1]; ++s) {
         const In* pj = p.row(other[s]);
@@ -165,6 +180,29 @@ void isa_chain(matrix_view<In> p, double scale, const std::vector<isa_term>& ter
       for (index_t k = 0; k < d; ++k) o[k] = static_cast<T>(acc[k]);
     }
   }
+}
+
+/// isa_loss's host-side checks, shared by the CPU and CUDA overloads: shapes, sizes, enums, aliasing (the
+/// values are checked where they are read: on the host by the CPU, on the device by the CUDA twin).
+/// Returns n.
+template <class InX, class InZ, class T, class S>
+index_t check_isa_args(const matrix_view<InX, S>& dist_x, const matrix_view<InZ, S>& dist_z,
+                       const vector_view<const edge, S>& pairs_x, const vector_view<const edge, S>& pairs_z,
+                       isa_variant variant, reduction reduce, const matrix_view<T, S>& grad_dist_z,
+                       const matrix_view<T, S>& grad_dist_x, const char* fn) {
+  check_view(dist_x, fn, "dist_x");
+  const index_t n = dist_x.rows();
+  require(n >= 2, fn, "dist_x", "needs n >= 2 points, got ", n);
+  require(dist_x.cols() == n, fn, "dist_x", "expected a square matrix, got ", n, " x ", dist_x.cols());
+  check_shape(dist_z, n, n, fn, "dist_z");
+  check_size(pairs_x, n - 1, fn, "pairs_x");
+  check_size(pairs_z, n - 1, fn, "pairs_z");
+  isa_check_enums(variant, reduce, fn);
+  if (!grad_dist_z.empty()) check_shape(grad_dist_z, n, n, fn, "grad_dist_z");
+  if (!grad_dist_x.empty()) check_shape(grad_dist_x, n, n, fn, "grad_dist_x");
+  require(grad_dist_z.empty() || grad_dist_x.empty() || grad_dist_z.data() != grad_dist_x.data(), fn,
+          "grad_dist_x", "must not be the same buffer as grad_dist_z");
+  return n;
 }
 
 template <class T, class InX, class InZ>
@@ -187,19 +225,12 @@ T isa_loss(cpu_t, matrix_view<InX> dist_x, matrix_view<InZ> dist_z, vector_view<
            matrix_view<T> grad_dist_z = {}, matrix_view<T> grad_dist_x = {}) {
   detail::isa_static_checks<T, InX, InZ>();
   constexpr const char* fn = "isa_loss";
-  detail::check_view(dist_x, fn, "dist_x");
-  const index_t n = dist_x.rows();
-  detail::require(n >= 2, fn, "dist_x", "needs n >= 2 points, got ", n);
-  detail::require(dist_x.cols() == n, fn, "dist_x", "expected a square matrix, got ", n, " x ", dist_x.cols());
+  const index_t n = detail::check_isa_args(dist_x, dist_z, pairs_x, pairs_z, variant, reduce, grad_dist_z,
+                                           grad_dist_x, fn);
   detail::isa_check_dist(dist_x, n, fn, "dist_x");
   detail::isa_check_dist(dist_z, n, fn, "dist_z");
   detail::isa_check_pairs(pairs_x, n, fn, "pairs_x");
   detail::isa_check_pairs(pairs_z, n, fn, "pairs_z");
-  detail::isa_check_enums(variant, reduce, fn);
-  if (!grad_dist_z.empty()) detail::check_shape(grad_dist_z, n, n, fn, "grad_dist_z");
-  if (!grad_dist_x.empty()) detail::check_shape(grad_dist_x, n, n, fn, "grad_dist_x");
-  detail::require(grad_dist_z.empty() || grad_dist_x.empty() || grad_dist_z.data() != grad_dist_x.data(), fn,
-                  "grad_dist_x", "must not be the same buffer as grad_dist_z");
 
   std::vector<detail::isa_term> tz, tx;
   const double loss = detail::isa_terms(dist_x, dist_z, pairs_x, pairs_z, variant, reduce,
@@ -214,9 +245,9 @@ namespace detail {
 /// The host-side argument checks of isa_loss_from_points, shared by the CPU and CUDA overloads (shapes,
 /// scales, options, gradient shapes and aliasing; not the values, which the CUDA side checks on the device).
 /// Returns n.
-template <class InX, class InZ, class T>
-index_t isa_check_points_args(const matrix_view<InX>& x, const matrix_view<InZ>& z, const isa_options& opt,
-                              const matrix_view<T>& grad_z, const matrix_view<T>& grad_x, const char* fn) {
+template <class InX, class InZ, class T, class S>
+index_t isa_check_points_args(const matrix_view<InX, S>& x, const matrix_view<InZ, S>& z, const isa_options& opt,
+                              const matrix_view<T, S>& grad_z, const matrix_view<T, S>& grad_x, const char* fn) {
   detail::check_view(x, fn, "x");
   detail::check_view(z, fn, "z");
   const index_t n = x.rows();

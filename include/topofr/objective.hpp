@@ -42,6 +42,15 @@ struct objective_options {
   }
 };
 
+namespace detail {
+/// The objective's constructor checks, shared by topofr::objective and topofr::cuda::objective.
+inline void check_objective_options(const objective_options& opt) {
+  require(std::isfinite(opt.alpha) && opt.alpha >= 0, "objective", "alpha", "must be finite and >= 0, got ",
+          opt.alpha);
+  require(std::isfinite(opt.lambda), "objective", "lambda", "must be finite, got ", opt.lambda);
+}
+}  // namespace detail
+
 template <class T>
 struct objective_result {
   T loss = 0;              // L_cls + alpha * L_sa
@@ -58,11 +67,7 @@ class objective {
   static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "T must be float or double");
 
  public:
-  explicit objective(objective_options opt = {}) : opt_(opt) {
-    detail::require(std::isfinite(opt.alpha) && opt.alpha >= 0, "objective", "alpha",
-                    "must be finite and >= 0, got ", opt.alpha);
-    detail::require(std::isfinite(opt.lambda), "objective", "lambda", "must be finite, got ", opt.lambda);
-  }
+  explicit objective(objective_options opt = {}) : opt_(opt) { detail::check_objective_options(opt); }
 
   const objective_options& options() const { return opt_; }
 
@@ -93,14 +98,14 @@ class objective {
       r.sigma = g.sigma;
       r.gum_iterations = g.iterations;
       index_t hard = 0;
-      for (index_t i = 0; i < n; ++i) hard += hard_[i] > T(0.5);
+      for (const T h : hard_) hard += h > T(0.5);
       r.hard_fraction = static_cast<double>(hard) / static_cast<double>(n);
     } else {
       std::fill(omega_.begin(), omega_.end(), T(1));
       std::fill(hard_.begin(), hard_.end(), T(0));
     }
     double cls = 0;
-    for (index_t i = 0; i < n; ++i) cls += static_cast<double>(omega_[i]) * static_cast<double>(loss_[i]);
+    for (std::size_t i = 0; i < loss_.size(); ++i) cls += static_cast<double>(omega_[i]) * static_cast<double>(loss_[i]);
     r.loss_cls = static_cast<T>(cls / static_cast<double>(n));
 
     // Pass 2: d L_cls / d cos with omega_i / N per row.

@@ -89,7 +89,7 @@ inline void checksum_multipliers(vr0_workspace& ws, index_t n) {
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return (z ^ (z >> 31)) | 1u;
   };
-  for (index_t i = 0; i < n; ++i) {
+  for (std::size_t i = 0; i < ws.r.size(); ++i) {
     ws.r[i] = next();
     ws.s[i] = next();
   }
@@ -256,29 +256,32 @@ template <class V>
 void prim_upper(matrix_view<const V> dist, vr0_workspace& ws) {
   const index_t n = dist.rows();
   const std::uint64_t un = static_cast<std::uint64_t>(n), none = ~std::uint64_t(0);
-  ws.key.assign(n, none);   // weight bits
-  ws.code.assign(n, none);  // code
-  ws.mask.assign(n, 0);     // 1 = in tree
+  ws.key.assign(static_cast<std::size_t>(n), none);   // weight bits
+  ws.code.assign(static_cast<std::size_t>(n), none);  // code
+  ws.mask.assign(static_cast<std::size_t>(n), 0);     // 1 = in tree
   ws.tree_w.clear();
   ws.tree_code.clear();
+  std::uint64_t* key = ws.key.data();
+  std::uint64_t* cd = ws.code.data();
+  std::uint64_t* mask = ws.mask.data();
   index_t x = 0;
   for (index_t t = 0; t < n; ++t) {
-    ws.mask[x] = 1;
+    mask[x] = 1;
     if (t > 0) {
-      ws.tree_w.push_back(ws.key[x]);
-      ws.tree_code.push_back(ws.code[x]);
+      ws.tree_w.push_back(key[x]);
+      ws.tree_code.push_back(cd[x]);
     }
     index_t next = -1;
     for (index_t y = 0; y < n; ++y) {
-      if (ws.mask[y]) continue;
+      if (mask[y]) continue;
       const index_t a = std::min(x, y), b = std::max(x, y);
       const std::uint64_t w = std::uint64_t(to_bits<V>(dist(a, b)) & ~real_bits<V>::sign);
       const std::uint64_t k = std::uint64_t(a) * un + std::uint64_t(b);
-      if (w < ws.key[y] || (w == ws.key[y] && k < ws.code[y])) {
-        ws.key[y] = w;
-        ws.code[y] = k;
+      if (w < key[y] || (w == key[y] && k < cd[y])) {
+        key[y] = w;
+        cd[y] = k;
       }
-      if (next < 0 || ws.key[y] < ws.key[next] || (ws.key[y] == ws.key[next] && ws.code[y] < ws.code[next]))
+      if (next < 0 || key[y] < key[next] || (key[y] == key[next] && cd[y] < cd[next]))
         next = y;
     }
     x = next;
@@ -303,7 +306,7 @@ bool prim_fast(matrix_view<const V> dist, vr0_workspace& ws, const char* fn, ind
       ws.s32.assign(ws.s.begin(), ws.s.end());
       const std::uint32_t* r = ws.r32.data();
       const std::uint32_t* s = ws.s32.data();
-      ws.key.assign(n, ~std::uint64_t(0));
+      ws.key.assign(static_cast<std::size_t>(n), ~std::uint64_t(0));
       std::uint64_t* key = ws.key.data();
       key[0] = 0;
       std::uint64_t run = packed_row(dist.row(0), n, 0, key, r, s, f);
@@ -321,9 +324,9 @@ bool prim_fast(matrix_view<const V> dist, vr0_workspace& ws, const char* fn, ind
     }
   }
   if (!packed) {
-    ws.key.assign(n, ~std::uint64_t(0));
-    ws.code.assign(n, ~std::uint64_t(0));
-    ws.mask.assign(n, 0);
+    ws.key.assign(static_cast<std::size_t>(n), ~std::uint64_t(0));
+    ws.code.assign(static_cast<std::size_t>(n), ~std::uint64_t(0));
+    ws.mask.assign(static_cast<std::size_t>(n), 0);
     std::uint64_t* wk = ws.key.data();
     std::uint64_t* cd = ws.code.data();
     std::uint64_t* mask = ws.mask.data();
@@ -360,21 +363,24 @@ void vr0_one(matrix_view<const V> dist, edge* pairs, T* deaths, vr0_workspace& w
   const std::uint64_t un = static_cast<std::uint64_t>(n);
   const index_t m = n - 1;
   // Sort the tree edges by (weight bits, code). Packed keys are one integer; else sort an index.
+  std::uint64_t* tw = ws.tree_w.data();
+  const std::uint64_t* tc = ws.tree_code.data();
   if (packs<V>(n)) {
-    for (index_t k = 0; k < m; ++k) ws.tree_w[k] = (ws.tree_w[k] << 32) | ws.tree_code[k];
+    for (index_t k = 0; k < m; ++k) tw[k] = (tw[k] << 32) | tc[k];
     std::sort(ws.tree_w.begin(), ws.tree_w.end());
     for (index_t k = 0; k < m; ++k) {
-      const std::uint64_t code = ws.tree_w[k] & 0xffffffffu;
+      const std::uint64_t code = tw[k] & 0xffffffffu;
       pairs[k] = edge{static_cast<std::int32_t>(code / un), static_cast<std::int32_t>(code % un)};
-      if (deaths) deaths[k] = static_cast<T>(from_bits<V>(static_cast<bits_t<V>>(ws.tree_w[k] >> 32)));
+      if (deaths) deaths[k] = static_cast<T>(from_bits<V>(static_cast<bits_t<V>>(tw[k] >> 32)));
     }
   } else {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> e(static_cast<std::size_t>(m));
-    for (index_t k = 0; k < m; ++k) e[k] = {ws.tree_w[k], ws.tree_code[k]};
+    auto* ek = e.data();
+    for (index_t k = 0; k < m; ++k) ek[k] = {tw[k], tc[k]};
     std::sort(e.begin(), e.end());
     for (index_t k = 0; k < m; ++k) {
-      pairs[k] = edge{static_cast<std::int32_t>(e[k].second / un), static_cast<std::int32_t>(e[k].second % un)};
-      if (deaths) deaths[k] = static_cast<T>(from_bits<V>(static_cast<bits_t<V>>(e[k].first)));
+      pairs[k] = edge{static_cast<std::int32_t>(ek[k].second / un), static_cast<std::int32_t>(ek[k].second % un)};
+      if (deaths) deaths[k] = static_cast<T>(from_bits<V>(static_cast<bits_t<V>>(ek[k].first)));
     }
   }
 }
@@ -417,6 +423,34 @@ void for_each_batch(index_t nb, F&& body) {
   if (err) std::rethrow_exception(err);
 }
 
+/// persistence_pairs' host-side checks (one matrix), shared by the CPU and CUDA overloads. Returns n.
+template <class In, class T, class S>
+index_t check_vr0_args(const matrix_view<In, S>& dist, const vector_view<edge, S>& pairs,
+                       const vector_view<T, S>& deaths, const char* fn) {
+  check_view(dist, fn, "dist");
+  check_vr0_shape(dist.rows(), dist.cols(), dist.ld(), fn, "dist");
+  const index_t n = dist.rows();
+  check_size(pairs, n - 1, fn, "pairs");
+  if (!deaths.empty()) check_size(deaths, n - 1, fn, "deaths");
+  return n;
+}
+
+/// persistence_pairs_from_points' host-side checks, shared by the CPU and CUDA overloads (the CPU also
+/// checks the coordinates; the CUDA twin does on the device).
+template <class In, class T, class S>
+void check_vr0_points_args(const batch_view<In, S>& points, double scale, const matrix_view<edge, S>& pairs,
+                           const matrix_view<T, S>& deaths, const char* fn) {
+  const index_t nb = points.batch(), n = points.rows();
+  check_batch(shape_view(points), fn, "points");
+  require(points.cols() >= 0 && points.ld() >= points.cols(), fn, "points", "invalid shape ", n, " x ",
+          points.cols(), " (ld ", points.ld(), ")");
+  require(n >= 2, fn, "points", "need at least 2 points, got n = ", n);
+  require(n <= std::numeric_limits<std::int32_t>::max(), fn, "points", "n must fit the int32 edge type, got ", n);
+  require_scale(scale, fn, "scale");
+  check_shape(pairs, nb, n - 1, fn, "pairs");
+  if (!deaths.empty()) check_shape(deaths, nb, n - 1, fn, "deaths");
+}
+
 }  // namespace detail
 
 /// The n-1 persistence pairs of the n x n distance matrix dist, sorted by (dist(u, v), u*n + v), each
@@ -428,11 +462,7 @@ void persistence_pairs(cpu_t, matrix_view<In> dist, vector_view<edge> pairs, vec
   using V = std::remove_const_t<In>;
   static_assert(detail::is_real_v<V> && detail::is_real_v<T>, "topofr: float or double only");
   constexpr const char* fn = "persistence_pairs";
-  detail::check_view(dist, fn, "dist");
-  detail::check_vr0_shape(dist.rows(), dist.cols(), dist.ld(), fn, "dist");
-  const index_t n = dist.rows();
-  detail::check_size(pairs, n - 1, fn, "pairs");
-  if (!deaths.empty()) detail::check_size(deaths, n - 1, fn, "deaths");
+  detail::check_vr0_args(dist, pairs, deaths, fn);
   detail::vr0_workspace ws;
   detail::vr0_one<V, T>(matrix_view<const V>(dist), pairs.data(), deaths.empty() ? nullptr : deaths.data(),
                         ws, fn, -1);
@@ -440,11 +470,11 @@ void persistence_pairs(cpu_t, matrix_view<In> dist, vector_view<edge> pairs, vec
 
 namespace detail {
 /// The batched persistence_pairs' shape checks, shared by the CPU and CUDA overloads. Returns n.
-template <class In, class T>
-index_t check_vr0_batch_args(const batch_view<In>& dist, const matrix_view<edge>& pairs,
-                             const matrix_view<T>& deaths, const char* fn) {
+template <class In, class T, class S>
+index_t check_vr0_batch_args(const batch_view<In, S>& dist, const matrix_view<edge, S>& pairs,
+                             const matrix_view<T, S>& deaths, const char* fn) {
   const index_t nb = dist.batch();
-  check_batch(dist, fn, "dist");
+  check_batch(shape_view(dist), fn, "dist");
   check_vr0_shape(dist.rows(), dist.cols(), dist.ld(), fn, "dist");
   const index_t n = dist.rows();
   check_shape(pairs, nb, n - 1, fn, "pairs");
@@ -461,7 +491,7 @@ void persistence_pairs(cpu_t, batch_view<In> dist, matrix_view<edge> pairs, matr
   static_assert(detail::is_real_v<V> && detail::is_real_v<T>, "topofr: float or double only");
   constexpr const char* fn = "persistence_pairs";
   const index_t nb = dist.batch();
-  const index_t n = detail::check_vr0_batch_args(dist, pairs, deaths, fn);
+  detail::check_vr0_batch_args(dist, pairs, deaths, fn);
   detail::for_each_batch(nb, [&](index_t b, detail::vr0_workspace& ws) {
     detail::vr0_one<V, T>(matrix_view<const V>(dist[b]), pairs.row(b),
                           deaths.empty() ? nullptr : deaths.row(b), ws, fn, b);
@@ -478,15 +508,7 @@ void persistence_pairs_from_points(cpu_t, batch_view<In> points, double scale, m
   static_assert(detail::is_real_v<V> && detail::is_real_v<T>, "topofr: float or double only");
   constexpr const char* fn = "persistence_pairs_from_points";
   const index_t nb = points.batch(), n = points.rows();
-  detail::check_batch(points, fn, "points");
-  detail::require(points.cols() >= 0 && points.ld() >= points.cols(), fn, "points", "invalid shape ", n,
-                  " x ", points.cols(), " (ld ", points.ld(), ")");
-  detail::require(n >= 2, fn, "points", "need at least 2 points, got n = ", n);
-  detail::require(n <= std::numeric_limits<std::int32_t>::max(), fn, "points",
-                  "n must fit the int32 edge type, got ", n);
-  detail::require_scale(scale, fn, "scale");
-  detail::check_shape(pairs, nb, n - 1, fn, "pairs");
-  if (!deaths.empty()) detail::check_shape(deaths, nb, n - 1, fn, "deaths");
+  detail::check_vr0_points_args(points, scale, pairs, deaths, fn);
   for (index_t b = 0; b < nb; ++b) detail::check_finite_points(points[b], fn, "points", b);
   detail::for_each_batch(nb, [&](index_t b, detail::vr0_workspace& ws) {
     std::vector<V>& scratch = ws.template dist_scratch<V>();

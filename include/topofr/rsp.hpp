@@ -114,8 +114,15 @@ TOPOFR_HD inline rsp_plan rsp_draw(const rsp_options& opt, index_t sample, index
 
 namespace detail {
 
+// ---- the pixel arithmetic, host-and-device: rsp_apply_one (below) and the CUDA kernel
+// (topofr/cuda/rsp.cuh) differ only in how they loop over the image; every formula is here.
+
+/// std::min / std::max as host-and-device functions (the same comparisons, so the same results).
+TOPOFR_HD inline double rsp_min(double a, double b) { return b < a ? b : a; }
+TOPOFR_HD inline double rsp_max(double a, double b) { return a < b ? b : a; }
+
 /// torch's 'reflect' padding index (edge not repeated), extended periodically for n <= pad.
-inline index_t rsp_reflect(index_t i, index_t n) {
+TOPOFR_HD inline index_t rsp_reflect(index_t i, index_t n) {
   if (n == 1) return 0;
   const index_t period = 2 * (n - 1);
   i %= period;
@@ -125,22 +132,89 @@ inline index_t rsp_reflect(index_t i, index_t n) {
 
 // min(max(.)) rather than nested ?: so that both comparisons are unconditional and loops using it can be
 // if-converted and vectorised without -fno-trapping-math.
-inline double rsp_clamp01(double v) { return std::min(std::max(v, 0.0), 1.0); }
+TOPOFR_HD inline double rsp_clamp01(double v) { return rsp_min(rsp_max(v, 0.0), 1.0); }
+
+/// The normalised 1-d Gaussian kernel of torchvision's gaussian_blur: k(t) ~ exp(-(t / sigma)^2 / 2),
+/// t = -(len - 1)/2 .. (len - 1)/2.
+TOPOFR_HD inline void rsp_blur_kernel(double* k, int len, double sigma) {
+  double s = 0;
+  for (int i = 0; i < len; ++i) {
+    const double t = (i - (len - 1) * 0.5) / sigma;
+    s += k[i] = ::exp(-0.5 * t * t);
+  }
+  for (int i = 0; i < len; ++i) k[i] /= s;
+}
+
+/// torchvision's rgb_to_grayscale weights.
+TOPOFR_HD inline double rsp_gray(double r, double g, double b) {
+  return rsp_param::gray_r * r + rsp_param::gray_g * g + rsp_param::gray_b * b;
+}
+
+/// torchvision adjust_hue on one pixel (its _rgb2hsv / _hsv2rgb, including the max == min case).
+/// Selects rather than a switch: GCC turns them into cmov/blends where it can.
+TOPOFR_HD inline void rsp_hue_pixel(double& r, double& g, double& b, double hue) {
+  const double R = r, G = g, B = b;
+  const double maxc = rsp_max(R, rsp_max(G, B)), minc = rsp_min(R, rsp_min(G, B));
+  const bool eqc = maxc == minc;  // torchvision then divides by 1: s = 0, h = 0
+  const double cr = maxc - minc;
+  const double s = cr / (eqc ? 1.0 : maxc);
+  const double inv = 1.0 / (eqc ? 1.0 : cr);
+  const double rc = (maxc - R) * inv, gc = (maxc - G) * inv, bc = (maxc - B) * inv;
+  double hh = maxc == R ? bc - gc : (maxc == G ? 2.0 + rc - bc : 4.0 + gc - rc);
+  hh = hh / 6.0 + 1.0;  // in [5/6, 11/6]
+  hh -= ::floor(hh);    // = torch.fmod(hh, 1) for hh >= 0 (exact)
+  hh += hue;
+  hh -= ::floor(hh);  // torch's % (remainder): in [0, 1)
+  const double i6 = ::floor(hh * 6.0), f = hh * 6.0 - i6;
+  const double sec = i6 >= 6.0 ? 0.0 : i6;  // torch: i % 6 (i6 <= 6)
+  const double v = maxc;
+  const double p = rsp_clamp01(v * (1.0 - s)), q = rsp_clamp01(v * (1.0 - s * f)),
+               t = rsp_clamp01(v * (1.0 - s * (1.0 - f)));
+  // sector 0..5 -> (r, g, b) = (v,t,p) (q,v,p) (p,v,t) (p,q,v) (t,p,v) (v,p,q)
+  r = (sec == 0.0 || sec == 5.0) ? v : (sec == 1.0 ? q : (sec == 4.0 ? t : p));
+  g = (sec == 1.0 || sec == 2.0) ? v : (sec == 0.0 ? t : (sec == 3.0 ? q : p));
+  b = (sec == 3.0 || sec == 4.0) ? v : (sec == 2.0 ? t : (sec == 5.0 ? q : p));
+}
+
+/// Colour jitter's brightness f: clamp(f x, 0, 1).
+TOPOFR_HD inline double rsp_brightness(double f, double x) { return rsp_clamp01(f * x); }
+/// Contrast (m: the image mean of the gray values) and saturation (m: the pixel's gray value):
+/// clamp(f x + (1 - f) m, 0, 1), with add = rsp_blend_add(f, m) computed once per image or pixel.
+TOPOFR_HD inline double rsp_blend_add(double f, double m) { return (1.0 - f) * m; }
+TOPOFR_HD inline double rsp_blend(double f, double x, double add) { return rsp_clamp01(f * x + add); }
+
+/// Colour-jitter operations order[0 .. stop) on one pixel x[0 .. c) in [0, 1], the contrast mean given
+/// (the CUDA kernel's per-pixel form of rsp_jitter).
+TOPOFR_HD inline void rsp_jitter_pixel(const rsp_plan& p, double* x, int c, int stop, double mean) {
+  for (int k = 0; k < stop; ++k) {
+    switch (p.order[k]) {
+      case 0:
+        for (int ch = 0; ch < c; ++ch) x[ch] = rsp_brightness(p.brightness, x[ch]);
+        break;
+      case 1: {
+        const double add = rsp_blend_add(p.contrast, mean);
+        for (int ch = 0; ch < c; ++ch) x[ch] = rsp_blend(p.contrast, x[ch], add);
+        break;
+      }
+      case 2:
+        if (c == 3) {
+          const double add = rsp_blend_add(p.saturation, rsp_gray(x[0], x[1], x[2]));
+          for (int ch = 0; ch < 3; ++ch) x[ch] = rsp_blend(p.saturation, x[ch], add);
+        }
+        break;
+      default:
+        if (c == 3) rsp_hue_pixel(x[0], x[1], x[2], p.hue);
+        break;
+    }
+  }
+}
 
 /// torchvision gaussian_blur(kernel [5, 9], sigma [s, s]) on a C x H x W image x in [0,1]; the 2-d kernel
 /// is the outer product of two normalised 1-d kernels, so two 1-d passes (tmp: C*H*W).
 inline void rsp_blur(double* x, double* tmp, index_t c, index_t h, index_t w, double sigma) {
   double kx[rsp_param::blur_kernel_w], ky[rsp_param::blur_kernel_h];
-  auto kernel = [sigma](double* k, int n) {
-    double s = 0;
-    for (int i = 0; i < n; ++i) {
-      const double t = (i - (n - 1) * 0.5) / sigma;
-      s += k[i] = std::exp(-0.5 * t * t);
-    }
-    for (int i = 0; i < n; ++i) k[i] /= s;
-  };
-  kernel(kx, rsp_param::blur_kernel_w);
-  kernel(ky, rsp_param::blur_kernel_h);
+  rsp_blur_kernel(kx, rsp_param::blur_kernel_w, sigma);
+  rsp_blur_kernel(ky, rsp_param::blur_kernel_h, sigma);
   constexpr int rx = rsp_param::blur_kernel_w / 2, ry = rsp_param::blur_kernel_h / 2;
   for (index_t ch = 0; ch < c; ++ch) {
     double* img = x + ch * h * w;
@@ -169,36 +243,11 @@ inline void rsp_blur(double* x, double* tmp, index_t c, index_t h, index_t w, do
   }
 }
 
-inline double rsp_gray(const double* x, index_t hw, index_t p) {
-  return rsp_param::gray_r * x[p] + rsp_param::gray_g * x[hw + p] + rsp_param::gray_b * x[2 * hw + p];
-}
+inline double rsp_gray(const double* x, index_t hw, index_t p) { return rsp_gray(x[p], x[hw + p], x[2 * hw + p]); }
 
-/// torchvision adjust_hue (its _rgb2hsv / _hsv2rgb, including the max == min case) on the planes r, g,
-/// b of n pixels. Selects rather than a switch: GCC turns them into cmov/blends where it can.
+/// rsp_hue_pixel on the planes r, g, b of n pixels.
 inline void rsp_hue(double* r, double* g, double* b, index_t n, double hue) {
-  for (index_t i = 0; i < n; ++i) {
-    const double R = r[i], G = g[i], B = b[i];
-    const double maxc = std::max(R, std::max(G, B)), minc = std::min(R, std::min(G, B));
-    const bool eqc = maxc == minc;  // torchvision then divides by 1: s = 0, h = 0
-    const double cr = maxc - minc;
-    const double s = cr / (eqc ? 1.0 : maxc);
-    const double inv = 1.0 / (eqc ? 1.0 : cr);
-    const double rc = (maxc - R) * inv, gc = (maxc - G) * inv, bc = (maxc - B) * inv;
-    double hh = maxc == R ? bc - gc : (maxc == G ? 2.0 + rc - bc : 4.0 + gc - rc);
-    hh = hh / 6.0 + 1.0;   // in [5/6, 11/6]
-    hh -= std::floor(hh);  // = torch.fmod(hh, 1) for hh >= 0 (exact)
-    hh += hue;
-    hh -= std::floor(hh);  // torch's % (remainder): in [0, 1)
-    const double i6 = std::floor(hh * 6.0), f = hh * 6.0 - i6;
-    const double sec = i6 >= 6.0 ? 0.0 : i6;  // torch: i % 6 (i6 <= 6)
-    const double v = maxc;
-    const double p = rsp_clamp01(v * (1.0 - s)), q = rsp_clamp01(v * (1.0 - s * f)),
-                 t = rsp_clamp01(v * (1.0 - s * (1.0 - f)));
-    // sector 0..5 -> (r, g, b) = (v,t,p) (q,v,p) (p,v,t) (p,q,v) (t,p,v) (v,p,q)
-    r[i] = (sec == 0.0 || sec == 5.0) ? v : (sec == 1.0 ? q : (sec == 4.0 ? t : p));
-    g[i] = (sec == 1.0 || sec == 2.0) ? v : (sec == 0.0 ? t : (sec == 3.0 ? q : p));
-    b[i] = (sec == 3.0 || sec == 4.0) ? v : (sec == 2.0 ? t : (sec == 5.0 ? q : p));
-  }
+  for (index_t i = 0; i < n; ++i) rsp_hue_pixel(r[i], g[i], b[i], hue);
 }
 
 /// torchvision ColorJitter's four adjustments, in plan.order, on x in [0,1] (C = 1: saturation and hue
@@ -208,22 +257,22 @@ inline void rsp_jitter(const rsp_plan& p, double* x, index_t c, index_t h, index
   for (int o : p.order) {
     switch (o) {
       case 0:
-        for (index_t i = 0; i < n; ++i) x[i] = rsp_clamp01(p.brightness * x[i]);
+        for (index_t i = 0; i < n; ++i) x[i] = rsp_brightness(p.brightness, x[i]);
         break;
       case 1: {
         double mean = 0;
         if (c == 3) for (index_t i = 0; i < hw; ++i) mean += rsp_gray(x, hw, i);
         else for (index_t i = 0; i < hw; ++i) mean += x[i];
         mean /= static_cast<double>(hw);
-        const double add = (1.0 - p.contrast) * mean;
-        for (index_t i = 0; i < n; ++i) x[i] = rsp_clamp01(p.contrast * x[i] + add);
+        const double add = rsp_blend_add(p.contrast, mean);
+        for (index_t i = 0; i < n; ++i) x[i] = rsp_blend(p.contrast, x[i], add);
         break;
       }
       case 2:
         if (c != 3) break;
         for (index_t i = 0; i < hw; ++i) {
-          const double add = (1.0 - p.saturation) * rsp_gray(x, hw, i);
-          for (index_t ch = 0; ch < 3; ++ch) x[ch * hw + i] = rsp_clamp01(p.saturation * x[ch * hw + i] + add);
+          const double add = rsp_blend_add(p.saturation, rsp_gray(x, hw, i));
+          for (index_t ch = 0; ch < 3; ++ch) x[ch * hw + i] = rsp_blend(p.saturation, x[ch * hw + i], add);
         }
         break;
       default:
@@ -268,6 +317,23 @@ inline void rsp_check_shape(const char* fn, const char* arg, index_t c, index_t 
   require(h >= 1 && w >= 1, fn, arg, "expected H, W >= 1, got ", h, " x ", w);
 }
 
+/// rsp_perturb's host-side checks, shared by the CPU and CUDA overloads (the values are checked where
+/// they are read: on the host by the CPU, on the device by the CUDA twin).
+template <class T, class S>
+void check_rsp_perturb_args(const image_batch_view<T, S>& images, const rsp_options& opt,
+                            const vector_view<std::int32_t, S>& kinds, const char* fn) {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
+                "rsp_perturb: T must be float or double");
+  require(opt.probability >= 0.0 && opt.probability <= 1.0, fn, "probability", "must be in [0, 1], got ",
+          opt.probability);
+  const index_t n = images.n();
+  require(n >= 0, fn, "images", "negative batch size ", n);
+  require(n <= (index_t(1) << 32), fn, "images", "batch size must be <= 2^32, got ", n);
+  rsp_check_shape(fn, "images", images.c(), images.h(), images.w());
+  require(images.data() != nullptr || n == 0, fn, "images", "null data pointer for ", n, " samples");
+  if (!kinds.empty()) check_size(kinds, n, fn, "kinds");
+}
+
 /// First non-finite element of data[0, n) (deterministic: the smallest index), or n. Blocks are scanned
 /// with a branch-free, vectorisable test; only a block that fails is searched element by element.
 template <class T>
@@ -275,7 +341,9 @@ index_t rsp_first_nonfinite(const T* data, index_t n) {
   constexpr index_t block = 4096;
   const index_t blocks = (n + block - 1) / block;
   index_t bad = n;
+#if defined(_OPENMP)
 #pragma omp parallel for reduction(min : bad) schedule(static)
+#endif
   for (index_t b = 0; b < blocks; ++b) {
     const index_t lo = b * block, hi = std::min(n, lo + block);
     int nonfinite = 0;  // an int sum rather than a bool &= : GCC vectorises this form
@@ -353,27 +421,23 @@ void rsp_apply(cpu_t, const rsp_plan& plan, T* image, index_t c, index_t h, inde
 template <class T>
 void rsp_perturb(cpu_t, image_batch_view<T> images, const rsp_options& opt,
                  vector_view<std::int32_t> kinds = {}) {
-  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value,
-                "rsp_perturb: T must be float or double");
   const char* fn = "rsp_perturb";
-  detail::require(opt.probability >= 0.0 && opt.probability <= 1.0, fn, "probability",
-                  "must be in [0, 1], got ", opt.probability);
+  detail::check_rsp_perturb_args(images, opt, kinds, fn);
   const index_t n = images.n(), c = images.c(), h = images.h(), w = images.w();
-  detail::require(n >= 0, fn, "images", "negative batch size ", n);
-  detail::require(n <= (index_t(1) << 32), fn, "images", "batch size must be <= 2^32, got ", n);
-  detail::rsp_check_shape(fn, "images", c, h, w);
-  detail::require(images.data() != nullptr || n == 0, fn, "images", "null data pointer for ", n, " samples");
-  if (!kinds.empty()) detail::check_size(kinds, n, fn, "kinds");
   const index_t ss = images.sample_size(), total = n * ss;
   if (total == 0) return;
   const index_t bad = detail::rsp_first_nonfinite(images.data(), total);
   detail::require(bad == total, fn, "images", "non-finite value at index ", bad, " (sample ",
                   bad / ss, "): ", bad < total ? static_cast<double>(images.data()[bad]) : 0.0);
 
+#if defined(_OPENMP)
 #pragma omp parallel
+#endif
   {
     std::vector<double> buf;  // per thread: one sample's scratch
+#if defined(_OPENMP)
 #pragma omp for schedule(dynamic, 4)
+#endif
     for (index_t i = 0; i < n; ++i) {
       const rsp_plan p = rsp_draw(opt, i, c, h, w);
       detail::rsp_apply_one(p, images.sample(i), c, h, w, buf);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cuda_runtime.h>
+#include <thrust/device_vector.h>  // CUDA's Thrust; tests/emu/thrust under the emulator
 
 #include <algorithm>
 #include <cmath>
@@ -23,19 +24,17 @@ constexpr bool emulated() {
 #endif
 }
 
-/// Device memory holding n values of T (zeroed), optionally filled from a host vector (RAII).
+/// Device memory holding n values of T (zeroed), optionally filled from a host vector: a
+/// thrust::device_vector (which owns it) and its raw pointer p (never null: at least one element).
 template <class T>
 struct device_buffer {
+  thrust::device_vector<T> v;
   T* p = nullptr;
   std::size_t n = 0;
-  explicit device_buffer(std::size_t n_) : n(n_) {
-    cuda::check_cuda(cudaMalloc(&p, std::max<std::size_t>(1, n) * sizeof(T)), "test");
-    cuda::check_cuda(cudaMemset(p, 0, std::max<std::size_t>(1, n) * sizeof(T)), "test");
-  }
+  explicit device_buffer(std::size_t n_) : v(std::max<std::size_t>(1, n_)), p(thrust::raw_pointer_cast(v.data())), n(n_) {}
   explicit device_buffer(const std::vector<T>& h) : device_buffer(h.size()) { put(h); }
   device_buffer(const device_buffer&) = delete;
   device_buffer& operator=(const device_buffer&) = delete;
-  ~device_buffer() { cudaFree(p); }
   void put(const std::vector<T>& h) {
     cuda::check_cuda(cudaMemcpy(p, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice), "test");
   }
@@ -48,20 +47,9 @@ struct device_buffer {
   }
 };
 
-/// A context on a fresh stream with a zeroed device status word.
-struct test_context {
-  cuda::context ctx;
-  device_buffer<int> word{1};
-  test_context() {
-    cuda::check_cuda(cudaStreamCreate(&ctx.stream), "test");
-    ctx.status = word.p;
-  }
-  test_context(const test_context&) = delete;
-  test_context& operator=(const test_context&) = delete;
-  ~test_context() { cudaStreamDestroy(ctx.stream); }
-  /// The status bits reported so far (synchronises).
-  int status() { return word.get()[0]; }
-  int read() { return status(); }
+/// A context on a fresh stream with a zeroed device status word (the library's cuda::stream_context).
+struct test_context : cuda::stream_context {
+  int read() const { return status(); }
 };
 
 /// Element-wise |got - want| <= tol * max(|want|, abs_floor), reporting the first differing index.

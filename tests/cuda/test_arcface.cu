@@ -70,9 +70,9 @@ struct placed {
     d.put(h);
   }
   bool inside(index_t p) const { return p >= off && p < off + n * ld && (p - off) % ld < c; }
-  matrix_view<T> view() const { return matrix_view<T>(d.p + off, n, c, ld); }
-  matrix_view<const T> cview() const { return matrix_view<const T>(d.p + off, n, c, ld); }
-  vector_view<T> vec() const { return vector_view<T>(d.p + off, n * c); }  // for n = 1
+  device_matrix_view<T> view() const { return device_matrix_view<T>(d.p + off, n, c, ld); }
+  device_matrix_view<const T> cview() const { return device_matrix_view<const T>(d.p + off, n, c, ld); }
+  device_vector_view<T> vec() const { return device_vector_view<T>(d.p + off, n * c); }  // for n = 1
   /// The n x c values (dense), after checking that nothing outside the view was written.
   std::vector<T> values() const {
     const std::vector<T> h = d.get();
@@ -92,7 +92,7 @@ struct placed {
 template <class T>
 struct placed_vec : placed<T> {
   explicit placed_vec(index_t n_) : placed<T>(1, n_, layout{1, 0}) {}
-  vector_view<T> view() const { return this->vec(); }
+  device_vector_view<T> view() const { return this->vec(); }
 };
 
 /// The scalar prefix and tail of row i as the kernels split it (16-byte boundaries of the device address).
@@ -229,11 +229,11 @@ void parity(index_t n, index_t c, double eps, const combined_margin& m, double t
   placed_vec<T> dloss(n), dent(n), dpgt(n), dlse(n);
   dvec<T> dw(w);
   dvec<std::int64_t> dy(b.labels);
-  const vector_view<const std::int64_t> gy(dy.p, n);
+  const device_vector_view<const std::int64_t> gy(dy.p, n);
   margin_ce_forward(t.ctx, dc.cview(), gy, m, eps, dloss.view(), dent.view(), dpgt.view(), dlse.view());
   // Pass 2 from the CPU's lse, so that the comparison isolates the backward kernel.
   dvec<T> hlse(lse);
-  margin_ce_backward(t.ctx, dc.cview(), gy, m, vector_view<const T>(hlse.p, n), vector_view<const T>(dw.p, n), 0.125,
+  margin_ce_backward(t.ctx, dc.cview(), gy, m, device_vector_view<const T>(hlse.p, n), device_vector_view<const T>(dw.p, n), 0.125,
                      dgrad.view());
   margin_logits(t.ctx, dc.cview(), gy, m, dlog.view());
   margin_logits_backward(t.ctx, dc.cview(), gy, m, dup.cview(), dgup.view());
@@ -281,10 +281,10 @@ void half_parity(index_t n, index_t c, layout in = {}, layout out = {}) {
   placed<float> dgrad(n, c, out), dlog(n, c, out);
   placed_vec<float> dloss(n), dent(n), dlse(n);
   dvec<std::int64_t> dy(b.labels);
-  const vector_view<const std::int64_t> gy(dy.p, n);
+  const device_vector_view<const std::int64_t> gy(dy.p, n);
   margin_ce_forward(t.ctx, dc.cview(), gy, combined_margin{}, 1e-5, dloss.view(), dent.view(), {}, dlse.view());
-  margin_ce_backward(t.ctx, dc.cview(), gy, combined_margin{}, vector_view<const float>(dlse.view()),
-                     vector_view<const float>(), 1.0, dgrad.view());
+  margin_ce_backward(t.ctx, dc.cview(), gy, combined_margin{}, device_vector_view<const float>(dlse.view()),
+                     device_vector_view<const float>(), 1.0, dgrad.view());
   margin_logits(t.ctx, dc.cview(), gy, combined_margin{}, dlog.view());
   CHECK(t.read() == tc::status_ok);
   close(dloss.values(), loss, 1e-4, 1e-6);
@@ -394,13 +394,13 @@ TEST_CASE("cuda arcface head: device-detected bad values set status bits", "[cud
   std::vector<float> cos(static_cast<std::size_t>(n * c), 0.1f);
   std::vector<std::int32_t> labels{0, 1, 2};
   dvec<float> loss(3), lse(3), grad(static_cast<std::size_t>(n * c));
-  const vector_view<float> lv(loss.p, n);
+  const device_vector_view<float> lv(loss.p, n);
   SECTION("label >= C") {
     labels[1] = static_cast<std::int32_t>(c);
     test_ctx t;
     dvec<float> dc(cos);
     dvec<std::int32_t> dy(labels);
-    margin_ce_forward(t.ctx, matrix_view<const float>(dc.p, n, c), vector_view<const std::int32_t>(dy.p, n),
+    margin_ce_forward(t.ctx, device_matrix_view<const float>(dc.p, n, c), device_vector_view<const std::int32_t>(dy.p, n),
                       combined_margin{}, 1e-5, lv);
     CHECK(t.read() == tc::status_label_out_of_range);
     CHECK(std::isnan(loss.get()[1]));
@@ -411,8 +411,8 @@ TEST_CASE("cuda arcface head: device-detected bad values set status bits", "[cud
     test_ctx t;
     dvec<float> dc(cos);
     dvec<std::int32_t> dy(labels);
-    margin_logits(t.ctx, matrix_view<const float>(dc.p, n, c), vector_view<const std::int32_t>(dy.p, n),
-                  combined_margin{}, matrix_view<float>(grad.p, n, c));
+    margin_logits(t.ctx, device_matrix_view<const float>(dc.p, n, c), device_vector_view<const std::int32_t>(dy.p, n),
+                  combined_margin{}, device_matrix_view<float>(grad.p, n, c));
     CHECK(t.read() == tc::status_label_out_of_range);
   }
   SECTION("cos > 1 and NaN") {
@@ -421,7 +421,7 @@ TEST_CASE("cuda arcface head: device-detected bad values set status bits", "[cud
     test_ctx t;
     dvec<float> dc(cos);
     dvec<std::int32_t> dy(labels);
-    margin_ce_forward(t.ctx, matrix_view<const float>(dc.p, n, c), vector_view<const std::int32_t>(dy.p, n),
+    margin_ce_forward(t.ctx, device_matrix_view<const float>(dc.p, n, c), device_vector_view<const std::int32_t>(dy.p, n),
                       combined_margin{}, 1e-5, lv);
     CHECK(t.read() == tc::status_cos_out_of_range);
     const auto l = loss.get();
@@ -429,8 +429,8 @@ TEST_CASE("cuda arcface head: device-detected bad values set status bits", "[cud
     CHECK(std::isfinite(l[1]));
     CHECK(std::isnan(l[2]));
     test_ctx t2;
-    margin_logits_backward(t2.ctx, matrix_view<const float>(dc.p, n, c), vector_view<const std::int32_t>(dy.p, n),
-                           combined_margin{}, matrix_view<const float>(grad.p, n, c), matrix_view<float>(grad.p, n, c));
+    margin_logits_backward(t2.ctx, device_matrix_view<const float>(dc.p, n, c), device_vector_view<const std::int32_t>(dy.p, n),
+                           combined_margin{}, device_matrix_view<const float>(grad.p, n, c), device_matrix_view<float>(grad.p, n, c));
     CHECK(t2.read() == tc::status_cos_out_of_range);
   }
   SECTION("non-finite lse or weights in the backward") {
@@ -438,9 +438,9 @@ TEST_CASE("cuda arcface head: device-detected bad values set status bits", "[cud
     test_ctx t;
     dvec<float> dc(cos), dl(hl);
     dvec<std::int32_t> dy(labels);
-    margin_ce_backward(t.ctx, matrix_view<const float>(dc.p, n, c), vector_view<const std::int32_t>(dy.p, n),
-                       combined_margin{}, vector_view<const float>(dl.p, n), vector_view<const float>(), 1.0,
-                       matrix_view<float>(grad.p, n, c));
+    margin_ce_backward(t.ctx, device_matrix_view<const float>(dc.p, n, c), device_vector_view<const std::int32_t>(dy.p, n),
+                       combined_margin{}, device_vector_view<const float>(dl.p, n), device_vector_view<const float>(), 1.0,
+                       device_matrix_view<float>(grad.p, n, c));
     CHECK(t.read() == tc::status_non_finite);
   }
 }
@@ -449,30 +449,30 @@ TEST_CASE("cuda arcface head: bad shapes and parameters throw on the host", "[cu
   test_ctx t;
   dvec<float> dc(60), out(60), v(6);
   dvec<std::int32_t> dy(6);
-  const matrix_view<const float> c(dc.p, 6, 10);
-  const vector_view<const std::int32_t> y(dy.p, 6);
-  CHECK_THROWS_WITH(margin_ce_forward(t.ctx, c, vector_view<const std::int32_t>(dy.p, 5), combined_margin{}, 1e-5,
-                                      vector_view<float>(v.p, 6)),
+  const device_matrix_view<const float> c(dc.p, 6, 10);
+  const device_vector_view<const std::int32_t> y(dy.p, 6);
+  CHECK_THROWS_WITH(margin_ce_forward(t.ctx, c, device_vector_view<const std::int32_t>(dy.p, 5), combined_margin{}, 1e-5,
+                                      device_vector_view<float>(v.p, 6)),
                     Catch::Contains("labels"));
-  CHECK_THROWS_WITH(margin_ce_forward(t.ctx, c, y, combined_margin{}, 1e-5, vector_view<float>(v.p, 5)),
+  CHECK_THROWS_WITH(margin_ce_forward(t.ctx, c, y, combined_margin{}, 1e-5, device_vector_view<float>(v.p, 5)),
                     Catch::Contains("loss"));
-  CHECK_THROWS_WITH(margin_ce_forward(t.ctx, c, y, combined_margin{-1.0}, 1e-5, vector_view<float>(v.p, 6)),
+  CHECK_THROWS_WITH(margin_ce_forward(t.ctx, c, y, combined_margin{-1.0}, 1e-5, device_vector_view<float>(v.p, 6)),
                     Catch::Contains("margin.s"));
-  CHECK_THROWS_WITH(margin_ce_forward(t.ctx, c, y, combined_margin{}, -1.0, vector_view<float>(v.p, 6)),
+  CHECK_THROWS_WITH(margin_ce_forward(t.ctx, c, y, combined_margin{}, -1.0, device_vector_view<float>(v.p, 6)),
                     Catch::Contains("entropy_eps"));
-  CHECK_THROWS_WITH(margin_ce_forward(t.ctx, matrix_view<const float>(dc.p, 6, 10, 5), y, combined_margin{}, 1e-5,
-                                      vector_view<float>(v.p, 6)),
+  CHECK_THROWS_WITH(margin_ce_forward(t.ctx, device_matrix_view<const float>(dc.p, 6, 10, 5), y, combined_margin{}, 1e-5,
+                                      device_vector_view<float>(v.p, 6)),
                     Catch::Contains("cos"));
-  CHECK_THROWS_WITH(margin_ce_backward(t.ctx, c, y, combined_margin{}, vector_view<const float>(v.p, 6),
-                                       vector_view<const float>(v.p, 6), 1.0, matrix_view<float>(out.p, 6, 9)),
+  CHECK_THROWS_WITH(margin_ce_backward(t.ctx, c, y, combined_margin{}, device_vector_view<const float>(v.p, 6),
+                                       device_vector_view<const float>(v.p, 6), 1.0, device_matrix_view<float>(out.p, 6, 9)),
                     Catch::Contains("grad_cos"));
-  CHECK_THROWS_WITH(margin_ce_backward(t.ctx, c, y, combined_margin{}, vector_view<const float>(v.p, 6),
-                                       vector_view<const float>(v.p, 6), std::nan(""), matrix_view<float>(out.p, 6, 10)),
+  CHECK_THROWS_WITH(margin_ce_backward(t.ctx, c, y, combined_margin{}, device_vector_view<const float>(v.p, 6),
+                                       device_vector_view<const float>(v.p, 6), std::nan(""), device_matrix_view<float>(out.p, 6, 10)),
                     Catch::Contains("grad_scale"));
-  CHECK_THROWS_WITH(margin_logits(t.ctx, c, y, combined_margin{}, matrix_view<float>(out.p, 5, 10)),
+  CHECK_THROWS_WITH(margin_logits(t.ctx, c, y, combined_margin{}, device_matrix_view<float>(out.p, 5, 10)),
                     Catch::Contains("logits"));
-  CHECK_THROWS_WITH(margin_logits_backward(t.ctx, c, y, combined_margin{}, matrix_view<const float>(out.p, 6, 9),
-                                           matrix_view<float>(out.p, 6, 10)),
+  CHECK_THROWS_WITH(margin_logits_backward(t.ctx, c, y, combined_margin{}, device_matrix_view<const float>(out.p, 6, 9),
+                                           device_matrix_view<float>(out.p, 6, 10)),
                     Catch::Contains("grad_logits"));
   CHECK(t.read() == tc::status_ok);
 }
@@ -497,7 +497,7 @@ TEST_CASE("cuda arcface head: bad cosines in the scalar prefix, the vector body 
       std::vector<std::int32_t> labels{10, 11, -1, 12};
       placed<float> dc(n, c, L, cos);
       dvec<std::int32_t> dy(labels);
-      const vector_view<const std::int32_t> gy(dy.p, n);
+      const device_vector_view<const std::int32_t> gy(dy.p, n);
       {
         test_ctx t;
         placed_vec<float> loss(n);
@@ -510,8 +510,8 @@ TEST_CASE("cuda arcface head: bad cosines in the scalar prefix, the vector body 
         test_ctx t;
         placed<float> g(n, c, out);
         dvec<float> lse(std::vector<float>(static_cast<std::size_t>(n), 70.f));
-        margin_ce_backward(t.ctx, dc.cview(), gy, combined_margin{}, vector_view<const float>(lse.p, n),
-                           vector_view<const float>(), 1.0, g.view());
+        margin_ce_backward(t.ctx, dc.cview(), gy, combined_margin{}, device_vector_view<const float>(lse.p, n),
+                           device_vector_view<const float>(), 1.0, g.view());
         CHECK(t.read() == tc::status_cos_out_of_range);
         test_ctx t2;
         margin_logits(t2.ctx, dc.cview(), gy, combined_margin{}, g.view());

@@ -97,7 +97,7 @@ TEST_CASE("cuda context: threads launching persistence with different n at once 
       topofr::test::device_buffer<float> dm(m);
       topofr::test::device_buffer<edge> dp(static_cast<std::size_t>(n - 1));
       for (int rep = 0; rep < 50; ++rep) {
-        persistence_pairs(t.ctx, matrix_view<const float>(dm.p, n, n), vector_view<edge>(dp.p, n - 1));
+        persistence_pairs(t.ctx, device_matrix_view<const float>(dm.p, n, n), device_vector_view<edge>(dp.p, n - 1));
         if (dp.get() != want) ++failures;
       }
     } catch (const std::exception& e) {

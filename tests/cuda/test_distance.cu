@@ -41,8 +41,8 @@ void check_cloud(const std::vector<V>& x, index_t n, index_t d, index_t pld, ind
   dbuf<V> dx(x);
   std::vector<V> init(static_cast<std::size_t>(n * dld), V(-7));  // padding must stay untouched
   dbuf<V> dm(init);
-  pairwise_distances(t.ctx, matrix_view<const V>(dx.p, n, d, pld), matrix_view<V>(dm.p, n, n, dld), scale);
-  CHECK(t.status() == cuda::status_ok);
+  pairwise_distances(t.ctx, device_matrix_view<const V>(dx.p, n, d, pld), device_matrix_view<V>(dm.p, n, n, dld), scale);
+  CHECK(t.status() == topofr::cuda::status_ok);
   const std::vector<V> g = dm.get();
   std::vector<V> c(static_cast<std::size_t>(n * n));
   pairwise_distances(cpu, matrix_view<const V>(x.data(), n, d, pld), matrix_view<V>(c.data(), n, n), scale);
@@ -99,9 +99,9 @@ TEST_CASE("cuda pairwise_distances batched == per-cloud calls, one launch") {
   test_ctx t;
   dbuf<float> dx(x);
   dbuf<float> dm(static_cast<std::size_t>(B * dstride));
-  pairwise_distances(t.ctx, batch_view<const float>(dx.p, B, n, d, pld, pstride),
-                     batch_view<float>(dm.p, B, n, n, dld, dstride), 3.0);
-  CHECK(t.status() == cuda::status_ok);
+  pairwise_distances(t.ctx, device_batch_view<const float>(dx.p, B, n, d, pld, pstride),
+                     device_batch_view<float>(dm.p, B, n, n, dld, dstride), 3.0);
+  CHECK(t.status() == topofr::cuda::status_ok);
   const std::vector<float> g = dm.get();
   for (index_t b = 0; b < B; ++b) {
     std::vector<float> c(static_cast<std::size_t>(n * n));
@@ -124,27 +124,27 @@ TEST_CASE("cuda pairwise_distances: NaN/Inf coordinates set status_non_finite; b
   {
     test_ctx t;
     dbuf<float> dx(x), dm(100);
-    pairwise_distances(t.ctx, matrix_view<const float>(dx.p, 10, 4), matrix_view<float>(dm.p, 10, 10));
-    CHECK(t.status() == cuda::status_non_finite);
+    pairwise_distances(t.ctx, device_matrix_view<const float>(dx.p, 10, 4), device_matrix_view<float>(dm.p, 10, 10));
+    CHECK(t.status() == topofr::cuda::status_non_finite);
   }
   x[17] = std::numeric_limits<float>::infinity();
   {
     test_ctx t;
     dbuf<float> dx(x), dm(100);
-    pairwise_distances(t.ctx, batch_view<const float>(dx.p, 2, 5, 4), batch_view<float>(dm.p, 2, 5, 5));
-    CHECK(t.status() == cuda::status_non_finite);
+    pairwise_distances(t.ctx, device_batch_view<const float>(dx.p, 2, 5, 4), device_batch_view<float>(dm.p, 2, 5, 5));
+    CHECK(t.status() == topofr::cuda::status_non_finite);
   }
   test_ctx t;
   dbuf<float> dx(x), dm(100);
-  CHECK_THROWS_WITH(pairwise_distances(t.ctx, matrix_view<const float>(dx.p, 10, 4), matrix_view<float>(dm.p, 9, 10)),
+  CHECK_THROWS_WITH(pairwise_distances(t.ctx, device_matrix_view<const float>(dx.p, 10, 4), device_matrix_view<float>(dm.p, 9, 10)),
                     Catch::Contains("dist"));
-  CHECK_THROWS_WITH(pairwise_distances(t.ctx, matrix_view<const float>(dx.p, 10, 4), matrix_view<float>(dm.p, 10, 10), 0.0),
+  CHECK_THROWS_WITH(pairwise_distances(t.ctx, device_matrix_view<const float>(dx.p, 10, 4), device_matrix_view<float>(dm.p, 10, 10), 0.0),
                     Catch::Contains("scale"));
-  CHECK_THROWS_WITH(pairwise_distances(t.ctx, matrix_view<const float>(dx.p, 0, 4), matrix_view<float>(dm.p, 0, 0)),
+  CHECK_THROWS_WITH(pairwise_distances(t.ctx, device_matrix_view<const float>(dx.p, 0, 4), device_matrix_view<float>(dm.p, 0, 0)),
                     Catch::Contains("points"));
-  CHECK_THROWS_WITH(pairwise_distances(t.ctx, batch_view<const float>(dx.p, 2, 5, 4), batch_view<float>(dm.p, 3, 5, 5)),
+  CHECK_THROWS_WITH(pairwise_distances(t.ctx, device_batch_view<const float>(dx.p, 2, 5, 4), device_batch_view<float>(dm.p, 3, 5, 5)),
                     Catch::Contains("dist") && Catch::Contains("batch"));
-  CHECK_THROWS_WITH(pairwise_distances(t.ctx, batch_view<const float>(dx.p, 2, 5, 4), batch_view<float>(dm.p, 2, 5, 5, 5, 10)),
+  CHECK_THROWS_WITH(pairwise_distances(t.ctx, device_batch_view<const float>(dx.p, 2, 5, 4), device_batch_view<float>(dm.p, 2, 5, 5, 5, 10)),
                     Catch::Contains("dist") && Catch::Contains("overlap"));
-  CHECK(t.status() == cuda::status_ok);
+  CHECK(t.status() == topofr::cuda::status_ok);
 }

@@ -34,12 +34,12 @@ void check_gather_scatter(index_t n, index_t ld, std::uint64_t seed) {
   dbuf<V> dm(m);
   dbuf<edge> dp(pairs);
   dbuf<T> dv(static_cast<std::size_t>(k)), dg(g);
-  gather_pairs(t.ctx, matrix_view<const V>(dm.p, n, n, ld), vector_view<const edge>(dp.p, k), vector_view<T>(dv.p, k));
+  gather_pairs(t.ctx, device_matrix_view<const V>(dm.p, n, n, ld), device_vector_view<const edge>(dp.p, k), device_vector_view<T>(dv.p, k));
   std::vector<T> grad0 = test::normal<T>(static_cast<std::size_t>(n * ld), seed + 2);
   dbuf<T> dgrad(grad0);
-  scatter_pairs_add(t.ctx, vector_view<const edge>(dp.p, k), vector_view<const T>(dg.p, k),
-                    matrix_view<T>(dgrad.p, n, n, ld));
-  CHECK(t.status() == cuda::status_ok);
+  scatter_pairs_add(t.ctx, device_vector_view<const edge>(dp.p, k), device_vector_view<const T>(dg.p, k),
+                    device_matrix_view<T>(dgrad.p, n, n, ld));
+  CHECK(t.status() == topofr::cuda::status_ok);
   std::vector<T> cv(static_cast<std::size_t>(k));
   gather_pairs(cpu, matrix_view<const V>(m.data(), n, n, ld), vector_view<const edge>(pairs.data(), k),
                vector_view<T>(cv.data(), k));
@@ -79,29 +79,29 @@ TEST_CASE("cuda gather/scatter: invalid pairs set status_bad_pair and are skippe
   test_ctx t;
   dbuf<float> dm(m), dv(5), dg(std::vector<float>(5, 1.0f)), dgrad(std::vector<float>(n * n, 0.0f));
   dbuf<edge> dp(pairs);
-  gather_pairs(t.ctx, matrix_view<const float>(dm.p, n, n), vector_view<const edge>(dp.p, 5), vector_view<float>(dv.p, 5));
-  CHECK(t.status() == cuda::status_bad_pair);
+  gather_pairs(t.ctx, device_matrix_view<const float>(dm.p, n, n), device_vector_view<const edge>(dp.p, 5), device_vector_view<float>(dv.p, 5));
+  CHECK(t.status() == topofr::cuda::status_bad_pair);
   CHECK(dv.get() == std::vector<float>{1.0f, 0.0f, 0.0f, 0.0f, 0.0f});
   test_ctx t2;
-  scatter_pairs_add(t2.ctx, vector_view<const edge>(dp.p, 5), vector_view<const float>(dg.p, 5), matrix_view<float>(dgrad.p, n, n));
-  CHECK(t2.status() == cuda::status_bad_pair);
+  scatter_pairs_add(t2.ctx, device_vector_view<const edge>(dp.p, 5), device_vector_view<const float>(dg.p, 5), device_matrix_view<float>(dgrad.p, n, n));
+  CHECK(t2.status() == topofr::cuda::status_bad_pair);
   std::vector<float> expect(n * n, 0.0f);
   expect[1] = 1.0f;
   CHECK(dgrad.get() == expect);
 
-  CHECK_THROWS_WITH(gather_pairs(t.ctx, matrix_view<const float>(dm.p, n, n - 1), vector_view<const edge>(dp.p, 5),
-                                 vector_view<float>(dv.p, 5)),
+  CHECK_THROWS_WITH(gather_pairs(t.ctx, device_matrix_view<const float>(dm.p, n, n - 1), device_vector_view<const edge>(dp.p, 5),
+                                 device_vector_view<float>(dv.p, 5)),
                     Catch::Contains("dist"));
-  CHECK_THROWS_WITH(gather_pairs(t.ctx, matrix_view<const float>(dm.p, n, n), vector_view<const edge>(dp.p, 5),
-                                 vector_view<float>(dv.p, 4)),
+  CHECK_THROWS_WITH(gather_pairs(t.ctx, device_matrix_view<const float>(dm.p, n, n), device_vector_view<const edge>(dp.p, 5),
+                                 device_vector_view<float>(dv.p, 4)),
                     Catch::Contains("values"));
-  CHECK_THROWS_WITH(gather_pairs(t.ctx, matrix_view<const float>(dm.p, n, n), vector_view<const edge>(nullptr, 5),
-                                 vector_view<float>(dv.p, 5)),
+  CHECK_THROWS_WITH(gather_pairs(t.ctx, device_matrix_view<const float>(dm.p, n, n), device_vector_view<const edge>(nullptr, 5),
+                                 device_vector_view<float>(dv.p, 5)),
                     Catch::Contains("pairs"));
-  CHECK_THROWS_WITH(scatter_pairs_add(t.ctx, vector_view<const edge>(dp.p, 5), vector_view<const float>(dg.p, 5),
-                                      matrix_view<float>(dgrad.p, n - 1, n)),
+  CHECK_THROWS_WITH(scatter_pairs_add(t.ctx, device_vector_view<const edge>(dp.p, 5), device_vector_view<const float>(dg.p, 5),
+                                      device_matrix_view<float>(dgrad.p, n - 1, n)),
                     Catch::Contains("grad_dist"));
-  CHECK_THROWS_WITH(scatter_pairs_add(t.ctx, vector_view<const edge>(dp.p, 5), vector_view<const float>(dg.p, 3),
-                                      matrix_view<float>(dgrad.p, n, n)),
+  CHECK_THROWS_WITH(scatter_pairs_add(t.ctx, device_vector_view<const edge>(dp.p, 5), device_vector_view<const float>(dg.p, 3),
+                                      device_matrix_view<float>(dgrad.p, n, n)),
                     Catch::Contains("values"));
 }

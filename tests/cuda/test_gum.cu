@@ -41,7 +41,7 @@ void gum_parity(const std::vector<T>& e, const gum_options& opt, double tol) {
   test_ctx t;
   dvec<T> de(e), dh(e.size());
   dvec<gum_result> dr(1);
-  gum_fit(t.ctx, vector_view<const T>(de.p, n), vector_view<T>(dh.p, n), opt, dr.p);
+  gum_fit(t.ctx, device_vector_view<const T>(de.p, n), device_vector_view<T>(dh.p, n), opt, dr.p);
   CHECK(t.read() == tc::status_ok);
   const gum_result got = dr.get()[0];
   INFO("n = " << n << ", iterations cpu " << want.iterations << ", gpu " << got.iterations);
@@ -90,7 +90,7 @@ TEST_CASE("cuda gum_fit: h may alias the entropies (oracle: CPU gum.hpp)", "[cud
   gum_fit(cpu, vector_view<const double>(e.data(), 128), vector_view<double>(h.data(), 128));
   test_ctx t;
   dvec<double> d(e);
-  gum_fit(t.ctx, vector_view<const double>(d.p, 128), vector_view<double>(d.p, 128));
+  gum_fit(t.ctx, device_vector_view<const double>(d.p, 128), device_vector_view<double>(d.p, 128));
   CHECK(t.read() == tc::status_ok);
   close(d.get(), h, 1e-6, 1e-9);
 }
@@ -101,7 +101,7 @@ TEST_CASE("cuda gum_fit: non-finite entropy sets status_non_finite and NaN poste
   test_ctx t;
   dvec<double> de(e), dh(20);
   dvec<gum_result> dr(1);
-  gum_fit(t.ctx, vector_view<const double>(de.p, 20), vector_view<double>(dh.p, 20), gum_options{}, dr.p);
+  gum_fit(t.ctx, device_vector_view<const double>(de.p, 20), device_vector_view<double>(dh.p, 20), gum_options{}, dr.p);
   CHECK(t.read() == tc::status_non_finite);
   CHECK(!dr.get()[0].converged);
   for (double x : dh.get()) CHECK(std::isnan(x));
@@ -110,26 +110,26 @@ TEST_CASE("cuda gum_fit: non-finite entropy sets status_non_finite and NaN poste
 TEST_CASE("cuda gum_fit / sds_weights: bad sizes and options throw on the host", "[cuda][gum]") {
   test_ctx t;
   dvec<double> a(8), b(8);
-  CHECK_THROWS_WITH(gum_fit(t.ctx, vector_view<const double>(a.p, 0), vector_view<double>(b.p, 0)),
+  CHECK_THROWS_WITH(gum_fit(t.ctx, device_vector_view<const double>(a.p, 0), device_vector_view<double>(b.p, 0)),
                     Catch::Contains("entropy"));
-  CHECK_THROWS_WITH(gum_fit(t.ctx, vector_view<const double>(a.p, 8), vector_view<double>(b.p, 7)),
+  CHECK_THROWS_WITH(gum_fit(t.ctx, device_vector_view<const double>(a.p, 8), device_vector_view<double>(b.p, 7)),
                     Catch::Contains("hard_posterior"));
   gum_options bad;
   bad.max_iter = 0;
-  CHECK_THROWS_WITH(gum_fit(t.ctx, vector_view<const double>(a.p, 8), vector_view<double>(b.p, 8), bad),
+  CHECK_THROWS_WITH(gum_fit(t.ctx, device_vector_view<const double>(a.p, 8), device_vector_view<double>(b.p, 8), bad),
                     Catch::Contains("max_iter"));
   bad = {};
   bad.tol = std::nan("");
-  CHECK_THROWS_WITH(gum_fit(t.ctx, vector_view<const double>(a.p, 8), vector_view<double>(b.p, 8), bad),
+  CHECK_THROWS_WITH(gum_fit(t.ctx, device_vector_view<const double>(a.p, 8), device_vector_view<double>(b.p, 8), bad),
                     Catch::Contains("tol"));
-  CHECK_THROWS_WITH(sds_weights(t.ctx, vector_view<const double>(a.p, 8), vector_view<const double>(a.p, 8), 1.0,
-                                true, vector_view<double>(b.p, 7)),
+  CHECK_THROWS_WITH(sds_weights(t.ctx, device_vector_view<const double>(a.p, 8), device_vector_view<const double>(a.p, 8), 1.0,
+                                true, device_vector_view<double>(b.p, 7)),
                     Catch::Contains("omega"));
-  CHECK_THROWS_WITH(sds_weights(t.ctx, vector_view<const double>(a.p, 8), vector_view<const double>(), 1.0, true,
-                                vector_view<double>(b.p, 8)),
+  CHECK_THROWS_WITH(sds_weights(t.ctx, device_vector_view<const double>(a.p, 8), device_vector_view<const double>(), 1.0, true,
+                                device_vector_view<double>(b.p, 8)),
                     Catch::Contains("p_gt"));
-  CHECK_THROWS_WITH(sds_weights(t.ctx, vector_view<const double>(a.p, 8), vector_view<const double>(a.p, 8),
-                                std::nan(""), true, vector_view<double>(b.p, 8)),
+  CHECK_THROWS_WITH(sds_weights(t.ctx, device_vector_view<const double>(a.p, 8), device_vector_view<const double>(a.p, 8),
+                                std::nan(""), true, device_vector_view<double>(b.p, 8)),
                     Catch::Contains("lambda"));
 }
 
@@ -142,8 +142,8 @@ TEST_CASE("cuda sds_weights: parity with the CPU formula (oracle: CPU gum.hpp)",
                   focal, vector_view<double>(w.data(), 100));
       test_ctx t;
       dvec<double> dh(h), dp(p), dw(100);
-      sds_weights(t.ctx, vector_view<const double>(dh.p, 100), vector_view<const double>(dp.p, 100), lambda, focal,
-                  vector_view<double>(dw.p, 100));
+      sds_weights(t.ctx, device_vector_view<const double>(dh.p, 100), device_vector_view<const double>(dp.p, 100), lambda, focal,
+                  device_vector_view<double>(dw.p, 100));
       CHECK(t.read() == tc::status_ok);
       close(dw.get(), w, 1e-12, 1e-12);
     }
@@ -153,8 +153,8 @@ TEST_CASE("cuda sds_weights: h or p_gt outside [0, 1] sets status_non_finite", "
   std::vector<float> h{0.1f, 1.5f, 0.2f}, p{0.5f, 0.5f, std::nanf("")};
   test_ctx t;
   dvec<float> dh(h), dp(p), dw(3);
-  sds_weights(t.ctx, vector_view<const float>(dh.p, 3), vector_view<const float>(dp.p, 3), 1.0, true,
-              vector_view<float>(dw.p, 3));
+  sds_weights(t.ctx, device_vector_view<const float>(dh.p, 3), device_vector_view<const float>(dp.p, 3), 1.0, true,
+              device_vector_view<float>(dw.p, 3));
   CHECK(t.read() == tc::status_non_finite);
   const auto w = dw.get();
   CHECK(std::isfinite(w[0]));

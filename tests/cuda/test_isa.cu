@@ -41,9 +41,9 @@ void from_matrices(index_t n, isa_variant v, reduction r, double tol) {
   test_ctx t;
   dvec<T> dmx(mx), dmz(mz), dgz(N2), dgx(N2), dl(1);
   dvec<edge> dpx(px), dpz(pz);
-  isa_loss(t.ctx, matrix_view<const T>(dmx.p, n, n), matrix_view<const T>(dmz.p, n, n),
-           vector_view<const edge>(dpx.p, n - 1), vector_view<const edge>(dpz.p, n - 1), v, r, vector_view<T>(dl.p, 1),
-           matrix_view<T>(dgz.p, n, n), matrix_view<T>(dgx.p, n, n));
+  isa_loss(t.ctx, device_matrix_view<const T>(dmx.p, n, n), device_matrix_view<const T>(dmz.p, n, n),
+           device_vector_view<const edge>(dpx.p, n - 1), device_vector_view<const edge>(dpz.p, n - 1), v, r, device_vector_view<T>(dl.p, 1),
+           device_matrix_view<T>(dgz.p, n, n), device_matrix_view<T>(dgx.p, n, n));
   CHECK(t.read() == tc::status_ok);
   close(dl.get(), std::vector<T>{want}, tol, 1e-30);
   close(dgz.get(), gz, tol, 1e-30);
@@ -58,8 +58,8 @@ void from_points(index_t n, index_t dx, index_t dz, isa_options opt, double tol)
                                       opt, matrix_view<T>(gz.data(), n, dz), matrix_view<T>(gx.data(), n, dx));
   test_ctx t;
   dvec<T> dX(X), dZ(Z), dgz(gz.size()), dgx(gx.size()), dl(1);
-  isa_loss_from_points(t.ctx, matrix_view<const T>(dX.p, n, dx), matrix_view<const T>(dZ.p, n, dz), opt,
-                       vector_view<T>(dl.p, 1), matrix_view<T>(dgz.p, n, dz), matrix_view<T>(dgx.p, n, dx));
+  isa_loss_from_points(t.ctx, device_matrix_view<const T>(dX.p, n, dx), device_matrix_view<const T>(dZ.p, n, dz), opt,
+                       device_vector_view<T>(dl.p, 1), device_matrix_view<T>(dgz.p, n, dz), device_matrix_view<T>(dgx.p, n, dx));
   CHECK(t.read() == tc::status_ok);
   close(dl.get(), std::vector<T>{want}, tol, 1e-30);
   // Gradient entries are sums of terms of both signs: compare against the row's scale.
@@ -115,8 +115,8 @@ TEST_CASE("cuda isa_loss_from_points: coincident latent points give a zero gradi
                                            matrix_view<double>(gz.data(), n, d));
   test_ctx t;
   dvec<double> dX(X), dZ(Z), dgz(gz.size()), dl(1);
-  isa_loss_from_points(t.ctx, matrix_view<const double>(dX.p, n, 4), matrix_view<const double>(dZ.p, n, d),
-                       isa_options{}, vector_view<double>(dl.p, 1), matrix_view<double>(dgz.p, n, d));
+  isa_loss_from_points(t.ctx, device_matrix_view<const double>(dX.p, n, 4), device_matrix_view<const double>(dZ.p, n, d),
+                       isa_options{}, device_vector_view<double>(dl.p, 1), device_matrix_view<double>(dgz.p, n, d));
   CHECK(t.read() == tc::status_ok);
   close(dl.get(), std::vector<double>{want}, 1e-6, 1e-30);
   close(dgz.get(), gz, 1e-6, 1e-12);
@@ -131,9 +131,9 @@ TEST_CASE("cuda isa_loss: device-detected bad pairs and distances set status bit
     test_ctx t;
     dvec<double> dm(m);
     dvec<edge> dp(p), db(bad);
-    isa_loss(t.ctx, matrix_view<const double>(dm.p, n, n), matrix_view<const double>(dm.p, n, n),
-             vector_view<const edge>(dp.p, 3), vector_view<const edge>(db.p, 3), isa_variant::symmetric,
-             reduction::mean, vector_view<double>(dl.p, 1));
+    isa_loss(t.ctx, device_matrix_view<const double>(dm.p, n, n), device_matrix_view<const double>(dm.p, n, n),
+             device_vector_view<const edge>(dp.p, 3), device_vector_view<const edge>(db.p, 3), isa_variant::symmetric,
+             reduction::mean, device_vector_view<double>(dl.p, 1));
     CHECK(t.read() == tc::status_bad_pair);
   }
   SECTION("negative and NaN distances") {
@@ -142,9 +142,9 @@ TEST_CASE("cuda isa_loss: device-detected bad pairs and distances set status bit
     test_ctx t;
     dvec<double> dm(m);
     dvec<edge> dp(p);
-    isa_loss(t.ctx, matrix_view<const double>(dm.p, n, n), matrix_view<const double>(dm.p, n, n),
-             vector_view<const edge>(dp.p, 3), vector_view<const edge>(dp.p, 3), isa_variant::symmetric,
-             reduction::mean, vector_view<double>(dl.p, 1));
+    isa_loss(t.ctx, device_matrix_view<const double>(dm.p, n, n), device_matrix_view<const double>(dm.p, n, n),
+             device_vector_view<const edge>(dp.p, 3), device_vector_view<const edge>(dp.p, 3), isa_variant::symmetric,
+             reduction::mean, device_vector_view<double>(dl.p, 1));
     CHECK(t.read() == (tc::status_negative_distance | tc::status_non_finite));
   }
   SECTION("non-finite points") {
@@ -152,8 +152,8 @@ TEST_CASE("cuda isa_loss: device-detected bad pairs and distances set status bit
     X[4] = std::nan("");
     test_ctx t;
     dvec<double> dX(X);
-    isa_loss_from_points(t.ctx, matrix_view<const double>(dX.p, n, 3), matrix_view<const double>(dX.p, n, 3),
-                         isa_options{}, vector_view<double>(dl.p, 1));
+    isa_loss_from_points(t.ctx, device_matrix_view<const double>(dX.p, n, 3), device_matrix_view<const double>(dX.p, n, 3),
+                         isa_options{}, device_vector_view<double>(dl.p, 1));
     CHECK((t.read() & tc::status_non_finite) != 0);
   }
 }
@@ -162,33 +162,33 @@ TEST_CASE("cuda isa: bad shapes throw on the host", "[cuda][isa]") {
   test_ctx t;
   dvec<double> m(16), l(2), g(16);
   dvec<edge> p(3);
-  const matrix_view<const double> d(m.p, 4, 4);
-  const vector_view<const edge> pv(p.p, 3);
+  const device_matrix_view<const double> d(m.p, 4, 4);
+  const device_vector_view<const edge> pv(p.p, 3);
   const auto sym = isa_variant::symmetric;
   const auto mean = reduction::mean;
-  CHECK_THROWS_WITH(isa_loss(t.ctx, matrix_view<const double>(m.p, 1, 1), matrix_view<const double>(m.p, 1, 1),
-                             vector_view<const edge>(p.p, 0), vector_view<const edge>(p.p, 0), sym, mean,
-                             vector_view<double>(l.p, 1)),
+  CHECK_THROWS_WITH(isa_loss(t.ctx, device_matrix_view<const double>(m.p, 1, 1), device_matrix_view<const double>(m.p, 1, 1),
+                             device_vector_view<const edge>(p.p, 0), device_vector_view<const edge>(p.p, 0), sym, mean,
+                             device_vector_view<double>(l.p, 1)),
                     Catch::Contains("dist_x"));
-  CHECK_THROWS_WITH(isa_loss(t.ctx, d, matrix_view<const double>(m.p, 4, 3), pv, pv, sym, mean,
-                             vector_view<double>(l.p, 1)),
+  CHECK_THROWS_WITH(isa_loss(t.ctx, d, device_matrix_view<const double>(m.p, 4, 3), pv, pv, sym, mean,
+                             device_vector_view<double>(l.p, 1)),
                     Catch::Contains("dist_z"));
-  CHECK_THROWS_WITH(isa_loss(t.ctx, d, d, vector_view<const edge>(p.p, 2), pv, sym, mean, vector_view<double>(l.p, 1)),
+  CHECK_THROWS_WITH(isa_loss(t.ctx, d, d, device_vector_view<const edge>(p.p, 2), pv, sym, mean, device_vector_view<double>(l.p, 1)),
                     Catch::Contains("pairs_x"));
-  CHECK_THROWS_WITH(isa_loss(t.ctx, d, d, pv, pv, sym, mean, vector_view<double>(l.p, 2)), Catch::Contains("loss"));
-  CHECK_THROWS_WITH(isa_loss(t.ctx, d, d, pv, pv, sym, mean, vector_view<double>(l.p, 1),
-                             matrix_view<double>(g.p, 4, 4), matrix_view<double>(g.p, 4, 4)),
+  CHECK_THROWS_WITH(isa_loss(t.ctx, d, d, pv, pv, sym, mean, device_vector_view<double>(l.p, 2)), Catch::Contains("loss"));
+  CHECK_THROWS_WITH(isa_loss(t.ctx, d, d, pv, pv, sym, mean, device_vector_view<double>(l.p, 1),
+                             device_matrix_view<double>(g.p, 4, 4), device_matrix_view<double>(g.p, 4, 4)),
                     Catch::Contains("grad_dist_x"));
-  CHECK_THROWS_WITH(isa_loss(t.ctx, d, d, pv, pv, static_cast<isa_variant>(7), mean, vector_view<double>(l.p, 1)),
+  CHECK_THROWS_WITH(isa_loss(t.ctx, d, d, pv, pv, static_cast<isa_variant>(7), mean, device_vector_view<double>(l.p, 1)),
                     Catch::Contains("variant"));
   isa_options o;
-  CHECK_THROWS_WITH(isa_loss_from_points(t.ctx, matrix_view<const double>(m.p, 4, 4),
-                                         matrix_view<const double>(m.p, 3, 4), o, vector_view<double>(l.p, 1)),
+  CHECK_THROWS_WITH(isa_loss_from_points(t.ctx, device_matrix_view<const double>(m.p, 4, 4),
+                                         device_matrix_view<const double>(m.p, 3, 4), o, device_vector_view<double>(l.p, 1)),
                     Catch::Contains("z"));
   o.x_scale = 0;
-  CHECK_THROWS_WITH(isa_loss_from_points(t.ctx, d, d, o, vector_view<double>(l.p, 1)), Catch::Contains("x_scale"));
+  CHECK_THROWS_WITH(isa_loss_from_points(t.ctx, d, d, o, device_vector_view<double>(l.p, 1)), Catch::Contains("x_scale"));
   o = {};
-  CHECK_THROWS_WITH(isa_loss_from_points(t.ctx, d, d, o, vector_view<double>(l.p, 1), matrix_view<double>(m.p, 4, 4)),
+  CHECK_THROWS_WITH(isa_loss_from_points(t.ctx, d, d, o, device_vector_view<double>(l.p, 1), device_matrix_view<double>(m.p, 4, 4)),
                     Catch::Contains("grad_z"));
   CHECK(t.read() == tc::status_ok);
 }

@@ -48,12 +48,12 @@ void objective_parity(const objective_options& opt, index_t n, index_t c, double
   dvec<objective_result<T>> dr(1);
   tc::objective<T> gpu_obj(opt);
   tc::objective_samples<T> s;
-  s.weights = vector_view<T>(dw.p, n);
-  s.hard_posterior = vector_view<T>(dh.p, n);
-  s.entropy = vector_view<T>(de.p, n);
-  gpu_obj(t.ctx, matrix_view<const T>(dxv.p, n, dx), matrix_view<const T>(dzv.p, n, dz),
-          matrix_view<const T>(dc.p, n, c), vector_view<const std::int32_t>(dy.p, n), matrix_view<T>(dgz.p, n, dz),
-          matrix_view<T>(dgc.p, n, c), dr.p, s);
+  s.weights = device_vector_view<T>(dw.p, n);
+  s.hard_posterior = device_vector_view<T>(dh.p, n);
+  s.entropy = device_vector_view<T>(de.p, n);
+  gpu_obj(t.ctx, device_matrix_view<const T>(dxv.p, n, dx), device_matrix_view<const T>(dzv.p, n, dz),
+          device_matrix_view<const T>(dc.p, n, c), device_vector_view<const std::int32_t>(dy.p, n), device_matrix_view<T>(dgz.p, n, dz),
+          device_matrix_view<T>(dgc.p, n, c), dr.p, s);
   CHECK(t.read() == tc::status_ok);
   const objective_result<T> got = dr.get()[0];
   close(std::vector<double>{double(got.loss), double(got.loss_cls), double(got.discrepancy), got.pi, got.sigma},
@@ -99,9 +99,9 @@ TEST_CASE("cuda objective: a shape error throws before anything is enqueued (out
   dvec<float> gz(n * dz), gc(std::vector<float>(n * c, 7.0f));
   dvec<std::int32_t> y(std::vector<std::int32_t>(n, 1));
   tc::objective<float> f(objective_options::paper());
-  CHECK_THROWS_WITH(f(t.ctx, matrix_view<const float>(x.p, n, 6), matrix_view<const float>(z.p, n, dz),
-                      matrix_view<const float>(cs.p, n, c), vector_view<const std::int32_t>(y.p, n),
-                      matrix_view<float>(gz.p, n, dz - 1), matrix_view<float>(gc.p, n, c), nullptr),
+  CHECK_THROWS_WITH(f(t.ctx, device_matrix_view<const float>(x.p, n, 6), device_matrix_view<const float>(z.p, n, dz),
+                      device_matrix_view<const float>(cs.p, n, c), device_vector_view<const std::int32_t>(y.p, n),
+                      device_matrix_view<float>(gz.p, n, dz - 1), device_matrix_view<float>(gc.p, n, c), nullptr),
                     Catch::Contains("grad_z"));
   for (float v : gc.get()) REQUIRE(v == 7.0f);
   CHECK(t.read() == tc::status_ok);
@@ -115,18 +115,18 @@ TEST_CASE("cuda objective: bad shapes and options throw on the host", "[cuda][ob
   dvec<float> a(64), g(64);
   dvec<std::int32_t> y(8);
   tc::objective<float> f;
-  CHECK_THROWS_WITH(f(t.ctx, matrix_view<const float>(a.p, 8, 4), matrix_view<const float>(a.p, 7, 4),
-                      matrix_view<const float>(a.p, 8, 8), vector_view<const std::int32_t>(y.p, 8),
-                      matrix_view<float>(g.p, 7, 4), matrix_view<float>(g.p, 8, 8), nullptr),
+  CHECK_THROWS_WITH(f(t.ctx, device_matrix_view<const float>(a.p, 8, 4), device_matrix_view<const float>(a.p, 7, 4),
+                      device_matrix_view<const float>(a.p, 8, 8), device_vector_view<const std::int32_t>(y.p, 8),
+                      device_matrix_view<float>(g.p, 7, 4), device_matrix_view<float>(g.p, 8, 8), nullptr),
                     Catch::Contains("z"));
-  CHECK_THROWS_WITH(f(t.ctx, matrix_view<const float>(a.p, 8, 4), matrix_view<const float>(a.p, 8, 4),
-                      matrix_view<const float>(a.p, 8, 8), vector_view<const std::int32_t>(y.p, 8),
-                      matrix_view<float>(g.p, 8, 4), matrix_view<float>(g.p, 8, 7), nullptr),
+  CHECK_THROWS_WITH(f(t.ctx, device_matrix_view<const float>(a.p, 8, 4), device_matrix_view<const float>(a.p, 8, 4),
+                      device_matrix_view<const float>(a.p, 8, 8), device_vector_view<const std::int32_t>(y.p, 8),
+                      device_matrix_view<float>(g.p, 8, 4), device_matrix_view<float>(g.p, 8, 7), nullptr),
                     Catch::Contains("grad_cos"));
   tc::objective_samples<float> s;
-  s.loss = vector_view<float>(g.p, 3);
-  CHECK_THROWS_WITH(f(t.ctx, matrix_view<const float>(a.p, 8, 4), matrix_view<const float>(a.p, 8, 4),
-                      matrix_view<const float>(a.p, 8, 8), vector_view<const std::int32_t>(y.p, 8),
-                      matrix_view<float>(g.p, 8, 4), matrix_view<float>(g.p, 8, 8), nullptr, s),
+  s.loss = device_vector_view<float>(g.p, 3);
+  CHECK_THROWS_WITH(f(t.ctx, device_matrix_view<const float>(a.p, 8, 4), device_matrix_view<const float>(a.p, 8, 4),
+                      device_matrix_view<const float>(a.p, 8, 8), device_vector_view<const std::int32_t>(y.p, 8),
+                      device_matrix_view<float>(g.p, 8, 4), device_matrix_view<float>(g.p, 8, 8), nullptr, s),
                     Catch::Contains("samples.loss"));
 }

@@ -28,29 +28,13 @@ using test_ctx = topofr::test::test_context;
 /// Under compute-sanitizer (tests/gpu_check.sh) the largest cases are left out to keep the check short.
 bool sanitizing() { return std::getenv("TOPOFR_GPU_SANITIZER") != nullptr; }
 
-/// The reference's algorithm, transcribed: stable sort of the upper-triangle edges by weight, union-find.
+/// The released algorithm (tests/support.hpp's transcription, shared with the CPU tests): its pairs.
 template <class V>
 std::vector<edge> kruskal_reference(const std::vector<V>& d, index_t n, index_t ld) {
-  std::vector<std::pair<index_t, index_t>> e;
-  for (index_t i = 0; i < n; ++i)
-    for (index_t j = i + 1; j < n; ++j) e.push_back({i, j});
-  std::stable_sort(e.begin(), e.end(), [&](auto a, auto b) {
-    return double(d[a.first * ld + a.second]) < double(d[b.first * ld + b.second]);
-  });
-  std::vector<index_t> parent(n);
-  std::iota(parent.begin(), parent.end(), 0);
-  auto find = [&](index_t x) {
-    while (parent[x] != x) x = parent[x] = parent[parent[x]];
-    return x;
-  };
-  std::vector<edge> out;
-  for (auto [a, b] : e) {
-    const index_t ra = find(a), rb = find(b);
-    if (ra == rb) continue;
-    parent[ra] = rb;
-    out.push_back({static_cast<std::int32_t>(a), static_cast<std::int32_t>(b)});
-  }
-  return out;
+  std::vector<edge> pairs;
+  std::vector<double> deaths;
+  test::reference_pairs(d.data(), n, ld, pairs, deaths);
+  return pairs;
 }
 
 template <class V>
@@ -73,9 +57,9 @@ void check_matrix(const std::vector<V>& m, index_t n, index_t ld, bool with_refe
   dbuf<V> dm(m);
   dbuf<edge> gp(n - 1);
   dbuf<V> gd(n - 1);
-  persistence_pairs(t.ctx, matrix_view<const V>(dm.p, n, n, ld), vector_view<edge>(gp.p, n - 1),
-                    vector_view<V>(gd.p, n - 1));
-  CHECK(t.status() == cuda::status_ok);
+  persistence_pairs(t.ctx, device_matrix_view<const V>(dm.p, n, n, ld), device_vector_view<edge>(gp.p, n - 1),
+                    device_vector_view<V>(gd.p, n - 1));
+  CHECK(t.status() == topofr::cuda::status_ok);
   const std::vector<edge> p = gp.get();
   const std::vector<V> dd = gd.get();
   CHECK(p == cp);
@@ -166,9 +150,9 @@ TEST_CASE("cuda persistence_pairs batched == B separate CPU calls (float matrix,
     dbuf<float> dm(all);
     dbuf<edge> gp(static_cast<std::size_t>(B * pld));
     dbuf<double> gd(static_cast<std::size_t>(B * pld));
-    persistence_pairs(t.ctx, batch_view<const float>(dm.p, B, n, n, ld, stride),
-                      matrix_view<edge>(gp.p, B, n - 1, pld), matrix_view<double>(gd.p, B, n - 1, pld));
-    CHECK(t.status() == cuda::status_ok);
+    persistence_pairs(t.ctx, device_batch_view<const float>(dm.p, B, n, n, ld, stride),
+                      device_matrix_view<edge>(gp.p, B, n - 1, pld), device_matrix_view<double>(gd.p, B, n - 1, pld));
+    CHECK(t.status() == topofr::cuda::status_ok);
     const std::vector<edge> p = gp.get();
     const std::vector<double> d = gd.get();
     for (index_t b = 0; b < B; ++b) {
@@ -209,10 +193,10 @@ void check_points(index_t B, index_t n, index_t d, std::uint64_t seed, double sc
   dbuf<edge> gp(static_cast<std::size_t>(B * (n - 1)));
   dbuf<V> gd(static_cast<std::size_t>(B * (n - 1)));
   dbuf<V> gm(static_cast<std::size_t>(B * n * n));
-  const batch_view<const V> pts(dx.p, B, n, d, ld, stride);
-  persistence_pairs_from_points(t.ctx, pts, scale, matrix_view<edge>(gp.p, B, n - 1), matrix_view<V>(gd.p, B, n - 1));
-  pairwise_distances(t.ctx, pts, batch_view<V>(gm.p, B, n, n), scale);
-  CHECK(t.status() == cuda::status_ok);
+  const device_batch_view<const V> pts(dx.p, B, n, d, ld, stride);
+  persistence_pairs_from_points(t.ctx, pts, scale, device_matrix_view<edge>(gp.p, B, n - 1), device_matrix_view<V>(gd.p, B, n - 1));
+  pairwise_distances(t.ctx, pts, device_batch_view<V>(gm.p, B, n, n), scale);
+  CHECK(t.status() == topofr::cuda::status_ok);
   const std::vector<edge> p = gp.get();
   const std::vector<V> dd = gd.get(), gmat = gm.get();
   std::vector<edge> cp(static_cast<std::size_t>(B * (n - 1))), ep(cp.size());
@@ -283,30 +267,30 @@ TEST_CASE("cuda persistence: device-detected invalid entries set the status bits
     test_ctx t;
     dbuf<float> dm(m);
     dbuf<edge> gp(static_cast<std::size_t>(B * (n - 1)));
-    persistence_pairs(t.ctx, batch_view<const float>(dm.p, B, n, n), matrix_view<edge>(gp.p, B, n - 1));
+    persistence_pairs(t.ctx, device_batch_view<const float>(dm.p, B, n, n), device_matrix_view<edge>(gp.p, B, n - 1));
     const int s = t.status();
     for (const edge e : gp.get()) CHECK((e.u >= 0 && e.u < e.v && e.v < n));
     return s;
   };
   std::vector<float> m = cloud_matrix<float>(n, 3, 90);
-  CHECK(run(m, 1) == cuda::status_ok);
+  CHECK(run(m, 1) == topofr::cuda::status_ok);
   std::vector<float> bad = m;
   bad[5 * n + 9] = std::numeric_limits<float>::quiet_NaN();
-  CHECK(run(bad, 1) == cuda::status_non_finite);
+  CHECK(run(bad, 1) == topofr::cuda::status_non_finite);
   bad = m;
   bad[40 * n + 3] = std::numeric_limits<float>::infinity();  // lower triangle: validated too, as on the CPU
-  CHECK(run(bad, 1) == cuda::status_non_finite);
+  CHECK(run(bad, 1) == topofr::cuda::status_non_finite);
   bad = m;
   bad[2 * n + 7] = -1.0f;
-  CHECK(run(bad, 1) == cuda::status_negative_distance);
+  CHECK(run(bad, 1) == topofr::cuda::status_negative_distance);
   bad = m;
   bad[3 * n + 3] = std::numeric_limits<float>::quiet_NaN();  // the diagonal is ignored
-  CHECK(run(bad, 1) == cuda::status_ok);
+  CHECK(run(bad, 1) == topofr::cuda::status_ok);
   std::vector<float> two(2 * n * n);
   std::copy(m.begin(), m.end(), two.begin());
   std::copy(m.begin(), m.end(), two.begin() + n * n);
   two[n * n + 1] = -2.0f;
-  CHECK(run(two, 2) == cuda::status_negative_distance);
+  CHECK(run(two, 2) == topofr::cuda::status_negative_distance);
 
   SECTION("non-finite points") {
     std::vector<float> x = test::normal<float>(4 * 8, 3);
@@ -314,8 +298,8 @@ TEST_CASE("cuda persistence: device-detected invalid entries set the status bits
     test_ctx t;
     dbuf<float> dx(x);
     dbuf<edge> gp(3);
-    persistence_pairs_from_points(t.ctx, batch_view<const float>(dx.p, 1, 4, 8), 1.0, matrix_view<edge>(gp.p, 1, 3));
-    CHECK(t.status() == cuda::status_non_finite);
+    persistence_pairs_from_points(t.ctx, device_batch_view<const float>(dx.p, 1, 4, 8), 1.0, device_matrix_view<edge>(gp.p, 1, 3));
+    CHECK(t.status() == topofr::cuda::status_non_finite);
   }
 }
 
@@ -324,27 +308,27 @@ TEST_CASE("cuda persistence: bad shapes throw on the host, naming the argument")
   dbuf<float> m(16 * 16);
   dbuf<edge> p(16);
   dbuf<float> d(16);
-  CHECK_THROWS_WITH(persistence_pairs(t.ctx, matrix_view<const float>(m.p, 4, 5), vector_view<edge>(p.p, 3)),
+  CHECK_THROWS_WITH(persistence_pairs(t.ctx, device_matrix_view<const float>(m.p, 4, 5), device_vector_view<edge>(p.p, 3)),
                     Catch::Contains("dist") && Catch::Contains("square"));
-  CHECK_THROWS_WITH(persistence_pairs(t.ctx, matrix_view<const float>(m.p, 1, 1), vector_view<edge>(p.p, 0)),
+  CHECK_THROWS_WITH(persistence_pairs(t.ctx, device_matrix_view<const float>(m.p, 1, 1), device_vector_view<edge>(p.p, 0)),
                     Catch::Contains("dist") && Catch::Contains("n = 1"));
-  CHECK_THROWS_WITH(persistence_pairs(t.ctx, matrix_view<const float>(m.p, 4, 4), vector_view<edge>(p.p, 4)),
+  CHECK_THROWS_WITH(persistence_pairs(t.ctx, device_matrix_view<const float>(m.p, 4, 4), device_vector_view<edge>(p.p, 4)),
                     Catch::Contains("pairs"));
-  CHECK_THROWS_WITH(persistence_pairs(t.ctx, matrix_view<const float>(m.p, 4, 4), vector_view<edge>(p.p, 3),
-                                      vector_view<float>(d.p, 2)),
+  CHECK_THROWS_WITH(persistence_pairs(t.ctx, device_matrix_view<const float>(m.p, 4, 4), device_vector_view<edge>(p.p, 3),
+                                      device_vector_view<float>(d.p, 2)),
                     Catch::Contains("deaths"));
-  CHECK_THROWS_WITH(persistence_pairs(t.ctx, matrix_view<const float>(nullptr, 4, 4), vector_view<edge>(p.p, 3)),
+  CHECK_THROWS_WITH(persistence_pairs(t.ctx, device_matrix_view<const float>(nullptr, 4, 4), device_vector_view<edge>(p.p, 3)),
                     Catch::Contains("dist") && Catch::Contains("null"));
-  CHECK_THROWS_WITH(persistence_pairs(t.ctx, batch_view<const float>(m.p, 2, 4, 4), matrix_view<edge>(p.p, 3, 3)),
+  CHECK_THROWS_WITH(persistence_pairs(t.ctx, device_batch_view<const float>(m.p, 2, 4, 4), device_matrix_view<edge>(p.p, 3, 3)),
                     Catch::Contains("pairs"));
-  CHECK_THROWS_WITH(persistence_pairs_from_points(t.ctx, batch_view<const float>(m.p, 2, 4, 2), 0.0,
-                                                  matrix_view<edge>(p.p, 2, 3)),
+  CHECK_THROWS_WITH(persistence_pairs_from_points(t.ctx, device_batch_view<const float>(m.p, 2, 4, 2), 0.0,
+                                                  device_matrix_view<edge>(p.p, 2, 3)),
                     Catch::Contains("scale"));
-  CHECK_THROWS_WITH(persistence_pairs_from_points(t.ctx, batch_view<const float>(m.p, 2, 1, 2), 1.0,
-                                                  matrix_view<edge>(p.p, 2, 0)),
+  CHECK_THROWS_WITH(persistence_pairs_from_points(t.ctx, device_batch_view<const float>(m.p, 2, 1, 2), 1.0,
+                                                  device_matrix_view<edge>(p.p, 2, 0)),
                     Catch::Contains("points"));
-  CHECK_THROWS_WITH(persistence_pairs_from_points(t.ctx, batch_view<const float>(m.p, 2, 4, 2), 1.0,
-                                                  matrix_view<edge>(p.p, 2, 3), matrix_view<float>(d.p, 1, 3)),
+  CHECK_THROWS_WITH(persistence_pairs_from_points(t.ctx, device_batch_view<const float>(m.p, 2, 4, 2), 1.0,
+                                                  device_matrix_view<edge>(p.p, 2, 3), device_matrix_view<float>(d.p, 1, 3)),
                     Catch::Contains("deaths"));
-  CHECK(t.status() == cuda::status_ok);  // nothing was launched
+  CHECK(t.status() == topofr::cuda::status_ok);  // nothing was launched
 }

@@ -33,7 +33,7 @@ void rsp_parity(index_t n, index_t c, index_t h, index_t w, rsp_options opt) {
   test_ctx t;
   dvec<T> d(img);
   dvec<std::int32_t> dk(static_cast<std::size_t>(n));
-  rsp_perturb(t.ctx, image_batch_view<T>(d.p, n, c, h, w), opt, vector_view<std::int32_t>(dk.p, n));
+  rsp_perturb(t.ctx, device_image_batch_view<T>(d.p, n, c, h, w), opt, device_vector_view<std::int32_t>(dk.p, n));
   CHECK(t.read() == tc::status_ok);
   CHECK(dk.get() == kinds);
   close(d.get(), want, 1e-5, 1.0);
@@ -79,7 +79,7 @@ TEST_CASE("cuda rsp_perturb: a non-finite value sets status_non_finite, nothing 
   dvec<std::int32_t> dk(std::vector<std::int32_t>(4, 42));
   rsp_options o;
   o.probability = 1.0;
-  rsp_perturb(t.ctx, image_batch_view<float>(d.p, 4, 3, 8, 8), o, vector_view<std::int32_t>(dk.p, 4));
+  rsp_perturb(t.ctx, device_image_batch_view<float>(d.p, 4, 3, 8, 8), o, device_vector_view<std::int32_t>(dk.p, 4));
   CHECK(t.read() == tc::status_non_finite);
   const auto got = d.get();
   for (std::size_t k = 0; k < img.size(); ++k)
@@ -93,11 +93,11 @@ TEST_CASE("cuda rsp_perturb: bad shapes and options throw on the host", "[cuda][
   dvec<std::int32_t> k(2);
   rsp_options o;
   o.probability = 1.5;
-  CHECK_THROWS_WITH(rsp_perturb(t.ctx, image_batch_view<float>(d.p, 2, 3, 4, 4), o), Catch::Contains("probability"));
+  CHECK_THROWS_WITH(rsp_perturb(t.ctx, device_image_batch_view<float>(d.p, 2, 3, 4, 4), o), Catch::Contains("probability"));
   o = {};
-  CHECK_THROWS_WITH(rsp_perturb(t.ctx, image_batch_view<float>(d.p, 2, 2, 4, 4), o), Catch::Contains("images"));
-  CHECK_THROWS_WITH(rsp_perturb(t.ctx, image_batch_view<float>(nullptr, 2, 3, 4, 4), o), Catch::Contains("images"));
-  CHECK_THROWS_WITH(rsp_perturb(t.ctx, image_batch_view<float>(d.p, 2, 3, 4, 4), o, vector_view<std::int32_t>(k.p, 1)),
+  CHECK_THROWS_WITH(rsp_perturb(t.ctx, device_image_batch_view<float>(d.p, 2, 2, 4, 4), o), Catch::Contains("images"));
+  CHECK_THROWS_WITH(rsp_perturb(t.ctx, device_image_batch_view<float>(nullptr, 2, 3, 4, 4), o), Catch::Contains("images"));
+  CHECK_THROWS_WITH(rsp_perturb(t.ctx, device_image_batch_view<float>(d.p, 2, 3, 4, 4), o, device_vector_view<std::int32_t>(k.p, 1)),
                     Catch::Contains("kinds"));
   CHECK(t.read() == tc::status_ok);
 }

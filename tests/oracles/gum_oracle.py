@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Independent NumPy oracle for topofr::gum_fit (the released GUM.py `gauss_unif` EM, docs/fidelity.md).
 
-Written from the algorithm's description, elementwise and unfused (no sklearn, no scipy), so that it
-shares no arithmetic shortcuts with the C++ kernel.
+The EM itself is reference.gauss_unif (shared with the objective and CLI oracles): written from the
+algorithm's description, elementwise and unfused (no sklearn, no scipy).
 
   gum_oracle.py ENTROPY.npy OUT_PREFIX [--no-symmetrize] [--max-iter N] [--tol T]
       writes OUT_PREFIX_h.npy (float64, h = 1 - gamma of the last E-step) and OUT_PREFIX_params.npy
@@ -19,61 +19,7 @@ try:
 except ImportError:
     sys.exit(77)
 
-
-def scale_like_sklearn(x):
-    """sklearn.preprocessing.scale of one column, step for step."""
-    std = np.std(x)  # population std (ddof 0), of the data as given
-    if std < 10 * np.finfo(np.float64).eps:  # sklearn's _handle_zeros_in_scale: constant -> unscaled
-        std = 1.0
-    xr = x - np.mean(x)
-    mean_1 = np.mean(xr)
-    if abs(mean_1) > 1e-8:  # sklearn re-centres when centring lost precision (not np.allclose(mean_1, 0))
-        xr = xr - mean_1
-    xr = xr / std
-    mean_2 = np.mean(xr)
-    if abs(mean_2) > 1e-8:
-        xr = xr - mean_2
-    return xr
-
-
-def gauss_unif(entropy, symmetrize=True, max_iter=1000, tol=1e-10, ratios=None):
-    x = np.array(entropy, dtype=np.float64).reshape(-1)
-    n = x.shape[0]
-    if symmetrize:
-        for k in range(n // 2):
-            x[2 * k] = -x[2 * k]
-    eps = scale_like_sklearn(x)
-    sigma = np.mean(eps ** 2)
-    pi, c, log_like0 = 0.1, 0.2, 0.0
-    gamma = None
-    iterations, converged, diverged_at = 0, False, -1
-    for it in range(max_iter):
-        iterations = it + 1
-        var = sigma + 1e-3
-        phi = np.exp(-0.5 * eps ** 2 / var) / np.sqrt(2 * np.pi * var)
-        gamma = phi * pi / (phi * pi + (1 - pi) * c)
-        n1 = np.sum(gamma)
-        sigma = np.sum(gamma * eps ** 2) / n1
-        pi_new = n1 / n
-        pi = pi_new if pi_new <= 0.5 else 0.5
-        c1 = 1 / n1 * np.sum((1 - gamma) / (1 - pi + 1e-10) * eps)
-        c2 = 1 / n1 * np.sum((1 - gamma) / (1 - pi + 1e-10) * eps ** 2)
-        d = 3 * c2 - c1 ** 2
-        if ratios is not None and c2 > 0:
-            ratios.append(c1 ** 2 / c2)
-        if abs(d) < 0.001:
-            c = 0.001
-        elif d < 0:  # the released code would take sqrt of a negative number here: NaN from now on
-            diverged_at = it
-            break
-        else:
-            c = 1.0 / (2 * np.sqrt(d) + 1e-10)
-        log_like = np.sum(pi * phi + (1 - pi) * c)
-        if abs(log_like - log_like0) < tol:
-            converged = True
-            break
-        log_like0 = log_like
-    return 1 - gamma, pi, sigma, c, iterations, converged, diverged_at
+from reference import gauss_unif  # noqa: E402  (tests/oracles/reference.py)
 
 
 def search_divergent(out, trials):

@@ -21,32 +21,12 @@ try:
 except ImportError:
     sys.exit(77)
 
+from reference import kruskal_pairs  # noqa: E402  (tests/oracles/reference.py)
+
 
 def distance_matrix(x):
     # Exactly the released code: torch.norm(x[:, None] - x, dim=2, p=2).
     return torch.norm(x[:, None] - x, dim=2, p=2)
-
-
-def kruskal_pairs(d):
-    """Released code's persistence: edges (i < j) in a stable sort of their weights, union-find."""
-    n = d.shape[0]
-    iu, ju = np.triu_indices(n, 1)
-    order = np.argsort(d[iu, ju], kind="stable")
-    parent = list(range(n))
-
-    def find(a):
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    pairs = []
-    for k in order:
-        a, b = find(iu[k]), find(ju[k])
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-            pairs.append((int(iu[k]), int(ju[k])))
-    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
 def main():

@@ -5,8 +5,8 @@ usage: objective_oracle.py DIR ALPHA S M VARIANT FOCAL USE_SDS USE_ISA X_SCALE Z
 Reads DIR/{x,z,cos,labels}.npy; writes DIR/{loss,grad_z,grad_cos,omega,hard,entropy}.npy and DIR/stats.npy
 = [loss, loss_cls, l_sa, pi, sigma, hard_fraction].
 Written from the method description alone (docs/fidelity.md): insightface ArcFace, softmax entropy with eps 1e-5, the released GUM EM
-(re-implemented here in NumPy), omega = (1+h)^lambda (1-p_gt), Kruskal pairs on the upper triangle with a
-stable sort, the ISA loss of the paper (symmetric, 1/2) or the released code (sorted deaths), / n.
+(reference.gauss_unif, NumPy), omega = (1+h)^lambda (1-p_gt), Kruskal pairs on the upper triangle with a
+stable sort (reference.kruskal_pairs), the ISA loss of the paper (symmetric, 1/2) or the released code (sorted deaths), / n.
 """
 import math
 import sys
@@ -16,6 +16,8 @@ try:
     import torch
 except ImportError:
     sys.exit(77)
+
+from reference import gauss_unif, kruskal_pairs  # noqa: E402  (tests/oracles/reference.py)
 
 d = sys.argv[1]
 alpha, s, m = float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
@@ -45,31 +47,9 @@ p_gt = p[rows, y]
 
 
 def gum(e):
-    e = e.astype(np.float64).copy()
-    k = len(e) // 2
-    e[0:2 * k:2] *= -1
-    e = e - e.mean()
-    sd = e.std()
-    if sd != 0:
-        e = e / sd
-    N = len(e)
-    sigma, pi, c, prev = np.mean(e * e), 0.1, 0.2, 0.0
-    for _ in range(1000):
-        var = sigma + 1e-3
-        phi = np.exp(-0.5 * e * e / var) / math.sqrt(2 * math.pi * var)
-        gamma = phi * pi / (phi * pi + (1 - pi) * c)
-        n1 = gamma.sum()
-        sigma = (gamma * e * e).sum() / n1
-        pi = min(n1 / N, 0.5)
-        w = (1 - gamma) / (1 - pi + 1e-10)
-        c1, c2 = (w * e).sum() / n1, (w * e * e).sum() / n1
-        q = 3 * c2 - c1 * c1
-        c = 0.001 if abs(q) < 0.001 else 1.0 / (2 * math.sqrt(q) + 1e-10)
-        ll = np.sum(pi * phi + (1 - pi) * c)
-        if abs(ll - prev) < 1e-10:
-            break
-        prev = ll
-    return gamma, pi, sigma
+    """The released GUM EM (reference.gauss_unif): gamma (= 1 - h), pi, sigma."""
+    h, pi, sigma = gauss_unif(e)[:3]
+    return 1.0 - h, pi, sigma
 
 
 if use_sds:
@@ -88,26 +68,7 @@ def dist(a, scale):
 
 
 def kruskal(D):
-    D = D.detach().numpy()
-    nn = D.shape[0]
-    iu = np.triu_indices(nn)
-    order = np.argsort(D[iu], kind="stable")
-    parent = list(range(nn))
-
-    def find(a):
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    out = []
-    for k in order:
-        u, v = iu[0][k], iu[1][k]
-        ru, rv = find(u), find(v)
-        if ru != rv:
-            parent[ru] = rv
-            out.append((min(u, v), max(u, v)))
-    return np.array(out)
+    return kruskal_pairs(D.detach().numpy())
 
 
 l_sa = torch.zeros(())

@@ -148,7 +148,7 @@ inline double exp(double x) {
 inline float log_normal(float x) {
   const std::int32_t bits = detail::bit_cast<std::int32_t>(x);
   std::int32_t e = ((bits >> 23) & 0xff) - 126;
-  float m = detail::bit_cast<float>((bits & 0x807fffff) | 0x3f000000);  // x = m 2^e, m in [0.5, 1)
+  float m = detail::bit_cast<float>((bits & ~0x7f800000) | 0x3f000000);  // x = m 2^e, m in [0.5, 1)
   const bool low = m < 0.707106781186547524f;                          // bring m to [sqrt(.5), sqrt(2))
   e = low ? e - 1 : e;
   m = m * detail::select(low, 2.0f, 1.0f) - 1.0f;
@@ -184,7 +184,7 @@ inline float log(float x) {
 inline double log_normal(double x) {
   const std::int64_t bits = detail::bit_cast<std::int64_t>(x);
   std::int64_t e = ((bits >> 52) & 0x7ff) - 1022;
-  double m = detail::bit_cast<double>((bits & 0x800fffffffffffffLL) | 0x3fe0000000000000LL);
+  double m = detail::bit_cast<double>((bits & ~0x7ff0000000000000LL) | 0x3fe0000000000000LL);
   const bool low = m < 0.70710678118654752440;
   e = low ? e - 1 : e;
   m = m * detail::select(low, 2.0, 1.0) - 1.0;

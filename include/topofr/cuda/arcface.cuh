@@ -172,24 +172,14 @@ template <class In> inline double sin_floor_of() {
   return std::sqrt(static_cast<double>(std::numeric_limits<acc_t<In>>::epsilon()));
 }
 
-/// The device copy of topofr::detail::arc::margin_fn (same fields, same formulas).
+/// The CPU's margin function (topofr::detail::arc::margin_fn, host-and-device) with the sin floor of the
+/// input type: the kernels evaluate the same f and df as the CPU head.
 struct dmargin {
-  double s, m1, m2, m3, cos_m2, sin_m2, threshold, sinmm, floor;
-  static dmargin from(const topofr::detail::arc::margin_fn& f, double floor) {
-    return {f.s, f.m1, f.m2, f.m3, f.cos_m2, f.sin_m2, f.threshold, f.sinmm, floor};
-  }
-  __device__ static double sin_theta(double x) { return ::sqrt((1.0 - x) * (1.0 + x)); }
-  __device__ double f(double x) const {
-    if (!(x > threshold)) return x - m3 - sinmm;
-    if (m1 == 1.0) return x * cos_m2 - sin_theta(x) * sin_m2 - m3;
-    return ::cos(m1 * ::acos(x) + m2) - m3;
-  }
-  __device__ double df(double x) const {
-    if (!(x > threshold)) return 1.0;
-    const double st = ::fmax(sin_theta(x), floor);
-    if (m1 == 1.0) return cos_m2 + x * sin_m2 / st;
-    return m1 * ::sin(m1 * ::acos(x) + m2) / st;
-  }
+  topofr::detail::arc::margin_fn fn;
+  double s, floor;
+  static dmargin from(const topofr::detail::arc::margin_fn& f, double floor) { return {f, f.s, floor}; }
+  __device__ double f(double x) const { return fn.f(x); }
+  __device__ double df(double x) const { return fn.df(x, floor); }
 };
 
 /// Reads labels[i]; reports and returns -2 when it is outside [-1, c).
@@ -298,7 +288,7 @@ struct ce_backward_op {
 /// ew_threads for the order.
 template <class InC, class T, class Op>
 __global__ void __launch_bounds__(ew_threads)
-    rows_elementwise_kernel(matrix_view<InC> cos, matrix_view<const T> g, matrix_view<T> out, Op op,
+    rows_elementwise_kernel(device_matrix_view<InC> cos, device_matrix_view<const T> g, device_matrix_view<T> out, Op op,
                             index_t tiles_per_row, int* status) {
   using A = acc_t<InC>;
   static_assert(std::is_same<A, T>::value, "outputs in the arithmetic type");
@@ -490,7 +480,7 @@ __device__ inline void sweep_row(const InC* ci, const row_split& sp, int t, F&& 
 /// Pass 1: one block per row (grid-stride over rows).
 template <class InC, class L, class T>
 __global__ void __launch_bounds__(head_threads)
-    margin_ce_forward_kernel(matrix_view<InC> cos, const L* labels, dmargin mf, double eps, T* loss, T* entropy,
+    margin_ce_forward_kernel(device_matrix_view<InC> cos, const L* labels, dmargin mf, double eps, T* loss, T* entropy,
                              T* p_gt, T* lse, int* status) {
   using A = acc_t<InC>;
   constexpr int U = head_unroll;
@@ -586,22 +576,14 @@ __global__ void __launch_bounds__(head_threads)
 
 /// Launches rows_elementwise_kernel over an n x c matrix.
 template <class InC, class T, class Op>
-void launch_elementwise(const char* fn, const context& ctx, matrix_view<InC> cos, matrix_view<const T> g,
-                        matrix_view<T> out, const Op& op) {
+void launch_elementwise(const char* fn, const context& ctx, device_matrix_view<InC> cos, device_matrix_view<const T> g,
+                        device_matrix_view<T> out, const Op& op) {
   const index_t n = cos.rows(), c = cos.cols();
   const index_t tiles = (c + ew_tile_cols<InC> - 1) / ew_tile_cols<InC>;
   const index_t total = n * tiles;
-  const unsigned blocks = static_cast<unsigned>(total < ew_max_blocks ? total : ew_max_blocks);
+  const unsigned blocks = grid_for(total, 1, ew_max_blocks);
   launch(fn, rows_elementwise_kernel<InC, T, Op>, blocks, ew_threads, 0, ctx.stream, cos, g, out, op, tiles,
          ctx.status);
-}
-
-template <class L>
-void check_label_view(vector_view<L> labels, index_t n, const char* fn) {
-  static_assert(std::is_same<std::remove_const_t<L>, std::int32_t>::value ||
-                    std::is_same<std::remove_const_t<L>, std::int64_t>::value,
-                "labels must be int32 or int64");
-  topofr::detail::check_size(labels, n, fn, "labels");  // values are checked on the device
 }
 
 }  // namespace detail
@@ -610,62 +592,46 @@ void check_label_view(vector_view<L> labels, index_t n, const char* fn) {
 /// CUDA twin of margin_logits (topofr/arcface.hpp). Labels and cosines are range-checked on the device
 /// (status_label_out_of_range / status_cos_out_of_range); an invalid label gets no margin.
 template <class InC, class L, class T = cuda::detail::acc_t<InC>>
-void margin_logits(const cuda::context& ctx, matrix_view<InC> cos, vector_view<L> labels, const combined_margin& m,
-                   matrix_view<T> logits) {
+void margin_logits(const cuda::context& ctx, device_matrix_view<InC> cos, device_vector_view<L> labels, const combined_margin& m,
+                   device_matrix_view<T> logits) {
   static_assert(cuda::detail::is_cos_input_v<InC> && std::is_same<T, cuda::detail::acc_t<InC>>::value,
                 "margin_logits: cos float/double/half/bfloat16, logits its arithmetic type");
   constexpr const char* fn = "margin_logits";
-  const auto mf = detail::arc::checked_margin<T>(m, fn);
-  detail::arc::check_cos_view(cos, fn);
-  const index_t n = cos.rows(), c = cos.cols();
-  cuda::detail::check_label_view(labels, n, fn);
-  detail::check_shape(logits, n, c, fn, "logits");
-  if (n == 0) return;
+  const auto mf = detail::arc::check_logits_args<T>(fn, m, cos, labels, logits);  // values: on the device
+  if (cos.rows() == 0) return;
   const auto dm = cuda::detail::dmargin::from(mf, cuda::detail::sin_floor_of<InC>());
-  cuda::detail::launch_elementwise(fn, ctx, cos, matrix_view<const T>(), logits,
+  cuda::detail::launch_elementwise(fn, ctx, cos, device_matrix_view<const T>(), logits,
                                    cuda::detail::logits_op<T, std::remove_const_t<L>>{labels.data(), dm});
 }
 
 /// CUDA twin of margin_logits_backward.
 template <class InC, class L, class InG, class T = cuda::detail::acc_t<InC>>
-void margin_logits_backward(const cuda::context& ctx, matrix_view<InC> cos, vector_view<L> labels,
-                            const combined_margin& m, matrix_view<InG> grad_logits, matrix_view<T> grad_cos) {
+void margin_logits_backward(const cuda::context& ctx, device_matrix_view<InC> cos, device_vector_view<L> labels,
+                            const combined_margin& m, device_matrix_view<InG> grad_logits, device_matrix_view<T> grad_cos) {
   static_assert(cuda::detail::is_cos_input_v<InC> && std::is_same<T, cuda::detail::acc_t<InC>>::value &&
                     std::is_same<std::remove_const_t<InG>, T>::value,
                 "margin_logits_backward: grad_logits and grad_cos in the arithmetic type of cos");
   constexpr const char* fn = "margin_logits_backward";
-  const auto mf = detail::arc::checked_margin<T>(m, fn);
-  detail::arc::check_cos_view(cos, fn);
-  const index_t n = cos.rows(), c = cos.cols();
-  cuda::detail::check_label_view(labels, n, fn);
-  detail::check_shape(grad_logits, n, c, fn, "grad_logits");
-  detail::check_shape(grad_cos, n, c, fn, "grad_cos");
-  if (n == 0) return;
+  const auto mf = detail::arc::check_logits_backward_args<T>(fn, m, cos, labels, grad_logits, grad_cos);
+  if (cos.rows() == 0) return;
   const auto dm = cuda::detail::dmargin::from(mf, cuda::detail::sin_floor_of<InC>());
-  cuda::detail::launch_elementwise(fn, ctx, cos, matrix_view<const T>(grad_logits), grad_cos,
+  cuda::detail::launch_elementwise(fn, ctx, cos, device_matrix_view<const T>(grad_logits), grad_cos,
                                    cuda::detail::logits_backward_op<T, std::remove_const_t<L>>{labels.data(), dm});
 }
 
 /// CUDA twin of margin_ce_forward (pass 1): outputs are device vectors, written asynchronously.
 template <class InC, class L, class T = cuda::detail::acc_t<InC>>
-void margin_ce_forward(const cuda::context& ctx, matrix_view<InC> cos, vector_view<L> labels,
-                       const combined_margin& m, double entropy_eps, vector_view<T> loss,
-                       vector_view<T> entropy = {}, vector_view<T> p_gt = {}, vector_view<T> lse = {}) {
+void margin_ce_forward(const cuda::context& ctx, device_matrix_view<InC> cos, device_vector_view<L> labels,
+                       const combined_margin& m, double entropy_eps, device_vector_view<T> loss,
+                       device_vector_view<T> entropy = {}, device_vector_view<T> p_gt = {}, device_vector_view<T> lse = {}) {
   static_assert(cuda::detail::is_cos_input_v<InC> && std::is_same<T, cuda::detail::acc_t<InC>>::value,
                 "margin_ce_forward: outputs in the arithmetic type of cos (float for half/bfloat16)");
   constexpr const char* fn = "margin_ce_forward";
-  const auto mf = detail::arc::checked_margin<T>(m, fn);
-  detail::arc::check_entropy_eps<T>(entropy_eps, fn);
-  detail::arc::check_cos_view(cos, fn);
+  const auto mf = detail::arc::check_ce_forward_args<T>(fn, m, entropy_eps, cos, labels, loss, entropy, p_gt, lse);
   const index_t n = cos.rows();
-  cuda::detail::check_label_view(labels, n, fn);
-  detail::check_size(loss, n, fn, "loss");
-  if (!entropy.empty()) detail::check_size(entropy, n, fn, "entropy");
-  if (!p_gt.empty()) detail::check_size(p_gt, n, fn, "p_gt");
-  if (!lse.empty()) detail::check_size(lse, n, fn, "lse");
   if (n == 0) return;
   const auto dm = cuda::detail::dmargin::from(mf, cuda::detail::sin_floor_of<InC>());
-  const unsigned blocks = static_cast<unsigned>(n < 1 << 20 ? n : 1 << 20);
+  const unsigned blocks = cuda::detail::grid_for(n, 1, index_t(1) << 20);
   cuda::detail::launch(fn, cuda::detail::margin_ce_forward_kernel<InC, L, T>, blocks, cuda::detail::head_threads, 0,
                        ctx.stream, cos, labels.data(), dm, entropy_eps, loss.data(),
                        entropy.empty() ? nullptr : entropy.data(), p_gt.empty() ? nullptr : p_gt.data(),
@@ -675,27 +641,21 @@ void margin_ce_forward(const cuda::context& ctx, matrix_view<InC> cos, vector_vi
 /// CUDA twin of margin_ce_backward (pass 2). lse and weights are device vectors; their finiteness is
 /// checked on the device (status_non_finite).
 template <class InC, class L, class InS, class InW, class T = cuda::detail::acc_t<InC>>
-void margin_ce_backward(const cuda::context& ctx, matrix_view<InC> cos, vector_view<L> labels,
-                        const combined_margin& m, vector_view<InS> lse, vector_view<InW> weights, double grad_scale,
-                        matrix_view<T> grad_cos) {
+void margin_ce_backward(const cuda::context& ctx, device_matrix_view<InC> cos, device_vector_view<L> labels,
+                        const combined_margin& m, device_vector_view<InS> lse, device_vector_view<InW> weights, double grad_scale,
+                        device_matrix_view<T> grad_cos) {
   static_assert(cuda::detail::is_cos_input_v<InC> && std::is_same<T, cuda::detail::acc_t<InC>>::value &&
                     std::is_same<std::remove_const_t<InS>, T>::value &&
                     std::is_same<std::remove_const_t<InW>, T>::value,
                 "margin_ce_backward: lse, weights and grad_cos in the arithmetic type of cos");
   constexpr const char* fn = "margin_ce_backward";
-  const auto mf = detail::arc::checked_margin<T>(m, fn);
-  detail::arc::check_cos_view(cos, fn);
-  const index_t n = cos.rows(), c = cos.cols();
-  cuda::detail::check_label_view(labels, n, fn);
-  detail::check_size(lse, n, fn, "lse");
-  if (!weights.empty()) detail::check_size(weights, n, fn, "weights");
-  detail::require(std::isfinite(grad_scale), fn, "grad_scale", "must be finite, got ", grad_scale);
-  detail::check_shape(grad_cos, n, c, fn, "grad_cos");
-  if (n == 0) return;
+  const auto mf =
+      detail::arc::check_ce_backward_args<T>(fn, m, cos, labels, lse, weights, grad_scale, grad_cos);
+  if (cos.rows() == 0) return;
   const auto dm = cuda::detail::dmargin::from(mf, cuda::detail::sin_floor_of<InC>());
   using op_t = cuda::detail::ce_backward_op<T, std::remove_const_t<L>, std::remove_const_t<InS>,
                                             std::remove_const_t<InW>>;
-  cuda::detail::launch_elementwise(fn, ctx, cos, matrix_view<const T>(), grad_cos,
+  cuda::detail::launch_elementwise(fn, ctx, cos, device_matrix_view<const T>(), grad_cos,
                                    op_t{labels.data(), dm, lse.data(), weights.empty() ? nullptr : weights.data(),
                                         grad_scale});
 }

@@ -126,6 +126,39 @@ inline void check_status(const context& ctx, const char* fn = "check_status") {
   if (s != status_ok) throw error(std::string("topofr::cuda::") + fn + ": device reported " + describe_status(s));
 }
 
+/// A context that owns its stream (created here) and a zeroed device status word: the setup of a program
+/// that is not handed a stream by a framework (tests, benchmarks, command-line tools). `ctx` is what the
+/// blocks take; its allocator may be replaced. The destructor synchronises the stream, then releases both.
+class stream_context {
+ public:
+  explicit stream_context(allocator alloc = stream_ordered_allocator()) {
+    ctx.alloc = alloc;
+    check_cuda(cudaStreamCreate(&ctx.stream), "stream_context");
+    if (cudaMalloc(&ctx.status, sizeof(int)) != cudaSuccess) {
+      cudaStreamDestroy(ctx.stream);
+      throw error("topofr::cuda::stream_context: cudaMalloc of the status word failed");
+    }
+    check_cuda(cudaMemsetAsync(ctx.status, 0, sizeof(int), ctx.stream), "stream_context");
+  }
+  stream_context(const stream_context&) = delete;
+  stream_context& operator=(const stream_context&) = delete;
+  ~stream_context() {
+    cudaStreamSynchronize(ctx.stream);
+    cudaFree(ctx.status);
+    cudaStreamDestroy(ctx.stream);
+  }
+  /// The status bits reported so far (synchronises the stream).
+  int status() const { return read_status(ctx); }
+  /// Throws topofr::error naming what the device found, if anything (synchronises the stream).
+  void check(const char* fn = "check_status") const { check_status(ctx, fn); }
+  /// Zeroes the status word (stream-ordered).
+  void clear_status() { check_cuda(cudaMemsetAsync(ctx.status, 0, sizeof(int), ctx.stream), "clear_status"); }
+  /// Waits for all work on the stream.
+  void synchronize(const char* fn = "synchronize") const { check_cuda(cudaStreamSynchronize(ctx.stream), fn); }
+
+  context ctx;
+};
+
 /// Scratch memory from the context's allocator, released (stream-ordered) when it goes out of scope.
 class workspace {
  public:
@@ -172,6 +205,15 @@ void launch(const char* fn, void (*kernel)(P...), dim3 grid, dim3 block, std::si
   static_assert(sizeof...(P) == sizeof...(A), "topofr::cuda::detail::launch: wrong number of kernel arguments");
   std::tuple<P...> params(std::forward<A>(args)...);
   check_cuda(launch_tuple(kernel, grid, block, smem, stream, params, std::index_sequence_for<P...>{}), fn);
+}
+
+/// Grid sizes, derived in one place: enough blocks of `per_block` items to cover `total` items, at least 1
+/// (a launch of 0 blocks is an error; callers return before launching on empty input), at most `cap`
+/// (grid-stride loops cover the rest). max_grid_yz is the hardware limit of gridDim.y and gridDim.z.
+constexpr index_t max_grid_yz = 65535;
+constexpr unsigned grid_for(index_t total, index_t per_block = 256, index_t cap = max_grid_yz) {
+  const index_t b = (total + per_block - 1) / per_block;
+  return static_cast<unsigned>(b < 1 ? 1 : (b > cap ? cap : b));
 }
 
 /// Per (kernel, device): the dynamic shared-memory limit and whether the opt-in attribute was raised. Both

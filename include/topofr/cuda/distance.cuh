@@ -230,10 +230,7 @@ __global__ void gram_distance_kernel(clouds<In> c, index_t B, const double* __re
   if (bad) cuda::detail::report(status, cuda::status_non_finite);
 }
 
-inline unsigned grid_for(index_t total, index_t per_block = 256, index_t cap = 65535) {
-  const index_t b = (total + per_block - 1) / per_block;
-  return static_cast<unsigned>(b < 1 ? 1 : (b > cap ? cap : b));
-}
+using cuda::detail::grid_for;  // (topofr/cuda/context.cuh)
 
 /// The final Gram tiles of B clouds into `gram` (B x gram_pairs(n) x 1024 doubles): one task launch, plus a
 /// fixed-order slice reduction when d > gram_slice (part: B x S x pairs x 1024 doubles of scratch).
@@ -285,23 +282,23 @@ void launch_distances(const cuda::context& ctx, const In* P, index_t B, index_t 
 /// sets cuda::status_non_finite in ctx.status (dist is then unspecified). Asynchronous on ctx.stream;
 /// scratch from ctx.alloc: the Gram tiles, ~n^2 doubles (x the slices d / 512 while they are summed).
 template <class In, class T = std::remove_const_t<In>>
-void pairwise_distances(const cuda::context& ctx, matrix_view<In> points, matrix_view<T> dist,
+void pairwise_distances(const cuda::context& ctx, device_matrix_view<In> points, device_matrix_view<T> dist,
                         double scale = 1.0) {
-  detail::check_distance_args(points, dist, scale, "pairwise_distances");
+  detail::check_distance_args(detail::shape_view(points), detail::shape_view(dist), scale, "pairwise_distances");
   detail::cu::launch_distances(ctx, points.data(), 1, points.rows(), points.cols(), points.ld(), 0, dist.data(),
                                dist.ld(), 0, scale, "pairwise_distances");
 }
 
 /// The batched form: dist[b] = pairwise_distances(points[b]) for b < B, the same bits as B single calls.
 template <class In, class T = std::remove_const_t<In>>
-void pairwise_distances(const cuda::context& ctx, batch_view<In> points, batch_view<T> dist, double scale = 1.0) {
+void pairwise_distances(const cuda::context& ctx, device_batch_view<In> points, device_batch_view<T> dist, double scale = 1.0) {
   constexpr const char* fn = "pairwise_distances";
-  detail::check_batch(points, fn, "points");
-  detail::check_batch(dist, fn, "dist", true);
+  detail::check_batch(detail::shape_view(points), fn, "points");
+  detail::check_batch(detail::shape_view(dist), fn, "dist", true);
   detail::require(dist.batch() == points.batch(), fn, "dist", "expected batch ", points.batch(), ", got ",
                   dist.batch());
   if (points.batch() == 0) return;
-  detail::check_distance_args(points[0], dist[0], scale, fn);
+  detail::check_distance_args(detail::shape_view(points[0]), detail::shape_view(dist[0]), scale, fn);
   detail::cu::launch_distances(ctx, points.data(), points.batch(), points.rows(), points.cols(), points.ld(),
                                points.batch_stride(), dist.data(), dist.ld(), dist.batch_stride(), scale, fn);
 }

@@ -45,10 +45,7 @@ __global__ void scatter_add_kernel(const edge* __restrict__ pairs, const In* __r
   }
 }
 
-inline unsigned pair_blocks(index_t m) {
-  const index_t b = (m + 255) / 256;
-  return static_cast<unsigned>(b < 65535 ? b : 65535);
-}
+inline unsigned pair_blocks(index_t m) { return cuda::detail::grid_for(m); }
 
 }  // namespace cu
 }  // namespace detail
@@ -56,13 +53,11 @@ inline unsigned pair_blocks(index_t m) {
 /// values[k] = dist(u_k, v_k) (device memory throughout). Host errors as gather_pairs(cpu, ...) for the
 /// shapes; a pair outside 0 <= u < v < n sets cuda::status_bad_pair (its value is 0).
 template <class In, class T = std::remove_const_t<In>>
-void gather_pairs(const cuda::context& ctx, matrix_view<In> dist, vector_view<const edge> pairs,
-                  vector_view<T> values) {
+void gather_pairs(const cuda::context& ctx, device_matrix_view<In> dist, device_vector_view<const edge> pairs,
+                  device_vector_view<T> values) {
   static_assert(detail::both_real_v<In, T>, "topofr: float or double only");
   constexpr const char* fn = "gather_pairs";
-  detail::check_square(dist, fn, "dist");
-  detail::check_view(pairs, fn, "pairs");
-  detail::check_size(values, pairs.size(), fn, "values");
+  detail::check_gather_args(dist, "dist", pairs, values, fn);
   if (pairs.size() == 0) return;
   cuda::detail::launch(fn, detail::cu::gather_kernel<std::remove_const_t<In>, T>, detail::cu::pair_blocks(pairs.size()),
                        256, 0, ctx.stream, dist.data(), dist.rows(), dist.ld(), pairs.data(), pairs.size(),
@@ -73,13 +68,11 @@ void gather_pairs(const cuda::context& ctx, matrix_view<In> dist, vector_view<co
 /// from persistence_pairs) every entry gets one addition and the result equals the CPU's bit for bit;
 /// a repeated pair accumulates in an unspecified order (float rounding may then differ run to run).
 template <class In, class T = std::remove_const_t<In>>
-void scatter_pairs_add(const cuda::context& ctx, vector_view<const edge> pairs, vector_view<In> values,
-                       matrix_view<T> grad_dist) {
+void scatter_pairs_add(const cuda::context& ctx, device_vector_view<const edge> pairs, device_vector_view<In> values,
+                       device_matrix_view<T> grad_dist) {
   static_assert(detail::both_real_v<In, T>, "topofr: float or double only");
   constexpr const char* fn = "scatter_pairs_add";
-  detail::check_square(grad_dist, fn, "grad_dist");
-  detail::check_view(pairs, fn, "pairs");
-  detail::check_size(values, pairs.size(), fn, "values");
+  detail::check_gather_args(grad_dist, "grad_dist", pairs, values, fn);
   if (pairs.size() == 0) return;
   cuda::detail::launch(fn, detail::cu::scatter_add_kernel<std::remove_const_t<In>, T>,
                        detail::cu::pair_blocks(pairs.size()), 256, 0, ctx.stream, pairs.data(), values.data(),

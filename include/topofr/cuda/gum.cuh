@@ -27,9 +27,7 @@ namespace detail {
 
 constexpr int gum_threads = 256;
 
-struct gum_sums {
-  double v[5];
-};
+using topofr::detail::gum_sums;
 struct gum_sums_add {
   __device__ gum_sums operator()(const gum_sums& a, const gum_sums& b) const {
     gum_sums r;
@@ -52,7 +50,8 @@ __device__ double block_sum(Storage& st, double* bcast, double v) {
   return out;
 }
 
-/// The device mirror of topofr::gum_fit; see the file comment for the failure conventions.
+/// topofr::gum_fit on one block: the same arithmetic (topofr/gum.hpp's host-and-device gum_scaling,
+/// gum_estep, gum_m_step), summed by the block; see the file comment for the failure conventions.
 template <class In, class T>
 __global__ void __launch_bounds__(gum_threads)
     gum_kernel(const In* entropy, index_t n, T* h, gum_options opt, double* scratch, gum_result* result,
@@ -93,15 +92,15 @@ __global__ void __launch_bounds__(gum_threads)
 
   // Standardise as topofr::detail::gum_standardize (sklearn's scale), step for step.
   double amax = 0.0;
-  for (index_t i = tid; i < n; i += gum_threads) amax = ::fmax(amax, ::fabs(eps[i]));
+  for (index_t i = tid; i < n; i += gum_threads) amax = ::fmax(amax, topofr::detail::gum_abs(eps[i]));
   amax = reduce1(tmp.one).Reduce(amax, gum_dmax());
   if (tid == 0) bcast = amax;
   __syncthreads();
   amax = bcast;
   __syncthreads();
   if (amax != 0.0) {
-    const int e = ::ilogb(amax);
-    for (index_t i = tid; i < n; i += gum_threads) eps[i] = ::ldexp(eps[i], -e);
+    const topofr::detail::gum_scaling sc(amax);
+    for (index_t i = tid; i < n; i += gum_threads) eps[i] = sc.down(eps[i]);
     __syncthreads();
     const double m0 = mean();
     double var = 0.0;
@@ -110,79 +109,51 @@ __global__ void __launch_bounds__(gum_threads)
       var += eps[i] * eps[i];
     }
     const double sd = ::sqrt(sum(var) / nd);
-    const bool constant = sd < ::ldexp(10.0 * 2.220446049250313e-16, -e);
+    const bool constant = sc.constant(sd);
     const double m1 = mean();
-    if (::fabs(::ldexp(m1, e)) > 1e-8)
+    if (sc.recentre_centred(m1))
       for (index_t i = tid; i < n; i += gum_threads) eps[i] -= m1;
-    for (index_t i = tid; i < n; i += gum_threads) eps[i] = constant ? ::ldexp(eps[i], e) : eps[i] / sd;
+    for (index_t i = tid; i < n; i += gum_threads) eps[i] = sc.scale(eps[i], sd, constant);
     __syncthreads();
     const double m2 = mean();
-    if (::fabs(m2) > 1e-8)
+    if (topofr::detail::gum_scaling::recentre_scaled(m2))
       for (index_t i = tid; i < n; i += gum_threads) eps[i] -= m2;
   }
   double s0 = 0.0;
   for (index_t i = tid; i < n; i += gum_threads) s0 += (eps2[i] = eps[i] * eps[i]);
-  double sigma = sum(s0) / nd;  // (the sum's barrier also publishes eps2)
+  topofr::detail::gum_state st;
+  st.sigma = sum(s0) / nd;  // (the sum's barrier also publishes eps2)
 
-  const double two_pi = 6.283185307179586476925;
-  double pi = 0.1, c = 0.2, log_like0 = 0.0, a = 0.0, b = 0.0, k = 0.0;
+  topofr::detail::gum_estep est(st.pi, st.sigma, st.c);  // the last E-step's parameters
   int iterations = 0;
   bool converged = false, empty_gaussian = false;
   for (int it = 0; it < opt.max_iter; ++it) {
-    const double var = sigma + 1e-3, norm = 1.0 / ::sqrt(two_pi * var);
-    k = -0.5 / var;
-    a = pi * norm;
-    b = (1.0 - pi) * c;
+    est = topofr::detail::gum_estep(st.pi, st.sigma, st.c);
     gum_sums acc{{0.0, 0.0, 0.0, 0.0, 0.0}};
-    for (index_t i = tid; i < n; i += gum_threads) {
-      const double ex = ::exp(k * eps2[i]);
-      const double t = a * ex, r = 1.0 / (t + b);
-      const double g = t * r, u = b * r;
-      acc.v[0] += g;
-      acc.v[1] += g * eps2[i];
-      acc.v[2] += u * eps[i];
-      acc.v[3] += u * eps2[i];
-      acc.v[4] += ex;
-    }
+    for (index_t i = tid; i < n; i += gum_threads)
+      est.add(eps[i], eps2[i], ::exp(est.k * eps2[i]), acc.v[0], acc.v[1], acc.v[2], acc.v[3], acc.v[4]);
     const gum_sums s = reduce5(tmp.five).Reduce(acc, gum_sums_add());
     if (tid == 0) bsum = s;
     __syncthreads();
-    const double n1 = bsum.v[0], sg2 = bsum.v[1], su1 = bsum.v[2], su2 = bsum.v[3], se = bsum.v[4];
+    const gum_sums total = bsum;
     __syncthreads();
     iterations = it + 1;
-    if (opt.mode == gum_mode::robust) {
-      if (n1 < 2.2250738585072014e-308) {
-        empty_gaussian = true;
-        converged = true;
-        pi = 0.0;
-        break;
-      }
-    } else if (!(n1 > 0.0)) {
-      return finish(status_diverged, iterations);
-    }
-    sigma = sg2 / n1;
-    pi = ::fmin(n1 / nd, 0.5);
-    const double w = 1.0 / (n1 * (1.0 - pi + 1e-10));
-    const double c1 = su1 * w, c2 = su2 * w, d = 3.0 * c2 - c1 * c1;
-    if (opt.mode == gum_mode::robust) {
-      c = !(d >= 0.001) ? 0.001 : ::fmax(1.0 / (2.0 * ::sqrt(d) + 1e-10), 2.2250738585072014e-308);
-    } else if (::fabs(d) < 0.001) {
-      c = 0.001;
-    } else if (!(d > 0.0) || !::isfinite(d)) {
-      return finish(status_diverged, iterations);
-    } else {
-      c = 1.0 / (2.0 * ::sqrt(d) + 1e-10);
-    }
-    const double log_like = pi * norm * se + nd * (1.0 - pi) * c;
-    if (::fabs(log_like - log_like0) < opt.tol) {
+    const topofr::detail::gum_step r = topofr::detail::gum_m_step(total, nd, est.norm, opt, st);
+    if (r == topofr::detail::gum_step::empty_gaussian) {
+      empty_gaussian = true;
       converged = true;
       break;
     }
-    log_like0 = log_like;
+    if (r == topofr::detail::gum_step::diverged_n1 || r == topofr::detail::gum_step::diverged_density)
+      return finish(status_diverged, iterations);
+    if (r == topofr::detail::gum_step::converged) {
+      converged = true;
+      break;
+    }
   }
-  if (tid == 0 && result) *result = gum_result{pi, sigma, c, iterations, converged};
+  if (tid == 0 && result) *result = gum_result{st.pi, st.sigma, st.c, iterations, converged};
   for (index_t i = tid; i < n; i += gum_threads)
-    h[i] = empty_gaussian ? T(1) : static_cast<T>(b / (a * ::exp(k * eps2[i]) + b));
+    h[i] = empty_gaussian ? T(1) : static_cast<T>(est.hard(::exp(est.k * eps2[i])));
 }
 
 template <class InH, class InP, class T>
@@ -192,8 +163,7 @@ __global__ void sds_kernel(const InH* h, const InP* p, index_t n, double lambda,
     const double pv = p ? static_cast<double>(p[i]) : 0.0;
     const bool ok = hv >= 0.0 && hv <= 1.0 && pv >= 0.0 && pv <= 1.0;  // false for NaN
     if (!ok) report(status, status_non_finite);
-    const double f = focal ? 1.0 - pv : 1.0;
-    omega[i] = static_cast<T>(ok ? ::pow(1.0 + hv, lambda) * f : CUDART_NAN);
+    omega[i] = static_cast<T>(ok ? topofr::detail::sds_weight(hv, pv, lambda, focal) : CUDART_NAN);
   }
 }
 
@@ -203,7 +173,7 @@ __global__ void sds_kernel(const InH* h, const InP* p, index_t n, double lambda,
 /// CUDA twin of gum_fit: one kernel on ctx.stream. The result goes to *device_result (a device pointer;
 /// nullptr: not written). Host-side errors as the CPU (size, options); device-side: see the file comment.
 template <class In, class T = std::remove_const_t<In>>
-void gum_fit(const cuda::context& ctx, vector_view<In> entropy, vector_view<T> hard_posterior,
+void gum_fit(const cuda::context& ctx, device_vector_view<In> entropy, device_vector_view<T> hard_posterior,
              const gum_options& opt = {}, gum_result* device_result = nullptr) {
   static_assert(detail::is_real_v<std::remove_const_t<In>> && detail::is_real_v<T>,
                 "gum_fit: entropy and hard_posterior must be float or double");
@@ -226,21 +196,13 @@ void gum_fit(const cuda::context& ctx, vector_view<In> entropy, vector_view<T> h
 /// CUDA twin of sds_weights. Values of hard_posterior or p_gt outside [0, 1] (or NaN) are reported as
 /// status_non_finite (the "invalid value" bit) and give omega = NaN.
 template <class InH, class InP = InH, class T = std::remove_const_t<InH>>
-void sds_weights(const cuda::context& ctx, vector_view<InH> hard_posterior, vector_view<InP> p_gt, double lambda,
-                 bool focal, vector_view<T> omega) {
-  static_assert(detail::is_real_v<std::remove_const_t<InH>> && detail::is_real_v<std::remove_const_t<InP>> &&
-                    detail::is_real_v<T>,
-                "sds_weights: hard_posterior, p_gt and omega must be float or double");
+void sds_weights(const cuda::context& ctx, device_vector_view<InH> hard_posterior, device_vector_view<InP> p_gt, double lambda,
+                 bool focal, device_vector_view<T> omega) {
   constexpr const char* fn = "sds_weights";
-  detail::check_view(hard_posterior, fn, "hard_posterior");
-  const index_t n = hard_posterior.size();
-  detail::check_size(omega, n, fn, "omega");
-  detail::require(std::isfinite(lambda), fn, "lambda", "must be finite, got ", lambda);
-  if (focal || !p_gt.empty()) detail::check_size(p_gt, n, fn, focal ? "p_gt (required when focal = true)" : "p_gt");
+  const index_t n = detail::check_sds_args(hard_posterior, p_gt, lambda, focal, omega, fn);
   if (n == 0) return;
-  const index_t blocks = (n + 255) / 256;
   cuda::detail::launch(fn, cuda::detail::sds_kernel<std::remove_const_t<InH>, std::remove_const_t<InP>, T>,
-                       static_cast<unsigned>(blocks < 1024 ? blocks : 1024), 256, 0, ctx.stream, hard_posterior.data(),
+                       cuda::detail::grid_for(n, 256, 1024), 256, 0, ctx.stream, hard_posterior.data(),
                        p_gt.empty() ? static_cast<const InP*>(nullptr) : p_gt.data(), n, lambda, focal, omega.data(),
                        ctx.status);
 }

@@ -28,7 +28,7 @@ namespace detail {
 constexpr int isa_threads = 256;
 
 template <class In>
-__global__ void isa_check_dist_kernel(matrix_view<In> d, int* status) {
+__global__ void isa_check_dist_kernel(device_matrix_view<In> d, int* status) {
   const index_t n = d.rows(), total = n * d.cols();
   for (index_t t = blockIdx.x * index_t(blockDim.x) + threadIdx.x; t < total; t += index_t(gridDim.x) * blockDim.x) {
     const double v = static_cast<double>(d(t / d.cols(), t % d.cols()));
@@ -38,11 +38,8 @@ __global__ void isa_check_dist_kernel(matrix_view<In> d, int* status) {
 }
 
 template <class In>
-void isa_check_dist(const context& ctx, matrix_view<In> d, const char* fn) {
-  const index_t total = d.rows() * d.cols();
-  const index_t blocks = (total + 255) / 256;
-  launch(fn, isa_check_dist_kernel<In>, static_cast<unsigned>(blocks < 1024 ? (blocks < 1 ? 1 : blocks) : 1024), 256, 0,
-         ctx.stream, d, ctx.status);
+void isa_check_dist(const context& ctx, device_matrix_view<In> d, const char* fn) {
+  launch(fn, isa_check_dist_kernel<In>, grid_for(d.rows() * d.cols(), 256, 1024), 256, 0, ctx.stream, d, ctx.status);
 }
 
 /// The sparse gradient terms, as topofr::detail::isa_terms orders them: tz (w.r.t. MZ) and tx (w.r.t.
@@ -57,7 +54,7 @@ struct isa_terms_out {
 /// One block: loss and terms. m = n - 1 pairs per set.
 template <class DX, class DZ, class T>
 __global__ void __launch_bounds__(isa_threads)
-    isa_terms_kernel(matrix_view<DX> mx, matrix_view<DZ> mz, const edge* px, const edge* pz, index_t m,
+    isa_terms_kernel(device_matrix_view<DX> mx, device_matrix_view<DZ> mz, const edge* px, const edge* pz, index_t m,
                      bool symmetric, double c, T* loss, isa_terms_out out, int* status) {
   using reduce = cub::BlockReduce<double, isa_threads>;
   __shared__ typename reduce::TempStorage tmp;
@@ -97,7 +94,7 @@ __global__ void __launch_bounds__(isa_threads)
 /// variant, an edge in both pair sets); the thread of its FIRST term adds all of them in term order, in T,
 /// as the CPU's sequential scatter does, and the others skip: parallel, deterministic, no atomics.
 template <class T>
-__global__ void isa_scatter_kernel(const edge* e, const double* g, index_t count, matrix_view<T> grad) {
+__global__ void isa_scatter_kernel(const edge* e, const double* g, index_t count, device_matrix_view<T> grad) {
   for (index_t t = blockIdx.x * index_t(blockDim.x) + threadIdx.x; t < count; t += index_t(gridDim.x) * blockDim.x) {
     const edge et = e[t];
     if (et.u < 0) continue;
@@ -115,7 +112,7 @@ __global__ void isa_scatter_kernel(const edge* e, const double* g, index_t count
 /// the norm in double.
 template <class In>
 __global__ void __launch_bounds__(isa_threads)
-    isa_coef_kernel(matrix_view<In> p, double scale, const edge* e, const double* g, double* coef) {
+    isa_coef_kernel(device_matrix_view<In> p, double scale, const edge* e, const double* g, double* coef) {
   using reduce = cub::BlockReduce<double, isa_threads>;
   __shared__ typename reduce::TempStorage tmp;
   const index_t t = blockIdx.x;
@@ -143,8 +140,8 @@ __global__ void __launch_bounds__(isa_threads)
 /// as the CPU objective scales its gradient by alpha (factor 1: nothing). A gather per (point, column),
 /// rows on blockIdx.y, columns on x: no atomics, reproducible.
 template <class In, class T>
-__global__ void isa_gather_kernel(matrix_view<In> p, const edge* e, const double* coef, index_t count,
-                                  matrix_view<T> out, T factor) {
+__global__ void isa_gather_kernel(device_matrix_view<In> p, const edge* e, const double* coef, index_t count,
+                                  device_matrix_view<T> out, T factor) {
   const index_t n = p.rows(), d = p.cols();
   for (index_t i = blockIdx.y; i < n; i += gridDim.y) {
     const In* pi = p.row(i);
@@ -166,12 +163,10 @@ __global__ void isa_gather_kernel(matrix_view<In> p, const edge* e, const double
 }
 
 template <class In, class T>
-void isa_chain(const context& ctx, matrix_view<In> p, double scale, const edge* e, const double* g, index_t count,
-               double* coef, matrix_view<T> out, const char* fn, double factor = 1.0) {
+void isa_chain(const context& ctx, device_matrix_view<In> p, double scale, const edge* e, const double* g, index_t count,
+               double* coef, device_matrix_view<T> out, const char* fn, double factor = 1.0) {
   launch(fn, isa_coef_kernel<In>, static_cast<unsigned>(count), isa_threads, 0, ctx.stream, p, scale, e, g, coef);
-  const index_t bx = (p.cols() + 255) / 256;
-  const dim3 grid(static_cast<unsigned>(bx > 1024 ? 1024 : bx),
-                  static_cast<unsigned>(p.rows() < 65535 ? p.rows() : 65535));
+  const dim3 grid(grid_for(p.cols(), 256, 1024), grid_for(p.rows(), 1));
   launch(fn, isa_gather_kernel<In, T>, grid, 256, 0, ctx.stream, p, e, static_cast<const double*>(coef), count, out,
          static_cast<T>(factor));
 }
@@ -191,13 +186,10 @@ struct isa_scratch {
   }
 };
 
-inline unsigned isa_blocks(index_t count) {
-  const index_t b = (count + 255) / 256;
-  return static_cast<unsigned>(b < 1 ? 1 : (b > 1024 ? 1024 : b));
-}
+inline unsigned isa_blocks(index_t count) { return grid_for(count, 256, 1024); }
 
 template <class T>
-void zero_matrix(const context& ctx, matrix_view<T> m, const char* fn) {
+void zero_matrix(const context& ctx, device_matrix_view<T> m, const char* fn) {
   check_cuda(cudaMemset2DAsync(m.data(), static_cast<std::size_t>(m.ld()) * sizeof(T), 0,
                                static_cast<std::size_t>(m.cols()) * sizeof(T), static_cast<std::size_t>(m.rows()),
                                ctx.stream),
@@ -211,24 +203,14 @@ void zero_matrix(const context& ctx, matrix_view<T> m, const char* fn) {
 /// (optional) as the CPU. Host checks: shapes, sizes, enums, aliasing; device checks: distance values and
 /// pairs (status bits, see the file comment).
 template <class InX, class InZ, class T = std::remove_const_t<InX>>
-void isa_loss(const cuda::context& ctx, matrix_view<InX> dist_x, matrix_view<InZ> dist_z,
-              vector_view<const edge> pairs_x, vector_view<const edge> pairs_z, isa_variant variant, reduction reduce,
-              vector_view<T> loss, matrix_view<T> grad_dist_z = {}, matrix_view<T> grad_dist_x = {}) {
+void isa_loss(const cuda::context& ctx, device_matrix_view<InX> dist_x, device_matrix_view<InZ> dist_z,
+              device_vector_view<const edge> pairs_x, device_vector_view<const edge> pairs_z, isa_variant variant, reduction reduce,
+              device_vector_view<T> loss, device_matrix_view<T> grad_dist_z = {}, device_matrix_view<T> grad_dist_x = {}) {
   detail::isa_static_checks<T, InX, InZ>();
   constexpr const char* fn = "isa_loss";
-  detail::check_view(dist_x, fn, "dist_x");
-  const index_t n = dist_x.rows();
-  detail::require(n >= 2, fn, "dist_x", "needs n >= 2 points, got ", n);
-  detail::require(dist_x.cols() == n, fn, "dist_x", "expected a square matrix, got ", n, " x ", dist_x.cols());
-  detail::check_shape(dist_z, n, n, fn, "dist_z");
-  detail::check_size(pairs_x, n - 1, fn, "pairs_x");
-  detail::check_size(pairs_z, n - 1, fn, "pairs_z");
-  detail::isa_check_enums(variant, reduce, fn);
+  const index_t n = detail::check_isa_args(dist_x, dist_z, pairs_x, pairs_z, variant, reduce, grad_dist_z,
+                                           grad_dist_x, fn);
   detail::check_size(loss, 1, fn, "loss");
-  if (!grad_dist_z.empty()) detail::check_shape(grad_dist_z, n, n, fn, "grad_dist_z");
-  if (!grad_dist_x.empty()) detail::check_shape(grad_dist_x, n, n, fn, "grad_dist_x");
-  detail::require(grad_dist_z.empty() || grad_dist_x.empty() || grad_dist_z.data() != grad_dist_x.data(), fn,
-                  "grad_dist_x", "must not be the same buffer as grad_dist_z");
 
   cuda::detail::isa_check_dist(ctx, dist_x, fn);
   cuda::detail::isa_check_dist(ctx, dist_z, fn);
@@ -261,8 +243,8 @@ void isa_loss(const cuda::context& ctx, matrix_view<InX> dist_x, matrix_view<InZ
 /// (B = 2), then the terms, the per-term coefficients and the chain rule: 5-6 launches, no host
 /// synchronisation. Scratch from ctx.alloc: 2 n^2 T + the Gram tiles + O(n).
 template <class InX, class InZ, class T = std::remove_const_t<InX>>
-void isa_loss_from_points(const cuda::context& ctx, matrix_view<InX> x, matrix_view<InZ> z, const isa_options& opt,
-                          vector_view<T> loss, matrix_view<T> grad_z = {}, matrix_view<T> grad_x = {},
+void isa_loss_from_points(const cuda::context& ctx, device_matrix_view<InX> x, device_matrix_view<InZ> z, const isa_options& opt,
+                          device_vector_view<T> loss, device_matrix_view<T> grad_z = {}, device_matrix_view<T> grad_x = {},
                           double grad_z_factor = 1.0) {
   detail::isa_static_checks<T, InX, InZ>();
   constexpr const char* fn = "isa_loss_from_points";
@@ -278,7 +260,7 @@ void isa_loss_from_points(const cuda::context& ctx, matrix_view<InX> x, matrix_v
   T* mz = mx + n * n;
   edge* px = reinterpret_cast<edge*>(mz + n * n);  // aligned: 2 n^2 sizeof(T) is a multiple of 8
   edge* pz = px + m;
-  const matrix_view<T> dx(mx, n, n), dz(mz, n, n);
+  const device_matrix_view<T> dx(mx, n, n), dz(mz, n, n);
   using VX = std::remove_const_t<InX>;
   using VZ = std::remove_const_t<InZ>;
   using Src = detail::cu::gram_source<VX, T>;
@@ -323,16 +305,16 @@ void isa_loss_from_points(const cuda::context& ctx, matrix_view<InX> x, matrix_v
   if (!fused) {
     pairwise_distances(ctx, x, dx, opt.x_scale);
     pairwise_distances(ctx, z, dz, opt.z_scale);
-    cuda::detail::isa_check_dist(ctx, matrix_view<const T>(dx), fn);  // overflow to inf
-    cuda::detail::isa_check_dist(ctx, matrix_view<const T>(dz), fn);
-    persistence_pairs(ctx, matrix_view<const T>(dx), vector_view<edge>(px, m));
-    persistence_pairs(ctx, matrix_view<const T>(dz), vector_view<edge>(pz, m));
+    cuda::detail::isa_check_dist(ctx, device_matrix_view<const T>(dx), fn);  // overflow to inf
+    cuda::detail::isa_check_dist(ctx, device_matrix_view<const T>(dz), fn);
+    persistence_pairs(ctx, device_matrix_view<const T>(dx), device_vector_view<edge>(px, m));
+    persistence_pairs(ctx, device_matrix_view<const T>(dz), device_vector_view<edge>(pz, m));
   }
 
   cuda::detail::isa_scratch s(ctx, count, !grad_z.empty(), !grad_x.empty());
   const double c = opt.reduce == reduction::mean ? 1.0 / static_cast<double>(n) : 1.0;
   cuda::detail::launch(fn, cuda::detail::isa_terms_kernel<const T, const T, T>, 1, cuda::detail::isa_threads, 0,
-                       ctx.stream, matrix_view<const T>(dx), matrix_view<const T>(dz), static_cast<const edge*>(px),
+                       ctx.stream, device_matrix_view<const T>(dx), device_matrix_view<const T>(dz), static_cast<const edge*>(px),
                        static_cast<const edge*>(pz), m, sym, c, loss.data(), s.t, ctx.status);
   if (!grad_z.empty())
     cuda::detail::isa_chain(ctx, z, opt.z_scale, s.t.ez, s.t.gz, count, s.coef, grad_z, fn, grad_z_factor);

@@ -27,7 +27,7 @@ namespace cuda {
 /// Optional per-sample outputs (device views of size N; empty: kept in scratch and discarded).
 template <class T>
 struct objective_samples {
-  vector_view<T> loss, entropy, p_gt, hard_posterior, weights;
+  device_vector_view<T> loss, entropy, p_gt, hard_posterior, weights;
 };
 
 namespace detail {
@@ -69,10 +69,7 @@ __global__ void __launch_bounds__(256)
   *out = r;
 }
 
-inline unsigned blocks_for(index_t total) {
-  const index_t b = (total + 255) / 256;
-  return static_cast<unsigned>(b < 1 ? 1 : (b > 4096 ? 4096 : b));
-}
+inline unsigned blocks_for(index_t total) { return grid_for(total, 256, 4096); }
 
 }  // namespace detail
 
@@ -81,11 +78,7 @@ class objective {
   static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "T must be float or double");
 
  public:
-  explicit objective(objective_options opt = {}) : opt_(opt) {
-    topofr::detail::require(std::isfinite(opt.alpha) && opt.alpha >= 0, "objective", "alpha",
-                            "must be finite and >= 0, got ", opt.alpha);
-    topofr::detail::require(std::isfinite(opt.lambda), "objective", "lambda", "must be finite, got ", opt.lambda);
-  }
+  explicit objective(objective_options opt = {}) : opt_(opt) { topofr::detail::check_objective_options(opt); }
 
   const objective_options& options() const { return opt_; }
 
@@ -93,8 +86,8 @@ class objective {
   /// N x C, labels: N; grad_z and grad_cos overwritten), all views on the device. cos may be half or
   /// bfloat16 when T is float. The scalars go to *device_result (device pointer; nullptr: not written).
   template <class InX, class InZ, class InC, class L>
-  void operator()(const context& ctx, matrix_view<InX> x, matrix_view<InZ> z, matrix_view<InC> cos,
-                  vector_view<L> labels, matrix_view<T> grad_z, matrix_view<T> grad_cos,
+  void operator()(const context& ctx, device_matrix_view<InX> x, device_matrix_view<InZ> z, device_matrix_view<InC> cos,
+                  device_vector_view<L> labels, device_matrix_view<T> grad_z, device_matrix_view<T> grad_cos,
                   objective_result<T>* device_result, const objective_samples<T>& samples = {}) const {
     static_assert(std::is_same<detail::acc_t<InC>, T>::value, "cos must have the objective's scalar type");
     check(x, z, cos, labels, grad_z, grad_cos, samples);  // every host-visible error before anything is enqueued
@@ -105,10 +98,10 @@ class objective {
     const std::size_t vec_pad = (vec_bytes + 15) / 16 * 16;
     workspace ws(ctx, 6 * vec_pad + sizeof(gum_result) + 16);
     char* base = ws.as<char>();
-    auto slot = [&](int k, vector_view<T> user) {
-      return user.empty() ? vector_view<T>(reinterpret_cast<T*>(base + k * vec_pad), n) : user;
+    auto slot = [&](int k, device_vector_view<T> user) {
+      return user.empty() ? device_vector_view<T>(reinterpret_cast<T*>(base + k * vec_pad), n) : user;
     };
-    const vector_view<T> loss = slot(0, samples.loss), entropy = slot(1, samples.entropy),
+    const device_vector_view<T> loss = slot(0, samples.loss), entropy = slot(1, samples.entropy),
                          pgt = slot(2, samples.p_gt), hard = slot(3, samples.hard_posterior),
                          omega = slot(4, samples.weights), lse = slot(5, {});
     auto* gres = reinterpret_cast<gum_result*>(base + 6 * vec_pad);
@@ -119,16 +112,16 @@ class objective {
     // coefficients, chain rule with alpha folded in); the finish (L_cls, hard fraction, the result).
     margin_ce_forward(ctx, cos, labels, opt_.margin, opt_.entropy_eps, loss, entropy, pgt, lse);
     if (opt_.use_sds) {
-      gum_fit(ctx, vector_view<const T>(entropy), hard, opt_.gum, gres);
-      sds_weights(ctx, vector_view<const T>(hard), vector_view<const T>(pgt), opt_.lambda, opt_.focal, omega);
+      gum_fit(ctx, device_vector_view<const T>(entropy), hard, opt_.gum, gres);
+      sds_weights(ctx, device_vector_view<const T>(hard), device_vector_view<const T>(pgt), opt_.lambda, opt_.focal, omega);
     } else {
       detail::launch("objective", detail::fill2_kernel<T>, detail::blocks_for(n), 256, 0, ctx.stream, omega.data(), T(1),
                      hard.data(), T(0), n);
     }
-    margin_ce_backward(ctx, cos, labels, opt_.margin, vector_view<const T>(lse), vector_view<const T>(omega),
+    margin_ce_backward(ctx, cos, labels, opt_.margin, device_vector_view<const T>(lse), device_vector_view<const T>(omega),
                        1.0 / static_cast<double>(n), grad_cos);
     if (opt_.use_isa) {
-      isa_loss_from_points(ctx, x, z, opt_.isa, vector_view<T>(disc, 1), grad_z, matrix_view<T>(), opt_.alpha);
+      isa_loss_from_points(ctx, x, z, opt_.isa, device_vector_view<T>(disc, 1), grad_z, device_matrix_view<T>(), opt_.alpha);
     } else if (!grad_z.empty()) {
       detail::zero_matrix(ctx, grad_z, "objective");
     }
@@ -141,26 +134,26 @@ class objective {
   /// The host-side checks of every block the call runs, so that a shape error throws before any kernel
   /// is enqueued (the blocks check again when called; that costs nanoseconds).
   template <class InX, class InZ, class InC, class L>
-  void check(matrix_view<InX> x, matrix_view<InZ> z, matrix_view<InC> cos, vector_view<L> labels,
-             matrix_view<T> grad_z, matrix_view<T> grad_cos, const objective_samples<T>& samples) const {
+  void check(device_matrix_view<InX> x, device_matrix_view<InZ> z, device_matrix_view<InC> cos, device_vector_view<L> labels,
+             device_matrix_view<T> grad_z, device_matrix_view<T> grad_cos, const objective_samples<T>& samples) const {
     constexpr const char* fn = "objective";
     const index_t n = cos.rows();
     topofr::detail::require(n >= 1, fn, "cos", "needs at least one row, got ", n);
     topofr::detail::arc::checked_margin<T>(opt_.margin, fn);
     topofr::detail::arc::check_cos_view(cos, fn);
-    detail::check_label_view(labels, n, fn);
+    topofr::detail::arc::check_label_size(labels, n, fn);
     topofr::detail::check_shape(grad_cos, n, cos.cols(), fn, "grad_cos");
     topofr::detail::arc::check_entropy_eps<T>(opt_.entropy_eps, fn);
     const char* names[5] = {"samples.loss", "samples.entropy", "samples.p_gt", "samples.hard_posterior",
                             "samples.weights"};
-    const vector_view<T> given[5] = {samples.loss, samples.entropy, samples.p_gt, samples.hard_posterior,
+    const device_vector_view<T> given[5] = {samples.loss, samples.entropy, samples.p_gt, samples.hard_posterior,
                                      samples.weights};
     for (int k = 0; k < 5; ++k)
       if (!given[k].empty()) topofr::detail::check_size(given[k], n, fn, names[k]);
     if (opt_.use_sds) topofr::detail::gum_check_options(opt_.gum, fn);  // its sizes are n, checked above
     if (opt_.use_isa) {
       topofr::detail::require(z.rows() == n, fn, "z", "has ", z.rows(), " rows but cos has ", n);
-      topofr::detail::isa_check_points_args(x, z, opt_.isa, grad_z, matrix_view<T>(), fn);
+      topofr::detail::isa_check_points_args(x, z, opt_.isa, grad_z, device_matrix_view<T>(), fn);
     } else {
       topofr::detail::check_view(grad_z, fn, "grad_z");
     }

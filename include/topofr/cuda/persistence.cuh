@@ -540,16 +540,12 @@ bptr<P> strided(P p, index_t stride) {
 /// off-diagonal NaN/Inf or negative entry sets cuda::status_non_finite / status_negative_distance in
 /// ctx.status (the outputs are then unspecified, but every pair is within 0 <= u < v < n).
 template <class In, class T = std::remove_const_t<In>>
-void persistence_pairs(const cuda::context& ctx, matrix_view<In> dist, vector_view<edge> pairs,
-                       vector_view<T> deaths = {}) {
+void persistence_pairs(const cuda::context& ctx, device_matrix_view<In> dist, device_vector_view<edge> pairs,
+                       device_vector_view<T> deaths = {}) {
   using V = std::remove_const_t<In>;
   static_assert(detail::is_real_v<V> && detail::is_real_v<T>, "topofr: float or double only");
   constexpr const char* fn = "persistence_pairs";
-  detail::check_view(dist, fn, "dist");
-  detail::check_vr0_shape(dist.rows(), dist.cols(), dist.ld(), fn, "dist");
-  const index_t n = dist.rows();
-  detail::check_size(pairs, n - 1, fn, "pairs");
-  if (!deaths.empty()) detail::check_size(deaths, n - 1, fn, "deaths");
+  const index_t n = detail::check_vr0_args(dist, pairs, deaths, fn);
   detail::cu::vr0_out<T> out{detail::cu::strided(pairs.data(), 0),
                              detail::cu::strided(deaths.empty() ? static_cast<T*>(nullptr) : deaths.data(), 0)};
   detail::cu::launch_vr0_matrix<V, T>(ctx, detail::cu::strided(static_cast<const V*>(dist.data()), 0), 1, n,
@@ -558,8 +554,8 @@ void persistence_pairs(const cuda::context& ctx, matrix_view<In> dist, vector_vi
 
 /// The batched form: B matrices, one launch: pairs B x (n-1), deaths B x (n-1) optional.
 template <class In, class T = std::remove_const_t<In>>
-void persistence_pairs(const cuda::context& ctx, batch_view<In> dist, matrix_view<edge> pairs,
-                       matrix_view<T> deaths = {}) {
+void persistence_pairs(const cuda::context& ctx, device_batch_view<In> dist, device_matrix_view<edge> pairs,
+                       device_matrix_view<T> deaths = {}) {
   using V = std::remove_const_t<In>;
   static_assert(detail::is_real_v<V> && detail::is_real_v<T>, "topofr: float or double only");
   constexpr const char* fn = "persistence_pairs";
@@ -643,20 +639,13 @@ void vr0_from_points(const cuda::context& ctx, const In* P, index_t nb, index_t 
 /// persistence_pairs(ctx, ...). Scratch from ctx.alloc: Gram tiles (~n^2 doubles per cloud) or, for
 /// n > 256, distance matrices, in chunks of at most 256 MiB. A NaN/Inf coordinate sets cuda::status_non_finite. Shape errors: as on the CPU.
 template <class In, class T = std::remove_const_t<In>>
-void persistence_pairs_from_points(const cuda::context& ctx, batch_view<In> points, double scale,
-                                   matrix_view<edge> pairs, matrix_view<T> deaths = {}) {
+void persistence_pairs_from_points(const cuda::context& ctx, device_batch_view<In> points, double scale,
+                                   device_matrix_view<edge> pairs, device_matrix_view<T> deaths = {}) {
   using V = std::remove_const_t<In>;
   static_assert(detail::is_real_v<V> && detail::is_real_v<T>, "topofr: float or double only");
   constexpr const char* fn = "persistence_pairs_from_points";
   const index_t nb = points.batch(), n = points.rows(), d = points.cols();
-  detail::check_batch(points, fn, "points");
-  detail::require(d >= 0 && points.ld() >= d, fn, "points", "invalid shape ", n, " x ", d, " (ld ", points.ld(), ")");
-  detail::require(n >= 2, fn, "points", "need at least 2 points, got n = ", n);
-  detail::require(n <= std::numeric_limits<std::int32_t>::max(), fn, "points", "n must fit the int32 edge type, got ",
-                  n);
-  detail::require_scale(scale, fn, "scale");
-  detail::check_shape(pairs, nb, n - 1, fn, "pairs");
-  if (!deaths.empty()) detail::check_shape(deaths, nb, n - 1, fn, "deaths");
+  detail::check_vr0_points_args(points, scale, pairs, deaths, fn);
   if (nb == 0) return;
   const detail::cu::vr0_out<T> out{detail::cu::strided(pairs.data(), pairs.ld()),
                                    detail::cu::strided(deaths.empty() ? static_cast<T*>(nullptr) : deaths.data(),
