@@ -66,14 +66,14 @@ struct array {
     if (want_float != is_float(type))
       throw error(detail::concat("topofr: ", what, ": dtype ", descr(type), " where ",
                                  want_float ? "float32 or float64" : "int32 or int64", " is required"));
-    for (index_t i = 0; i < n; ++i) out[i] = load<T>(i);
+    for (index_t i = 0; i < n; ++i) out[static_cast<std::size_t>(i)] = load<T>(i);
     return out;
   }
 
  private:
   template <class T>
   T load(index_t i) const {
-    const unsigned char* p = bytes.data() + i * itemsize(type);
+    const unsigned char* p = bytes.data() + static_cast<std::size_t>(i) * itemsize(type);
     switch (type) {
       case dtype::float32: { float v; std::memcpy(&v, p, 4); return static_cast<T>(v); }
       case dtype::float64: { double v; std::memcpy(&v, p, 8); return static_cast<T>(v); }
@@ -334,7 +334,7 @@ class header_parser {
       if (c == '_' && (any || base != 10)) {  // one underscore between digits (or after a base prefix)
         ++i_;
         c = peek();
-        if (digit(c) >= base) fail("has a malformed number", at);
+        if (digit(c) >= static_cast<int>(base)) fail("has a malformed number", at);
       }
       const int d = digit(c);
       if (d >= static_cast<int>(base)) break;
