@@ -1,7 +1,8 @@
 // topofr/npy.hpp — reading and writing NumPy .npy files (format 1.0/2.0/3.0, little-endian float32,
 // float64, int32, int64, C order): the interchange format of the `topofr` command-line tool.
-// A reader that trusts headers is a security bug, so every field is validated and the file size must
-// match the header exactly (truncated files and trailing bytes are both rejected).
+// A reader that trusts headers is a security bug, so the header is parsed as strictly as NumPy's own reader
+// does (docs/testing.md lists where it is stricter) and the file size must match the header exactly
+// (truncated files and trailing bytes are both rejected). npy::parse reads an .npy held in memory.
 #pragma once
 
 #include <cstdint>
