@@ -169,7 +169,10 @@ inline void packed_segment(const float* row, index_t lo, index_t hi, std::uint32
     const std::uint64_t run = static_cast<std::uint64_t>(_mm512_reduce_min_epu64(vrun));
     a.max_canon = a.max_canon > mc ? a.max_canon : mc;
     a.max_raw = a.max_raw > mr ? a.max_raw : mr;
-    a.sum += static_cast<std::uint32_t>(_mm512_reduce_add_epi32(vsum));
+    // Wrapping checksum, summed in unsigned lanes (_mm512_reduce_add_epi32 adds signed ints: UB on overflow).
+    alignas(64) std::uint32_t sums[16];
+    _mm512_store_si512(sums, vsum);
+    for (const std::uint32_t v : sums) a.sum += v;
     a.run = a.run < run ? a.run : run;
     code += static_cast<std::uint32_t>(y - lo) * step;
   }
