@@ -1,5 +1,5 @@
 // examples/cli/cuda_backend.hpp — `topofr --device cuda`: the CUDA overloads behind the library calls
-// (moved unchanged from examples/topofr_cli.cpp). Included by device.hpp only when TOPOFR_WITH_CUDA is
+// (the CLI's staging of host arrays to the device). Included by device.hpp only when TOPOFR_WITH_CUDA is
 // defined, i.e. when the sources are compiled by nvcc.
 #pragma once
 #include <type_traits>

@@ -5,8 +5,10 @@
 // tensor cores (wmma m8n8k4, sm_80+), from float or double points converted once while they are staged in
 // shared memory; products of floats are exact in double, so the arithmetic is the CPU's (double Gram,
 // d^2 = G_ii + G_jj - 2 G_ij, recomputed as sum (a_k - b_k)^2 in double when d^2 < 1e-3 (G_ii + G_jj) or not
-// finite, sqrt / scale rounded once): float results agree with the CPU to ~1 ulp and the 1e-5 contract holds
-// for nearly coincident points. cuBLAS DSYRK would need a converted double copy of the points (3x the
+// finite, sqrt / scale rounded once): the CPU's double path, so double results and float results below 64
+// dimensions agree with the CPU to ~1 ulp; above 64 dimensions the CPU computes float input through a guarded
+// float Gram (docs/math.md) and both sides are within the 1e-5 contract of the exact distance, nearly
+// coincident points included. cuBLAS DSYRK would need a converted double copy of the points (3x the
 // bytes of an image batch), and its summation order would not be ours (so not the same bits on every
 // path); the guard, the norms and the symmetric store are fused here.
 //
@@ -185,8 +187,11 @@ __global__ void __launch_bounds__(gram_threads) gram_kernel(clouds<In> c, index_
 }
 
 /// gram[b][p][e] = sum over slices s (in order, from 0) of part[b][s][p][e]. Only when S > 1.
-__global__ void gram_reduce_kernel(const double* __restrict__ part, index_t B, index_t S, index_t per_slice,
-                                   double* gram) {
+/// A template (Acc = double) like every kernel in the headers: a non-template __global__ function would be
+/// defined by every nvcc translation unit that includes this header, and their link would fail.
+template <class Acc>
+__global__ void gram_reduce_kernel(const Acc* __restrict__ part, index_t B, index_t S, index_t per_slice,
+                                   Acc* gram) {
   const index_t total = B * per_slice;
   for (index_t t = blockIdx.x * index_t(blockDim.x) + threadIdx.x; t < total; t += index_t(gridDim.x) * blockDim.x) {
     const index_t b = t / per_slice, e = t % per_slice;
@@ -246,7 +251,7 @@ void launch_gram(const cuda::context& ctx, const clouds<In>& c, index_t B, doubl
   cuda::workspace part(ctx, static_cast<std::size_t>(B * S * per) * sizeof(double));
   cuda::detail::launch(fn, gram_kernel<In>, grid_for(tasks, 1, 0x7fffffff), gram_threads, 0, ctx.stream, c, B,
                        part.as<double>(), ctx.status);
-  cuda::detail::launch(fn, gram_reduce_kernel, grid_for(B * per), 256, 0, ctx.stream,
+  cuda::detail::launch(fn, gram_reduce_kernel<double>, grid_for(B * per), 256, 0, ctx.stream,
                        static_cast<const double*>(part.as<double>()), B, S, per, gram);
 }
 
