@@ -44,25 +44,11 @@ inline device pick_device(const args& a) {
 template <class F>
 void on_device(const args& a, device dev, F&& compute) {
 #if defined(TOPOFR_WITH_CUDA)
-  // cuda: host views in, the cli_cuda overloads stage them through the device (own stream, status word).
-  struct cuda_session {
-    topofr::cli_cuda::exec e;
-    int* status = nullptr;
-    cuda_session() {
-      topofr::cuda::check_cuda(cudaStreamCreate(&e.ctx.stream), "cli");
-      topofr::cuda::check_cuda(cudaMalloc(&status, sizeof(int)), "cli");
-      topofr::cuda::check_cuda(cudaMemset(status, 0, sizeof(int)), "cli");
-      e.ctx.status = status;
-    }
-    ~cuda_session() {
-      cudaFree(status);
-      cudaStreamDestroy(e.ctx.stream);
-    }
-  };
-  std::optional<cuda_session> session;
+  // cuda: host views in, the cli_cuda overloads stage them through the device (cuda::stream_context).
+  std::optional<topofr::cli_cuda::exec> session;
   if (dev == device::cuda) session.emplace();
   auto run_once = [&] {
-    if (session) compute(session->e);
+    if (session) compute(*session);
     else compute(topofr::cpu);
   };
 #else
