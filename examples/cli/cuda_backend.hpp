@@ -21,9 +21,11 @@
 namespace topofr {
 namespace cli_cuda {
 
+/// The execution argument the subcommands pass by value: the session's cuda::stream_context (owned by
+/// on_device for the whole command).
 struct exec {
-  cuda::stream_context session;
-  const cuda::context& ctx() const { return session.ctx; }
+  const cuda::stream_context* session;
+  const cuda::context& ctx() const { return session->ctx; }
 };
 
 /// Device copies of host views for one call; outputs are copied back by finish().

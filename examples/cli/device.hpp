@@ -45,10 +45,10 @@ template <class F>
 void on_device(const args& a, device dev, F&& compute) {
 #if defined(TOPOFR_WITH_CUDA)
   // cuda: host views in, the cli_cuda overloads stage them through the device (cuda::stream_context).
-  std::optional<topofr::cli_cuda::exec> session;
+  std::optional<topofr::cuda::stream_context> session;
   if (dev == device::cuda) session.emplace();
   auto run_once = [&] {
-    if (session) compute(*session);
+    if (session) compute(topofr::cli_cuda::exec{&*session});
     else compute(topofr::cpu);
   };
 #else

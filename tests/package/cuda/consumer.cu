@@ -12,10 +12,10 @@ int main() {
     float* d = nullptr;
     cudaMalloc(&d, sizeof(float) * 12);
     cudaMemcpy(d, pts, sizeof(pts), cudaMemcpyHostToDevice);
-    topofr::cuda::context ctx{};
-    topofr::pairwise_distances(ctx, topofr::make_matrix_view(static_cast<const float*>(d), 3, 1),
-                               topofr::make_matrix_view(d + 3, 3, 3));
-    cudaDeviceSynchronize();
+    topofr::cuda::stream_context sc;  // a stream, the default allocator and a status word
+    topofr::pairwise_distances(sc.ctx, topofr::make_device_matrix_view(static_cast<const float*>(d), 3, 1),
+                               topofr::make_device_matrix_view(d + 3, 3, 3));
+    sc.check("consumer_cuda");
     cudaFree(d);
   }
   const bool ok = dist[1] == 1.f && dist[2] == 3.f && dist[5] == 2.f;
