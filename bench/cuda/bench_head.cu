@@ -10,6 +10,7 @@
 // variant evicts L2 before each timed call (a 128 MiB memset, outside the timed region).
 // Run: cuda_bench_head --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
+#include <thrust/device_vector.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -30,39 +31,43 @@ constexpr std::size_t kFlushBytes = std::size_t(128) << 20;
 void ck(cudaError_t e) { tc::check_cuda(e, "bench"); }
 
 template <class T>
-T* device_random(std::size_t n, double lo, double hi, std::uint64_t seed) {
+thrust::device_vector<T> device_random(std::size_t n, double lo, double hi, std::uint64_t seed) {
   std::mt19937_64 g(seed);
   std::uniform_real_distribution<double> u(lo, hi);
   std::vector<T> h(n);
   for (auto& v : h) v = static_cast<T>(u(g));
-  T* p = nullptr;
-  ck(cudaMalloc(&p, n * sizeof(T)));
-  ck(cudaMemcpy(p, h.data(), n * sizeof(T), cudaMemcpyHostToDevice));
-  return p;
+  return thrust::device_vector<T>(h.begin(), h.end());
 }
 
-/// Shared device state (allocated once).
+template <class T>
+T* raw(thrust::device_vector<T>& v) { return thrust::raw_pointer_cast(v.data()); }
+
+/// Shared device state (allocated once; thrust::device_vector owns every buffer).
 struct state_t {
   tc::stream_context sc;
   tc::context& ctx = sc.ctx;
-  float *cos, *grad, *loss, *ent, *pgt, *lse, *w, *x, *z, *gz, *img, *scalar;
-  void* flush = nullptr;  // 128 MiB, more than any current L2
-  std::int32_t* labels;
-  state_t() {
-    cos = device_random<float>(static_cast<std::size_t>(kN * kC), -0.3, 0.3, 1);
-    ck(cudaMalloc(&grad, static_cast<std::size_t>(kN * kC) * sizeof(float)));
-    for (float** p : {&loss, &ent, &pgt, &lse}) ck(cudaMalloc(p, kN * sizeof(float)));
-    w = device_random<float>(kN, 1.0, 2.0, 2);
-    x = device_random<float>(static_cast<std::size_t>(kN * kImg), -1.0, 1.0, 3);
-    z = device_random<float>(static_cast<std::size_t>(kN * kD), -1.0, 1.0, 4);
-    img = device_random<float>(static_cast<std::size_t>(kN * kImg), -1.0, 1.0, 5);
-    ck(cudaMalloc(&gz, static_cast<std::size_t>(kN * kD) * sizeof(float)));
-    ck(cudaMalloc(&scalar, 64));
-    ck(cudaMalloc(&flush, kFlushBytes));
+  thrust::device_vector<float> cos_b = device_random<float>(static_cast<std::size_t>(kN * kC), -0.3, 0.3, 1),
+                               grad_b = thrust::device_vector<float>(static_cast<std::size_t>(kN * kC)),
+                               loss_b = thrust::device_vector<float>(kN), ent_b = thrust::device_vector<float>(kN),
+                               pgt_b = thrust::device_vector<float>(kN), lse_b = thrust::device_vector<float>(kN),
+                               w_b = device_random<float>(kN, 1.0, 2.0, 2),
+                               x_b = device_random<float>(static_cast<std::size_t>(kN * kImg), -1.0, 1.0, 3),
+                               z_b = device_random<float>(static_cast<std::size_t>(kN * kD), -1.0, 1.0, 4),
+                               gz_b = thrust::device_vector<float>(static_cast<std::size_t>(kN * kD)),
+                               img_b = device_random<float>(static_cast<std::size_t>(kN * kImg), -1.0, 1.0, 5),
+                               scalar_b = thrust::device_vector<float>(16);
+  thrust::device_vector<unsigned char> flush_b = thrust::device_vector<unsigned char>(kFlushBytes);
+  thrust::device_vector<std::int32_t> labels_b = make_labels();
+  float *cos = raw(cos_b), *grad = raw(grad_b), *loss = raw(loss_b), *ent = raw(ent_b), *pgt = raw(pgt_b),
+        *lse = raw(lse_b), *w = raw(w_b), *x = raw(x_b), *z = raw(z_b), *gz = raw(gz_b), *img = raw(img_b),
+        *scalar = raw(scalar_b);
+  void* flush = raw(flush_b);  // 128 MiB, more than any current L2
+  std::int32_t* labels = raw(labels_b);
+
+  static thrust::device_vector<std::int32_t> make_labels() {
     std::vector<std::int32_t> y(kN);
-    for (index_t i = 0; i < kN; ++i) y[i] = static_cast<std::int32_t>((i * 977) % kC);
-    ck(cudaMalloc(&labels, kN * sizeof(std::int32_t)));
-    ck(cudaMemcpy(labels, y.data(), kN * sizeof(std::int32_t), cudaMemcpyHostToDevice));
+    for (index_t i = 0; i < kN; ++i) y[static_cast<std::size_t>(i)] = static_cast<std::int32_t>((i * 977) % kC);
+    return thrust::device_vector<std::int32_t>(y.begin(), y.end());
   }
 };
 state_t& S() {
