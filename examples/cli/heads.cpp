@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <initializer_list>
 #include <limits>
 #include <optional>
 #include <string>
@@ -183,21 +184,28 @@ int cmd_margin_ce(const args& a) {
   return margin_ce_run<double>(a, dev, ca, la, wptr, cp, wpath, m, eps, out);
 }
 
+/// The flags both heads take (--cos, --labels, the margins s, m1, m2, m3: read by margins()), then `rest`.
+std::vector<flag> with_margin_flags(const char* labels_help, std::initializer_list<flag> rest) {
+  std::vector<flag> f = {{"--cos", "C.npy", "cosines (N, C), in [-1, 1]"},
+                         {"--labels", "Y.npy", labels_help},
+                         {"--s", "s", "logit scale (default 64)"},
+                         {"--m1", "m1", "multiplicative angular margin (default 1)"},
+                         {"--m2", "m2", "additive angular margin (default 0.5)"},
+                         {"--m3", "m3", "additive cosine margin (default 0)"}};
+  f.insert(f.end(), rest.begin(), rest.end());
+  return f;
+}
+
 }  // namespace
 
 const command& arcface_command() {
   static const command c = {"arcface", "--cos C.npy --labels Y.npy [--s 64] [--m1 1] [--m2 0.5] [--m3 0] --logits-out L.npy "
                   "[--grad-in G.npy --grad-out GC.npy]",
        "Combined-margin logits s*(cos(m1*theta + m2) - m3) at the label, s*cos elsewhere; and their backward.",
-       {{"--cos", "C.npy", "cosines (N, C), in [-1, 1]"},
-        {"--labels", "Y.npy", "int32 or int64 (N,), in [0, C) or -1 (class not in this shard)"},
-        {"--s", "s", "logit scale (default 64)"},
-        {"--m1", "m1", "multiplicative angular margin (default 1)"},
-        {"--m2", "m2", "additive angular margin (default 0.5)"},
-        {"--m3", "m3", "additive cosine margin (default 0)"},
-        {"--logits-out", "L.npy", "the logits (N, C)"},
-        {"--grad-in", "G.npy", "dL/dlogits (N, C); needs --grad-out"},
-        {"--grad-out", "GC.npy", "dL/dcos (N, C); needs --grad-in"}},
+       with_margin_flags("int32 or int64 (N,), in [0, C) or -1 (class not in this shard)",
+                         {{"--logits-out", "L.npy", "the logits (N, C)"},
+                          {"--grad-in", "G.npy", "dL/dlogits (N, C); needs --grad-out"},
+                          {"--grad-out", "GC.npy", "dL/dcos (N, C); needs --grad-in"}}),
        cmd_arcface};
   return c;
 }
@@ -206,19 +214,14 @@ const command& margin_ce_command() {
   static const command c = {"margin-ce", "--cos C.npy --labels Y.npy [--s --m1 --m2 --m3] [--weights W.npy] [--entropy-eps 1e-5] "
                     "--loss-out L.npy --entropy-out E.npy --pgt-out P.npy [--lse-out S.npy] [--grad-out GC.npy]",
        "Fused margin-softmax cross-entropy: per-sample loss, entropy and p_gt; gradient of mean_i w_i loss_i.",
-       {{"--cos", "C.npy", "cosines (N, C), in [-1, 1]"},
-        {"--labels", "Y.npy", "int32 or int64 (N,), in [0, C) or -1"},
-        {"--s", "s", "logit scale (default 64)"},
-        {"--m1", "m1", "multiplicative angular margin (default 1)"},
-        {"--m2", "m2", "additive angular margin (default 0.5)"},
-        {"--m3", "m3", "additive cosine margin (default 0)"},
-        {"--weights", "W.npy", "per-sample weights w (N,) for --grad-out (default 1)"},
-        {"--entropy-eps", "e", "entropy = -sum p log(p + e) (default 1e-5)"},
-        {"--loss-out", "L.npy", "per-sample cross-entropy (N,)"},
-        {"--entropy-out", "E.npy", "per-sample entropy of the margin softmax (N,)"},
-        {"--pgt-out", "P.npy", "per-sample softmax probability of the label (N,)"},
-        {"--lse-out", "S.npy", "per-sample log-sum-exp of the logits (N,)"},
-        {"--grad-out", "GC.npy", "d(mean_i w_i loss_i)/dcos (N, C)"}},
+       with_margin_flags("int32 or int64 (N,), in [0, C) or -1",
+                         {{"--weights", "W.npy", "per-sample weights w (N,) for --grad-out (default 1)"},
+                          {"--entropy-eps", "e", "entropy = -sum p log(p + e) (default 1e-5)"},
+                          {"--loss-out", "L.npy", "per-sample cross-entropy (N,)"},
+                          {"--entropy-out", "E.npy", "per-sample entropy of the margin softmax (N,)"},
+                          {"--pgt-out", "P.npy", "per-sample softmax probability of the label (N,)"},
+                          {"--lse-out", "S.npy", "per-sample log-sum-exp of the logits (N,)"},
+                          {"--grad-out", "GC.npy", "d(mean_i w_i loss_i)/dcos (N, C)"}}),
        cmd_margin_ce};
   return c;
 }
