@@ -11,7 +11,6 @@
 #pragma once
 
 #include <algorithm>
-#include <array>
 #include <cstdint>
 #include <fstream>
 #include <map>
@@ -21,12 +20,7 @@
 #include <utility>
 #include <vector>
 
-#if __has_include(<zlib.h>)
-#include <zlib.h>
-#define TOPOFR_TRAIN_HAVE_ZLIB 1
-#else
-#define TOPOFR_TRAIN_HAVE_ZLIB 0  // stored members only (the trainer's CMake requires zlib; tests may lack it)
-#endif
+#include <zlib.h>  // a dependency of LibTorch itself: CRC-32 and inflate
 
 namespace topofr::train {
 
@@ -38,29 +32,14 @@ inline std::uint64_t le(const unsigned char* p, int bytes) {
   return v;
 }
 
-/// CRC-32 (zip/zlib/PNG) of n bytes continuing from crc (0 to start): zlib's, or a table one without zlib.
+/// CRC-32 (zip/zlib/PNG) of n bytes continuing from crc (0 to start), by zlib in chunks that fit its uInt.
 inline std::uint32_t crc32_update(std::uint32_t crc, const unsigned char* p, std::size_t n) {
-#if TOPOFR_TRAIN_HAVE_ZLIB
   for (std::size_t done = 0; done < n;) {
     const uInt k = static_cast<uInt>(std::min<std::size_t>(n - done, 1u << 30));
     crc = static_cast<std::uint32_t>(::crc32(crc, p + done, k));
     done += k;
   }
   return crc;
-#else
-  static const std::array<std::uint32_t, 256> t = [] {
-    std::array<std::uint32_t, 256> r{};
-    for (std::uint32_t i = 0; i < 256; ++i) {
-      std::uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      r[i] = c;
-    }
-    return r;
-  }();
-  crc = ~crc;
-  for (std::size_t i = 0; i < n; ++i) crc = t[(crc ^ p[i]) & 0xFFu] ^ (crc >> 8);
-  return ~crc;
-#endif
 }
 
 }  // namespace detail_ckpt
@@ -140,7 +119,7 @@ inline std::size_t verify_zip(const std::string& path) {
       }
       x += 4 + static_cast<std::size_t>(len);
     }
-    if (method != 0 && (method != 8 || !TOPOFR_TRAIN_HAVE_ZLIB))
+    if (method != 0 && method != 8)
       throw member("unsupported compression method " + std::to_string(method));
     if (method == 0 && csize != usize) throw member("stored sizes disagree");
     const auto lh = read_at(off, 30, "local header");
@@ -149,7 +128,6 @@ inline std::size_t verify_zip(const std::string& path) {
     if (data > size || csize > size - data) throw member("truncated");
     std::uint32_t c = 0;
     std::uint64_t produced = 0;
-#if TOPOFR_TRAIN_HAVE_ZLIB
     z_stream zs{};
     if (method == 8 && inflateInit2(&zs, -MAX_WBITS) != Z_OK) throw member("zlib inflateInit2 failed");
     struct end_inflate {
@@ -160,7 +138,6 @@ inline std::size_t verify_zip(const std::string& path) {
       }
     } guard{&zs, method == 8};
     std::vector<unsigned char> outbuf(method == 8 ? buf.size() : 0);
-#endif
     in.clear();
     in.seekg(static_cast<std::streamoff>(data));
     bool stream_end = method == 0;
@@ -174,7 +151,6 @@ inline std::size_t verify_zip(const std::string& path) {
         produced += n;
         continue;
       }
-#if TOPOFR_TRAIN_HAVE_ZLIB
       zs.next_in = buf.data();
       zs.avail_in = static_cast<uInt>(n);
       while (zs.avail_in > 0 && !stream_end) {
@@ -187,7 +163,6 @@ inline std::size_t verify_zip(const std::string& path) {
         produced += got;
         stream_end = r == Z_STREAM_END;
       }
-#endif
     }
     if (!stream_end || produced != usize) throw member("corrupt (size mismatch)");
     if (c != crc) throw member("CRC-32 mismatch (the data was damaged)");
