@@ -1,0 +1,483 @@
+"""topofr: TopoFR's building blocks (NeurIPS 2024) for NumPy and PyTorch, exact and zero-copy.
+
+Every function takes NumPy arrays or torch tensors (anything with ``__dlpack__``), float32 or float64, and
+returns its outputs in the framework, dtype and device of its first array argument. ``out=`` writes into the
+caller's arrays instead; they are never copied, so a result is always visible in them. Errors name the
+argument: ``topofr.Error`` (a ``ValueError``) for shapes and values, ``TypeError`` for dtypes and devices.
+``topofr.torch`` has the autograd functions and modules. docs/python.md is the guide; docs/api.md the C++ API
+that each function mirrors.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+from . import _core
+from ._core import Error
+
+__all__ = [
+    "Error", "has_cuda", "image_scale", "pairwise_distances", "persistence_pairs", "persistence_pairs_from_points",
+    "gather_pairs", "scatter_pairs_add", "isa_loss", "isa_loss_from_points", "gum_fit", "sds_weights",
+    "CombinedMargin", "margin_logits", "margin_logits_backward", "margin_ce_forward", "margin_ce_backward",
+    "rsp_perturb", "rsp_draw", "GUMOptions", "ISAOptions", "ObjectiveOptions", "Objective",
+    "Pairs", "ISAResult", "ISADistResult", "GUMResult", "MarginCEForward", "RSPResult", "ObjectiveResult",
+]
+__version__ = "0.1.0"
+
+Array = Any  # numpy.ndarray or torch.Tensor (any object with __dlpack__)
+
+
+def has_cuda() -> bool:
+    """Whether this build of the extension was compiled with nvcc (CUDA arrays accepted)."""
+    return bool(_core.has_cuda())
+
+
+# ---- framework plumbing: inputs are seen in place, outputs are allocated where the first input lives ----------
+def _torch():
+    return sys.modules.get("torch")
+
+
+def _is_torch(a) -> bool:
+    t = _torch()
+    return t is not None and isinstance(a, t.Tensor)
+
+
+def _input(a, name: str):
+    """An input as a DLPack-exportable array without copying, unless its last axis is strided (then a
+    contiguous copy, which the caller never sees: it is only read)."""
+    if a is None:
+        return None
+    if _is_torch(a):
+        a = a.detach()
+        if a.dim() and a.shape[-1] > 1 and a.stride(-1) != 1 or any(s < 0 for s in a.stride()):
+            a = a.contiguous()
+        return a
+    if not isinstance(a, np.ndarray):
+        if hasattr(a, "__dlpack__"):
+            return a
+        a = np.asarray(a)
+    if a.ndim and a.shape[-1] > 1 and a.strides[-1] != a.itemsize or any(s < 0 for s in a.strides):
+        a = np.ascontiguousarray(a)
+    return a
+
+
+def _output(a, name: str):
+    """A caller's output array, as is (a torch tensor is detached: same storage, so writes are visible)."""
+    if a is None:
+        return None
+    if _is_torch(a):
+        return a.detach()
+    if not isinstance(a, np.ndarray) and not hasattr(a, "__dlpack__"):
+        raise TypeError(f"topofr: {name}: an output must be a NumPy array or a torch tensor, got {type(a).__name__}")
+    return a
+
+
+_NP = {"float32": np.float32, "float64": np.float64, "int32": np.int32, "int64": np.int64}
+
+
+def _dtype_name(a) -> str:
+    return str(a.dtype).replace("torch.", "")
+
+
+def _empty(like, shape, dtype: str):
+    """An uninitialised array of `shape` in `like`'s framework and device; dtype 'float32' etc., or 'like'."""
+    if dtype == "like":
+        dtype = _dtype_name(like)
+    if _is_torch(like):
+        t = _torch()
+        return t.empty(tuple(shape), dtype=getattr(t, dtype), device=like.device)
+    return np.empty(tuple(shape), dtype=_NP[dtype])
+
+
+def _zeros(like, shape, dtype: str):
+    if dtype == "like":
+        dtype = _dtype_name(like)
+    if _is_torch(like):
+        t = _torch()
+        return t.zeros(tuple(shape), dtype=getattr(t, dtype), device=like.device)
+    return np.zeros(tuple(shape), dtype=_NP[dtype])
+
+
+def _shape(a):
+    return tuple(a.shape)
+
+
+def _flat_points(a, name: str):
+    """(n, ...) -> (n, prod(...)) as a view when the array is contiguous (an image batch N x C x H x W is the
+    n x CHW point cloud the VR filtration sees)."""
+    if len(a.shape) == 2:
+        return a
+    if len(a.shape) < 2:
+        raise Error(f"topofr: {name}: expected (n, d) points or an (n, C, H, W) batch, got shape {_shape(a)}")
+    n = a.shape[0]
+    return a.reshape(n, -1)
+
+
+def image_scale(c: int, h: int, w: int) -> float:
+    """sqrt(4 C H W): the released code's divisor of input-space distances (isa x_scale for an image batch)."""
+    return _core.image_scale(c, h, w)
+
+
+# ---- distances, persistence, gathering ------------------------------------------------------------------------
+def pairwise_distances(points: Array, *, scale: float = 1.0, out: Optional[Array] = None) -> Array:
+    """Euclidean distances ||x_i - x_j|| / scale of (n, d) points, or of each of B clouds (B, n, d).
+
+    Exactly symmetric, 0 on the diagonal. Returns (n, n) or (B, n, n) in the points' dtype."""
+    p = _input(points, "points")
+    shape = _shape(p)
+    if len(shape) not in (2, 3):
+        raise Error(f"topofr.pairwise_distances: points: expected (n, d) or (B, n, d), got shape {shape}")
+    out = _output(out, "out") if out is not None else _empty(p, shape[:-1] + (shape[-2],), "like")
+    _core.pairwise_distances(p, out, scale)
+    return out
+
+
+class Pairs(NamedTuple):
+    """0-dim persistence pairs (int32, (n-1, 2) or (B, n-1, 2), u < v, in filtration order) and their deaths."""
+    pairs: Array
+    deaths: Optional[Array]
+
+
+def _pair_outputs(ref, lead: Tuple[int, ...], n: int, with_deaths: bool, out, fn: str):
+    if out is not None:
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise TypeError(f"topofr.{fn}: out: expected a tuple (pairs, deaths or None)")
+        return _output(out[0], "out[0]"), _output(out[1], "out[1]")
+    if n < 2:
+        raise Error(f"topofr.{fn}: expected at least 2 points, got {n}")
+    pairs = _empty(ref, lead + (n - 1, 2), "int32")
+    deaths = _empty(ref, lead + (n - 1,), "like") if with_deaths else None
+    return pairs, deaths
+
+
+def persistence_pairs(dist: Array, *, with_deaths: bool = True, out=None) -> Pairs:
+    """The n-1 0-dim Vietoris-Rips persistence pairs of an (n, n) distance matrix, or of each of a (B, n, n)
+    batch: the minimum spanning tree's edges (u < v), sorted by (dist(u, v), u*n + v) as the released code's
+    union-find emits them, and their deaths dist(u, v).
+
+    >>> pairs, deaths = topofr.persistence_pairs(dist)
+    """
+    d = _input(dist, "dist")
+    shape = _shape(d)
+    if len(shape) not in (2, 3):
+        raise Error(f"topofr.persistence_pairs: dist: expected (n, n) or (B, n, n), got shape {shape}")
+    pairs, deaths = _pair_outputs(d, shape[:-2], shape[-1], with_deaths, out, "persistence_pairs")
+    _core.persistence_pairs(d, pairs, deaths)
+    return Pairs(pairs, deaths)
+
+
+def persistence_pairs_from_points(points: Array, *, scale: float = 1.0, with_deaths: bool = True,
+                                  out=None) -> Pairs:
+    """persistence_pairs(pairwise_distances(points) / scale) for (n, d) points or B clouds (B, n, d), without
+    ever holding B distance matrices (one n x n scratch per thread)."""
+    p = _input(points, "points")
+    shape = _shape(p)
+    single = len(shape) == 2
+    if single:
+        p = p[None]
+    elif len(shape) != 3:
+        raise Error(f"topofr.persistence_pairs_from_points: points: expected (n, d) or (B, n, d), got {shape}")
+    b, n = p.shape[0], p.shape[1]
+    if out is not None:
+        pairs, deaths = _pair_outputs(p, (b,), n, with_deaths, out, "persistence_pairs_from_points")
+        cp = pairs[None] if single else pairs
+        cd = (deaths[None] if single else deaths) if deaths is not None else None
+    else:
+        pairs, deaths = _pair_outputs(p, (b,), n, with_deaths, None, "persistence_pairs_from_points")
+        cp, cd = pairs, deaths
+        if single:
+            pairs = pairs[0]
+            deaths = deaths[0] if deaths is not None else None
+    _core.persistence_pairs_from_points(p, scale, cp, cd)
+    return Pairs(pairs, deaths)
+
+
+def gather_pairs(dist: Array, pairs: Array, *, out: Optional[Array] = None) -> Array:
+    """values[k] = dist[u_k, v_k] for (m, 2) int32 pairs."""
+    d, p = _input(dist, "dist"), _input(pairs, "pairs")
+    out = _output(out, "out") if out is not None else _empty(d, (p.shape[0],), "like")
+    _core.gather_pairs(d, p, out)
+    return out
+
+
+def scatter_pairs_add(pairs: Array, values: Array, grad_dist: Array) -> Array:
+    """grad_dist[u_k, v_k] += values[k] in order (the adjoint of gather_pairs), in place; returns grad_dist."""
+    _core.scatter_pairs_add(_input(pairs, "pairs"), _input(values, "values"), _output(grad_dist, "grad_dist"))
+    return grad_dist
+
+
+# ---- ISA -------------------------------------------------------------------------------------------------------
+class ISADistResult(NamedTuple):
+    loss: float
+    grad_dist_z: Optional[Array]  # dL/d dist_z (n, n), non-zero only at the pairs' (u, v) entries
+    grad_dist_x: Optional[Array]
+
+
+class ISAResult(NamedTuple):
+    loss: float
+    grad_z: Optional[Array]  # dL/dz, shaped like z
+    grad_x: Optional[Array]  # dL/dx, shaped like x
+
+
+def isa_loss(dist_x: Array, dist_z: Array, pairs_x: Optional[Array] = None, pairs_z: Optional[Array] = None, *,
+             variant: str = "symmetric", reduction: str = "mean", grad_dist_z: bool = True,
+             grad_dist_x: bool = False, out=None) -> ISADistResult:
+    """The ISA loss between two (n, n) distance matrices (already scaled) given their persistence pairs
+    (computed here when None). variant 'symmetric' (the paper) or 'sorted_deaths' (the released code);
+    reduction 'mean' or 'sum'. Gradients w.r.t. the matrices are dense (n, n), zero off the pairs.
+    out=(grad_dist_z or None, grad_dist_x or None) writes them into the caller's arrays."""
+    dx, dz = _input(dist_x, "dist_x"), _input(dist_z, "dist_z")
+    px = _input(pairs_x, "pairs_x") if pairs_x is not None else persistence_pairs(dx, with_deaths=False).pairs
+    pz = _input(pairs_z, "pairs_z") if pairs_z is not None else persistence_pairs(dz, with_deaths=False).pairs
+    if out is not None:
+        gz, gx = (_output(o, "out") for o in out)
+    else:
+        gz = _empty(dz, _shape(dz), "like") if grad_dist_z else None
+        gx = _empty(dx, _shape(dx), "like") if grad_dist_x else None
+    loss = _core.isa_loss(dx, dz, px, pz, variant, reduction, gz, gx)
+    return ISADistResult(loss, gz, gx)
+
+
+def isa_loss_from_points(x: Array, z: Array, *, variant: str = "symmetric", reduction: str = "mean",
+                         x_scale: float = 1.0, z_scale: float = 1.0, grad_z: bool = True, grad_x: bool = False,
+                         out=None) -> ISAResult:
+    """ISA between the VR filtrations of inputs x ((n, dx) or an (n, C, H, W) image batch) and embeddings z
+    (n, dz): distances divided by x_scale (topofr.image_scale(C, H, W) reproduces the released code) and
+    z_scale, their persistence pairs, the loss and the gradients w.r.t. the points, in one call."""
+    xs = _input(x, "x")
+    xf = _flat_points(xs, "x")
+    zf = _input(z, "z")
+    if out is not None:
+        gz, gx = (_output(o, "out") for o in out)
+        gxf = _flat_points(gx, "out[1]") if gx is not None else None
+    else:
+        gz = _empty(zf, _shape(zf), "like") if grad_z else None
+        gx = _empty(xs, _shape(xs), "like") if grad_x else None
+        gxf = _flat_points(gx, "grad_x") if gx is not None else None
+    loss = _core.isa_loss_from_points(xf, zf, variant, reduction, x_scale, z_scale, gz, gxf)
+    return ISAResult(loss, gz, gx)
+
+
+# ---- GUM / SDS -------------------------------------------------------------------------------------------------
+class GUMResult(NamedTuple):
+    hard_posterior: Array  # h_i = 1 - gamma_i, the posterior of the uniform (hard-sample) component
+    pi: float              # weight of the Gaussian (clean) component
+    sigma: float           # its variance on the standardised scale
+    c: float               # the uniform density
+    iterations: int
+    converged: bool
+
+
+def gum_fit(entropy: Array, *, mode: str = "reference", max_iter: int = 1000, tol: float = 1e-10,
+            symmetrize: bool = True, out: Optional[Array] = None) -> GUMResult:
+    """Fits the released code's Gaussian-uniform mixture to one batch's entropies by EM (mode 'reference', or
+    'robust' which never diverges) and returns the hard-sample posterior h (out may alias entropy)."""
+    e = _input(entropy, "entropy")
+    h = _output(out, "out") if out is not None else _empty(e, _shape(e), "like")
+    pi, sigma, c, it, conv = _core.gum_fit(e, h, mode, max_iter, tol, symmetrize)
+    return GUMResult(h, pi, sigma, c, it, conv)
+
+
+def sds_weights(hard_posterior: Array, p_gt: Optional[Array] = None, *, lambda_: float = 1.0, focal: bool = True,
+                out: Optional[Array] = None) -> Array:
+    """The structure damage score omega_i = (1 + h_i)^lambda * (1 - p_gt_i) (focal, the paper) or
+    (1 + h_i)^lambda (focal=False, the released code). A constant: no gradient flows through it."""
+    h = _input(hard_posterior, "hard_posterior")
+    out = _output(out, "out") if out is not None else _empty(h, _shape(h), "like")
+    _core.sds_weights(h, _input(p_gt, "p_gt"), lambda_, focal, out)
+    return out
+
+
+# ---- the combined-margin head ----------------------------------------------------------------------------------
+class CombinedMargin(NamedTuple):
+    """Target logit s * (cos(m1 * theta + m2) - m3). ArcFace: m2 = 0.5 (the default); CosFace: m2 = 0, m3 = 0.35."""
+    s: float = 64.0
+    m1: float = 1.0
+    m2: float = 0.5
+    m3: float = 0.0
+
+    @staticmethod
+    def arcface(s: float = 64.0, m: float = 0.5) -> "CombinedMargin":
+        return CombinedMargin(s, 1.0, m, 0.0)
+
+    @staticmethod
+    def cosface(s: float = 64.0, m: float = 0.35) -> "CombinedMargin":
+        return CombinedMargin(s, 1.0, 0.0, m)
+
+
+def _margin(m) -> Tuple[float, float, float, float]:
+    m = CombinedMargin(*m) if not isinstance(m, CombinedMargin) else m
+    return (float(m.s), float(m.m1), float(m.m2), float(m.m3))
+
+
+def margin_logits(cos: Array, labels: Array, margin=CombinedMargin(), *, out: Optional[Array] = None) -> Array:
+    """s * f(cos) in each row's label column, s * cos elsewhere ((N, C); label -1: no margin in that row)."""
+    c, y = _input(cos, "cos"), _input(labels, "labels")
+    out = _output(out, "out") if out is not None else _empty(c, _shape(c), "like")
+    _core.margin_logits(c, y, _margin(margin), out)
+    return out
+
+
+def margin_logits_backward(cos: Array, labels: Array, grad_logits: Array, margin=CombinedMargin(), *,
+                           out: Optional[Array] = None) -> Array:
+    """The adjoint of margin_logits: dL/dcos from dL/dlogits."""
+    c, y, g = _input(cos, "cos"), _input(labels, "labels"), _input(grad_logits, "grad_logits")
+    out = _output(out, "out") if out is not None else _empty(c, _shape(c), "like")
+    _core.margin_logits_backward(c, y, _margin(margin), g, out)
+    return out
+
+
+class MarginCEForward(NamedTuple):
+    loss: Array     # per-sample cross-entropy of the margin logits (N,)
+    entropy: Array  # -sum_j p_ij log(p_ij + entropy_eps)
+    p_gt: Array     # p_{i, y_i}
+    lse: Array      # log sum_j exp(z_ij), for margin_ce_backward
+
+
+def margin_ce_forward(cos: Array, labels: Array, margin=CombinedMargin(), *, entropy_eps: float = 1e-5,
+                      out=None) -> MarginCEForward:
+    """Pass 1 of the fused margin-softmax cross-entropy: per-row loss, entropy, p_gt and log-sum-exp, reading the
+    (N, C) cosines once. out=(loss, entropy, p_gt, lse); any but loss may be None (not computed)."""
+    c, y = _input(cos, "cos"), _input(labels, "labels")
+    n = c.shape[0] if len(c.shape) == 2 else 0
+    if out is None:
+        out = tuple(_empty(c, (n,), "like") for _ in range(4))
+    elif len(out) != 4:
+        raise TypeError("topofr.margin_ce_forward: out: expected a tuple (loss, entropy, p_gt, lse)")
+    lo, en, pg, ls = (_output(o, "out") for o in out)
+    _core.margin_ce_forward(c, y, _margin(margin), entropy_eps, lo, en, pg, ls)
+    return MarginCEForward(lo, en, pg, ls)
+
+
+def margin_ce_backward(cos: Array, labels: Array, lse: Array, weights: Optional[Array] = None,
+                       margin=CombinedMargin(), *, grad_scale: float = 1.0, out: Optional[Array] = None) -> Array:
+    """Pass 2: grad_cos[i, j] = weights[i] * grad_scale * d loss_i / d cos[i, j] (weights None: all 1). With
+    weights = omega (SDS) and grad_scale = 1/N this is the gradient of mean_i omega_i * loss_i."""
+    c, y, s = _input(cos, "cos"), _input(labels, "labels"), _input(lse, "lse")
+    out = _output(out, "out") if out is not None else _empty(c, _shape(c), "like")
+    _core.margin_ce_backward(c, y, _margin(margin), s, _input(weights, "weights"), grad_scale, out)
+    return out
+
+
+# ---- RSP -------------------------------------------------------------------------------------------------------
+class RSPResult(NamedTuple):
+    images: Array  # the perturbed batch (the input itself when inplace=True)
+    kinds: Array   # int32 per sample: -1 none, 0 blur, 1 grayscale, 2 colour jitter, 3 erasing
+
+
+def rsp_perturb(images: Array, *, probability: float = 0.2, seed: int = 0, step: int = 0,
+                inplace: bool = False) -> RSPResult:
+    """Random structure perturbation of a normalised (N, C, H, W) batch, C in {1, 3}: each sample is perturbed
+    with `probability` by one of blur, grayscale, colour jitter or erasing, drawn from a counter-based stream
+    keyed by (seed, sample, step), so the result does not depend on threads or devices. inplace=True writes
+    into `images` (which must then be contiguous and writable); otherwise a perturbed copy is returned."""
+    if inplace:
+        im = _output(images, "images")
+    else:
+        src = _input(images, "images")
+        im = src.clone() if _is_torch(src) else np.array(src, copy=True, order="C")
+        if _is_torch(im):
+            im = im.contiguous()
+    kinds = _empty(im, (im.shape[0],) if len(im.shape) else (0,), "int32")
+    _core.rsp_perturb(im, probability, seed, step, kinds)
+    return RSPResult(images if inplace else im, kinds)
+
+
+def rsp_draw(sample: int, c: int, h: int, w: int, *, probability: float = 0.2, seed: int = 0,
+             step: int = 0) -> dict:
+    """Every random choice RSP makes for one sample (a pure function of seed, step, sample, H, W)."""
+    return _core.rsp_draw(sample, c, h, w, probability, seed, step)
+
+
+# ---- the objective ---------------------------------------------------------------------------------------------
+@dataclass
+class GUMOptions:
+    mode: str = "reference"  # or 'robust'
+    max_iter: int = 1000
+    tol: float = 1e-10
+    symmetrize: bool = True
+
+
+@dataclass
+class ISAOptions:
+    variant: str = "symmetric"  # the paper; 'sorted_deaths' is the released code
+    reduction: str = "mean"
+    x_scale: float = 1.0        # topofr.image_scale(C, H, W) reproduces the released code's input scaling
+    z_scale: float = 1.0
+
+
+@dataclass
+class ObjectiveOptions:
+    """L = (1/N) sum_i omega_i L_arc,i + alpha * L_sa (docs/api.md, 'The TopoFR objective')."""
+    margin: CombinedMargin = CombinedMargin()
+    alpha: float = 0.1
+    lambda_: float = 1.0
+    use_isa: bool = True
+    use_sds: bool = True
+    focal: bool = True
+    entropy_eps: float = 1e-5
+    gum: GUMOptions = field(default_factory=GUMOptions)
+    isa: ISAOptions = field(default_factory=ISAOptions)
+
+    @staticmethod
+    def paper(**kw) -> "ObjectiveOptions":
+        """The paper's formulas (the defaults)."""
+        return ObjectiveOptions(**kw)
+
+    @staticmethod
+    def released_code(**kw) -> "ObjectiveOptions":
+        """What the released training code computes: sorted-deaths ISA, no focal term."""
+        o = ObjectiveOptions(focal=False, **kw)
+        o.isa = replace(o.isa, variant="sorted_deaths")
+        return o
+
+    def _native(self):
+        return _core.ObjectiveOptions(_margin(self.margin), self.alpha, self.lambda_, self.use_isa, self.use_sds,
+                                      self.focal, self.entropy_eps, self.gum.mode, self.gum.max_iter, self.gum.tol,
+                                      self.gum.symmetrize, self.isa.variant, self.isa.reduction, self.isa.x_scale,
+                                      self.isa.z_scale)
+
+
+class ObjectiveResult(NamedTuple):
+    loss: float
+    loss_cls: float
+    discrepancy: float       # L_sa before alpha (0 when use_isa is off)
+    pi: float
+    sigma: float
+    hard_fraction: float     # fraction of samples with h > 0.5
+    gum_iterations: int
+    grad_z: Array            # dL/dz
+    grad_cos: Array          # dL/dcos
+    sample_loss: Array       # per-sample margin cross-entropy
+    entropy: Array
+    p_gt: Array
+    hard_posterior: Array
+    weights: Array           # omega (SDS)
+
+
+class Objective:
+    """The whole TopoFR objective in one call: margin-CE forward, GUM on the entropies, SDS weights, the weighted
+    CE backward and ISA between clean inputs x and embeddings z of the perturbed batch. Keeps its buffers between
+    calls. The scalar type is the cosines'."""
+
+    def __init__(self, options: Optional[ObjectiveOptions] = None):
+        self.options = options if options is not None else ObjectiveOptions()
+        self._obj = _core.Objective(self.options._native())
+
+    def __call__(self, x: Array, z: Array, cos: Array, labels: Array, *, out=None) -> ObjectiveResult:
+        """x: (n, dx) or (n, C, H, W) clean inputs; z: (n, dz) embeddings; cos: (N, C) cosines (N = n);
+        labels: (N,) int32/int64. out=(grad_z, grad_cos) writes the gradients into the caller's arrays."""
+        xf = _flat_points(_input(x, "x"), "x")
+        zz, c, y = _input(z, "z"), _input(cos, "cos"), _input(labels, "labels")
+        if out is not None:
+            gz, gc = (_output(o, "out") for o in out)
+        else:
+            gz, gc = _empty(c, _shape(zz), "like"), _empty(c, _shape(c), "like")
+        n = c.shape[0] if len(c.shape) == 2 else 0
+        per = [_empty(c, (n,), "like") for _ in range(5)]
+        r = self._obj(xf, zz, c, y, gz, gc, *per)
+        return ObjectiveResult(r["loss"], r["loss_cls"], r["discrepancy"], r["pi"], r["sigma"], r["hard_fraction"],
+                               r["gum_iterations"], gz, gc, *per)
