@@ -8,6 +8,7 @@ pkgs=(build-essential cmake libeigen3-dev catch2 libbenchmark-dev
       libcli11-dev nlohmann-json3-dev  # the CLI's and the trainer's command lines, the trainer's report
       python3-matplotlib python3-pil   # the trainer's plots; JPEG fixtures in test_train_support
       clang libclang-rt-14-dev         # tests/fuzz: libFuzzer and Clang's sanitizer runtimes
+      python3-dev python3-venv python3-pip python3-pytest  # the Python package: its build, venv and tests
       )
 missing=()
 for p in "${pkgs[@]}"; do

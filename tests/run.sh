@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README, CI): install what is missing, then
-#   1. build everything in build/ and run every test with the Python/ripser oracles required;
+#   1. build everything in build/ and run every test with the Python/ripser oracles required; then install the
+#      Python package (python/) into a virtual environment in build/python-venv, as a user would (pip, with
+#      Debian's torch and numpy seen through --system-site-packages), and run its pytest suite;
 #   2. build the CPU tests and the CLI with AddressSanitizer + UndefinedBehaviorSanitizer in build-asan/
 #      (-march=native, so the AVX-512 paths run; every finding is fatal) and run them;
 #   3. build the libFuzzer targets with Clang in build-fuzz/ and run each for TOPOFR_FUZZ_SECONDS (30 s)
@@ -23,6 +25,10 @@ step "1/3 build and test ($build)"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DTOPOFR_BUILD_TESTS=ON
 cmake --build "$build" -j"$jobs"
 TOPOFR_REQUIRE_ORACLES=1 ctest --test-dir "$build" --output-on-failure -j"$jobs"
+step "1/3 Python package: pip install ./python, pytest"
+/usr/bin/python3 -m venv --system-site-packages "$build/python-venv"
+"$build/python-venv/bin/pip" install -q --disable-pip-version-check --config-settings=build-dir="$build/python" "$root/python"
+(cd "$build" && "$build/python-venv/bin/python" -m pytest -q -p no:cacheprovider "$root/python/tests")
 fi
 
 asan="$build-asan"

@@ -13,7 +13,12 @@
 #include <tuple>
 #include <variant>
 
+#ifndef TOPOFR_PY_CUDA
+#define TOPOFR_PY_CUDA 0
+#endif
+
 #include "arrays.hpp"
+#include "cuda_api.hpp"
 #include "topofr/topofr.hpp"
 
 namespace nb = nanobind;
@@ -44,109 +49,229 @@ topofr::gum_mode parse_mode(const std::string& s, const char* fn) {
   value_fail(fn, "mode", "expected 'reference' or 'robust', got '", s, "'");
 }
 
-/// Every array of a call must be on the CPU in this module (the CUDA twin is topofr/_core_cuda, when built).
-template <class A> void on_cpu(const A& a, const char* fn, const char* arg) {
-  if (space_of(a, fn, arg) != space::cpu)
-    type_fail(fn, arg, "is a CUDA array, but this topofr was built without CUDA (topofr.has_cuda() is False)");
+// ---- backends: every binding is written once, generic in where it runs --------------------------------------
+/// The CPU: topofr::fn(topofr::cpu, ...).
+struct cpu_exec {
+  static constexpr space where = space::cpu;
+  using mem = topofr::host_memory;
+};
+/// A CUDA device: cuda_api::fn(exec, ...) (module_cuda.cu), on the caller's stream and allocator.
+struct cuda_exec {
+  static constexpr space where = space::cuda;
+  using mem = topofr::device_memory;
+  cuda_api::exec e;
+};
+
+#define TOPOFR_PY_FORWARD(fn)                                                                     \
+  template <class... A> decltype(auto) fn(const cpu_exec&, A&&... a) {                            \
+    return topofr::fn(topofr::cpu, std::forward<A>(a)...);                                        \
+  }                                                                                               \
+  template <class... A> decltype(auto) fn(const cuda_exec& x, A&&... a) {                         \
+    return cuda_api::fn(x.e, std::forward<A>(a)...);                                              \
+  }
+namespace run {
+TOPOFR_PY_FORWARD(pairwise_distances)
+TOPOFR_PY_FORWARD(persistence_pairs)
+TOPOFR_PY_FORWARD(persistence_pairs_from_points)
+TOPOFR_PY_FORWARD(gather_pairs)
+TOPOFR_PY_FORWARD(scatter_pairs_add)
+TOPOFR_PY_FORWARD(isa_loss)
+TOPOFR_PY_FORWARD(isa_loss_from_points)
+TOPOFR_PY_FORWARD(gum_fit)
+TOPOFR_PY_FORWARD(sds_weights)
+TOPOFR_PY_FORWARD(margin_logits)
+TOPOFR_PY_FORWARD(margin_logits_backward)
+TOPOFR_PY_FORWARD(margin_ce_forward)
+TOPOFR_PY_FORWARD(margin_ce_backward)
+TOPOFR_PY_FORWARD(rsp_perturb)
+}  // namespace run
+#undef TOPOFR_PY_FORWARD
+
+#if TOPOFR_PY_CUDA
+// The caller's allocator, a Python object with allocate(nbytes, stream) -> int and free(ptr, nbytes, stream)
+// (topofr/__init__.py wraps torch's caching allocator in one). Called from the library with the GIL released.
+void* py_allocate(void* state, std::size_t bytes, void* stream) {
+  nb::gil_scoped_acquire gil;
+  nb::object p = nb::handle(static_cast<PyObject*>(state))
+                     .attr("allocate")(bytes, reinterpret_cast<std::uintptr_t>(stream));
+  return reinterpret_cast<void*>(nb::cast<std::uintptr_t>(p));
 }
+void py_deallocate(void* state, void* ptr, std::size_t bytes, void* stream) {
+  nb::gil_scoped_acquire gil;
+  try {
+    nb::handle(static_cast<PyObject*>(state))
+        .attr("free")(reinterpret_cast<std::uintptr_t>(ptr), bytes, reinterpret_cast<std::uintptr_t>(stream));
+  } catch (nb::python_error& e) {
+    e.discard_as_unraisable("topofr: the allocator's free()");  // called from destructors: must not throw
+  }
+}
+#endif
+
+/// Calls f(cpu_exec) or f(cuda_exec) as `first` lives on the CPU or a CUDA device; the other arrays of the call
+/// are checked against it when they are viewed.
+template <class A, class F>
+decltype(auto) on_backend(const A& first, const char* fn, const char* arg, std::uintptr_t stream,
+                          const nb::object& allocator, F&& f) {
+  if (space_of(first, fn, arg) == space::cpu) return f(cpu_exec{});
+#if TOPOFR_PY_CUDA
+  cuda_exec x;
+  x.e.device = first.device_id();
+  x.e.stream = reinterpret_cast<void*>(stream);
+  if (!allocator.is_none()) {
+    x.e.alloc_state = allocator.ptr();
+    x.e.allocate = &py_allocate;
+    x.e.deallocate = &py_deallocate;
+  }
+  return f(x);
+#else
+  (void)stream;
+  (void)allocator;
+  type_fail(fn, arg, "is a CUDA array, but this topofr was built without CUDA (topofr.has_cuda() is False)");
+#endif
+}
+
+/// On CUDA every array of a call has one element type (the CPU accepts, e.g., float deaths of a double matrix).
+template <class B, class T, class D>
+constexpr bool same_or_cpu = B::where == space::cpu || std::is_same<T, D>::value;
+template <class B, class T, class D>
+void require_same(const char* fn, const char* arg) {
+  if (!same_or_cpu<B, T, D>) type_fail(fn, arg, "on CUDA must have the same dtype as the first array");
+}
+
+// Each binding: pick the backend from the first array, dispatch on dtypes, view every array (checking it is on
+// the same device), release the GIL, run the block. `stream` and `allocator` only matter on CUDA.
+#define TOPOFR_PY_EXEC std::uintptr_t stream, const nb::object& allocator
+template <class B> using mem_t = typename B::mem;
 
 // ---- distances ---------------------------------------------------------------------------------------------
-void pairwise_distances(const in_array& points, const out_array& dist, double scale) {
+void pairwise_distances(const in_array& points, const out_array& dist, double scale, TOPOFR_PY_EXEC) {
   const char* fn = "pairwise_distances";
-  on_cpu(points, fn, "points");
-  with_real(points, fn, "points", [&](auto t) {
-    using T = decltype(t);
-    if (points.ndim() == 2) {
-      auto p = mat<const T>(points, fn, "points");
-      auto d = mat<T>(dist, fn, "dist");
-      nb::gil_scoped_release nogil;
-      topofr::pairwise_distances(cpu, p, d, scale);
-    } else if (points.ndim() == 3) {
-      auto p = batch<const T>(points, fn, "points");
-      auto d = batch<T>(dist, fn, "dist");
-      nb::gil_scoped_release nogil;
-      topofr::pairwise_distances(cpu, p, d, scale);
-    } else {
-      value_fail(fn, "points", "expected (n, d) or (B, n, d), got ", points.ndim(), " dimensions");
-    }
-  });
-}
-
-// ---- persistence -------------------------------------------------------------------------------------------
-void persistence_pairs(const in_array& dist, const out_array& pairs, const opt_out& deaths) {
-  const char* fn = "persistence_pairs";
-  on_cpu(dist, fn, "dist");
-  with_real(dist, fn, "dist", [&](auto t) {
-    using T = decltype(t);
-    auto run = [&](auto d_t) {
-      using D = decltype(d_t);
-      if (dist.ndim() == 2) {
-        auto m = mat<const T>(dist, fn, "dist");
-        auto p = edges<edge>(pairs, fn, "pairs");
-        topofr::vector_view<D> dv = deaths ? vec<D>(*deaths, fn, "deaths") : topofr::vector_view<D>();
+  on_backend(points, fn, "points", stream, allocator, [&](const auto& be) {
+    using B = std::decay_t<decltype(be)>;
+    using S = mem_t<B>;
+    with_real(points, fn, "points", [&](auto t) {
+      using T = decltype(t);
+      if (points.ndim() == 2) {
+        auto p = mat<const T, S>(points, fn, "points", B::where);
+        auto d = mat<T, S>(dist, fn, "dist", B::where);
         nb::gil_scoped_release nogil;
-        topofr::persistence_pairs(cpu, m, p, dv);
-      } else if (dist.ndim() == 3) {
-        auto m = batch<const T>(dist, fn, "dist");
-        auto p = edge_batch<edge>(pairs, fn, "pairs");
-        topofr::matrix_view<D> dv = deaths ? mat<D>(*deaths, fn, "deaths") : topofr::matrix_view<D>();
+        run::pairwise_distances(be, p, d, scale);
+      } else if (points.ndim() == 3) {
+        auto p = batch<const T, S>(points, fn, "points", B::where);
+        auto d = batch<T, S>(dist, fn, "dist", B::where);
         nb::gil_scoped_release nogil;
-        topofr::persistence_pairs(cpu, m, p, dv);
+        run::pairwise_distances(be, p, d, scale);
       } else {
-        value_fail(fn, "dist", "expected (n, n) or (B, n, n), got ", dist.ndim(), " dimensions");
+        value_fail(fn, "points", "expected (n, d) or (B, n, d), got ", points.ndim(), " dimensions");
       }
-    };
-    if (deaths) with_real(*deaths, fn, "deaths", run); else run(T{});
-  });
-}
-
-void persistence_pairs_from_points(const in_array& points, double scale, const out_array& pairs,
-                                   const opt_out& deaths) {
-  const char* fn = "persistence_pairs_from_points";
-  on_cpu(points, fn, "points");
-  with_real(points, fn, "points", [&](auto t) {
-    using T = decltype(t);
-    auto run = [&](auto d_t) {
-      using D = decltype(d_t);
-      auto x = batch<const T>(points, fn, "points");
-      auto p = edge_batch<edge>(pairs, fn, "pairs");
-      topofr::matrix_view<D> dv = deaths ? mat<D>(*deaths, fn, "deaths") : topofr::matrix_view<D>();
-      nb::gil_scoped_release nogil;
-      topofr::persistence_pairs_from_points(cpu, x, scale, p, dv);
-    };
-    if (deaths) with_real(*deaths, fn, "deaths", run); else run(T{});
-  });
-}
-
-// ---- gather / scatter --------------------------------------------------------------------------------------
-void gather_pairs(const in_array& dist, const in_array& pairs, const out_array& values) {
-  const char* fn = "gather_pairs";
-  on_cpu(dist, fn, "dist");
-  with_real(dist, fn, "dist", [&](auto t) {
-    using T = decltype(t);
-    with_real(values, fn, "values", [&](auto v_t) {
-      using V = decltype(v_t);
-      auto d = mat<const T>(dist, fn, "dist");
-      auto p = edges<const edge>(pairs, fn, "pairs");
-      auto v = vec<V>(values, fn, "values");
-      nb::gil_scoped_release nogil;
-      topofr::gather_pairs(cpu, d, p, v);
     });
   });
 }
 
-void scatter_pairs_add(const in_array& pairs, const in_array& values, const out_array& grad_dist) {
+// ---- persistence -------------------------------------------------------------------------------------------
+void persistence_pairs(const in_array& dist, const out_array& pairs, const opt_out& deaths, TOPOFR_PY_EXEC) {
+  const char* fn = "persistence_pairs";
+  on_backend(dist, fn, "dist", stream, allocator, [&](const auto& be) {
+    using B = std::decay_t<decltype(be)>;
+    using S = mem_t<B>;
+    with_real(dist, fn, "dist", [&](auto t) {
+      using T = decltype(t);
+      auto go = [&](auto d_t) {
+        using D = decltype(d_t);
+        if constexpr (same_or_cpu<B, T, D>) {
+          if (dist.ndim() == 2) {
+            auto m = mat<const T, S>(dist, fn, "dist", B::where);
+            auto p = edges<edge, S>(pairs, fn, "pairs", B::where);
+            auto dv = deaths ? vec<D, S>(*deaths, fn, "deaths", B::where) : topofr::vector_view<D, S>();
+            nb::gil_scoped_release nogil;
+            run::persistence_pairs(be, m, p, dv);
+          } else if (dist.ndim() == 3) {
+            auto m = batch<const T, S>(dist, fn, "dist", B::where);
+            auto p = edge_batch<edge, S>(pairs, fn, "pairs", B::where);
+            auto dv = deaths ? mat<D, S>(*deaths, fn, "deaths", B::where) : topofr::matrix_view<D, S>();
+            nb::gil_scoped_release nogil;
+            run::persistence_pairs(be, m, p, dv);
+          } else {
+            value_fail(fn, "dist", "expected (n, n) or (B, n, n), got ", dist.ndim(), " dimensions");
+          }
+        } else {
+          require_same<B, T, D>(fn, "deaths");
+        }
+      };
+      if (deaths) with_real(*deaths, fn, "deaths", go); else go(T{});
+    });
+  });
+}
+
+void persistence_pairs_from_points(const in_array& points, double scale, const out_array& pairs,
+                                   const opt_out& deaths, TOPOFR_PY_EXEC) {
+  const char* fn = "persistence_pairs_from_points";
+  on_backend(points, fn, "points", stream, allocator, [&](const auto& be) {
+    using B = std::decay_t<decltype(be)>;
+    using S = mem_t<B>;
+    with_real(points, fn, "points", [&](auto t) {
+      using T = decltype(t);
+      auto go = [&](auto d_t) {
+        using D = decltype(d_t);
+        if constexpr (same_or_cpu<B, T, D>) {
+          auto x = batch<const T, S>(points, fn, "points", B::where);
+          auto p = edge_batch<edge, S>(pairs, fn, "pairs", B::where);
+          auto dv = deaths ? mat<D, S>(*deaths, fn, "deaths", B::where) : topofr::matrix_view<D, S>();
+          nb::gil_scoped_release nogil;
+          run::persistence_pairs_from_points(be, x, scale, p, dv);
+        } else {
+          require_same<B, T, D>(fn, "deaths");
+        }
+      };
+      if (deaths) with_real(*deaths, fn, "deaths", go); else go(T{});
+    });
+  });
+}
+
+// ---- gather / scatter --------------------------------------------------------------------------------------
+void gather_pairs(const in_array& dist, const in_array& pairs, const out_array& values, TOPOFR_PY_EXEC) {
+  const char* fn = "gather_pairs";
+  on_backend(dist, fn, "dist", stream, allocator, [&](const auto& be) {
+    using B = std::decay_t<decltype(be)>;
+    using S = mem_t<B>;
+    with_real(dist, fn, "dist", [&](auto t) {
+      using T = decltype(t);
+      with_real(values, fn, "values", [&](auto v_t) {
+        using V = decltype(v_t);
+        if constexpr (same_or_cpu<B, T, V>) {
+          auto d = mat<const T, S>(dist, fn, "dist", B::where);
+          auto p = edges<const edge, S>(pairs, fn, "pairs", B::where);
+          auto v = vec<V, S>(values, fn, "values", B::where);
+          nb::gil_scoped_release nogil;
+          run::gather_pairs(be, d, p, v);
+        } else {
+          require_same<B, T, V>(fn, "values");
+        }
+      });
+    });
+  });
+}
+
+void scatter_pairs_add(const in_array& pairs, const in_array& values, const out_array& grad_dist,
+                       TOPOFR_PY_EXEC) {
   const char* fn = "scatter_pairs_add";
-  on_cpu(grad_dist, fn, "grad_dist");
-  with_real(grad_dist, fn, "grad_dist", [&](auto t) {
-    using T = decltype(t);
-    with_real(values, fn, "values", [&](auto v_t) {
-      using V = decltype(v_t);
-      auto p = edges<const edge>(pairs, fn, "pairs");
-      auto v = vec<const V>(values, fn, "values");
-      auto g = mat<T>(grad_dist, fn, "grad_dist");
-      nb::gil_scoped_release nogil;
-      topofr::scatter_pairs_add(cpu, p, v, g);
+  on_backend(grad_dist, fn, "grad_dist", stream, allocator, [&](const auto& be) {
+    using B = std::decay_t<decltype(be)>;
+    using S = mem_t<B>;
+    with_real(grad_dist, fn, "grad_dist", [&](auto t) {
+      using T = decltype(t);
+      with_real(values, fn, "values", [&](auto v_t) {
+        using V = decltype(v_t);
+        if constexpr (same_or_cpu<B, T, V>) {
+          auto p = edges<const edge, S>(pairs, fn, "pairs", B::where);
+          auto v = vec<const V, S>(values, fn, "values", B::where);
+          auto g = mat<T, S>(grad_dist, fn, "grad_dist", B::where);
+          nb::gil_scoped_release nogil;
+          run::scatter_pairs_add(be, p, v, g);
+        } else {
+          require_same<B, T, V>(fn, "values");
+        }
+      });
     });
   });
 }
@@ -154,42 +279,48 @@ void scatter_pairs_add(const in_array& pairs, const in_array& values, const out_
 // ---- ISA ---------------------------------------------------------------------------------------------------
 double isa_loss(const in_array& dist_x, const in_array& dist_z, const in_array& pairs_x, const in_array& pairs_z,
                 const std::string& variant, const std::string& reduction, const opt_out& grad_dist_z,
-                const opt_out& grad_dist_x) {
+                const opt_out& grad_dist_x, TOPOFR_PY_EXEC) {
   const char* fn = "isa_loss";
-  on_cpu(dist_x, fn, "dist_x");
   const auto v = parse_variant(variant, fn);
   const auto r = parse_reduction(reduction, fn);
-  return with_real(dist_x, fn, "dist_x", [&](auto t) -> double {
-    using T = decltype(t);
-    auto mx = mat<const T>(dist_x, fn, "dist_x");
-    auto mz = mat<const T>(dist_z, fn, "dist_z");
-    auto px = edges<const edge>(pairs_x, fn, "pairs_x");
-    auto pz = edges<const edge>(pairs_z, fn, "pairs_z");
-    auto gz = grad_dist_z ? mat<T>(*grad_dist_z, fn, "grad_dist_z") : topofr::matrix_view<T>();
-    auto gx = grad_dist_x ? mat<T>(*grad_dist_x, fn, "grad_dist_x") : topofr::matrix_view<T>();
-    nb::gil_scoped_release nogil;
-    return static_cast<double>(topofr::isa_loss(cpu, mx, mz, px, pz, v, r, gz, gx));
+  return on_backend(dist_x, fn, "dist_x", stream, allocator, [&](const auto& be) -> double {
+    using B = std::decay_t<decltype(be)>;
+    using S = mem_t<B>;
+    return with_real(dist_x, fn, "dist_x", [&](auto t) -> double {
+      using T = decltype(t);
+      auto mx = mat<const T, S>(dist_x, fn, "dist_x", B::where);
+      auto mz = mat<const T, S>(dist_z, fn, "dist_z", B::where);
+      auto px = edges<const edge, S>(pairs_x, fn, "pairs_x", B::where);
+      auto pz = edges<const edge, S>(pairs_z, fn, "pairs_z", B::where);
+      auto gz = grad_dist_z ? mat<T, S>(*grad_dist_z, fn, "grad_dist_z", B::where) : topofr::matrix_view<T, S>();
+      auto gx = grad_dist_x ? mat<T, S>(*grad_dist_x, fn, "grad_dist_x", B::where) : topofr::matrix_view<T, S>();
+      nb::gil_scoped_release nogil;
+      return static_cast<double>(run::isa_loss(be, mx, mz, px, pz, v, r, gz, gx));
+    });
   });
 }
 
 double isa_loss_from_points(const in_array& x, const in_array& z, const std::string& variant,
                             const std::string& reduction, double x_scale, double z_scale, const opt_out& grad_z,
-                            const opt_out& grad_x) {
+                            const opt_out& grad_x, TOPOFR_PY_EXEC) {
   const char* fn = "isa_loss_from_points";
-  on_cpu(x, fn, "x");
   topofr::isa_options opt;
   opt.variant = parse_variant(variant, fn);
   opt.reduce = parse_reduction(reduction, fn);
   opt.x_scale = x_scale;
   opt.z_scale = z_scale;
-  return with_real(x, fn, "x", [&](auto t) -> double {
-    using T = decltype(t);
-    auto xv = mat<const T>(x, fn, "x");
-    auto zv = mat<const T>(z, fn, "z");
-    auto gz = grad_z ? mat<T>(*grad_z, fn, "grad_z") : topofr::matrix_view<T>();
-    auto gx = grad_x ? mat<T>(*grad_x, fn, "grad_x") : topofr::matrix_view<T>();
-    nb::gil_scoped_release nogil;
-    return static_cast<double>(topofr::isa_loss_from_points(cpu, xv, zv, opt, gz, gx));
+  return on_backend(x, fn, "x", stream, allocator, [&](const auto& be) -> double {
+    using B = std::decay_t<decltype(be)>;
+    using S = mem_t<B>;
+    return with_real(x, fn, "x", [&](auto t) -> double {
+      using T = decltype(t);
+      auto xv = mat<const T, S>(x, fn, "x", B::where);
+      auto zv = mat<const T, S>(z, fn, "z", B::where);
+      auto gz = grad_z ? mat<T, S>(*grad_z, fn, "grad_z", B::where) : topofr::matrix_view<T, S>();
+      auto gx = grad_x ? mat<T, S>(*grad_x, fn, "grad_x", B::where) : topofr::matrix_view<T, S>();
+      nb::gil_scoped_release nogil;
+      return static_cast<double>(run::isa_loss_from_points(be, xv, zv, opt, gz, gx));
+    });
   });
 }
 
@@ -203,42 +334,59 @@ topofr::gum_options gum_opts(const std::string& mode, int max_iter, double tol, 
   return o;
 }
 
-std::tuple<double, double, double, int, bool> gum_fit(const in_array& entropy, const out_array& hard_posterior,
-                                                      const std::string& mode, int max_iter, double tol,
-                                                      bool symmetrize) {
+using gum_tuple = std::tuple<double, double, double, int, bool>;
+
+gum_tuple gum_fit(const in_array& entropy, const out_array& hard_posterior, const std::string& mode, int max_iter,
+                  double tol, bool symmetrize, TOPOFR_PY_EXEC) {
   const char* fn = "gum_fit";
-  on_cpu(entropy, fn, "entropy");
   const auto o = gum_opts(mode, max_iter, tol, symmetrize, fn);
-  return with_real(entropy, fn, "entropy", [&](auto t) {
-    using T = decltype(t);
-    return with_real(hard_posterior, fn, "hard_posterior", [&](auto h_t) {
-      using H = decltype(h_t);
-      auto e = vec<const T>(entropy, fn, "entropy");
-      auto h = vec<H>(hard_posterior, fn, "hard_posterior");
-      nb::gil_scoped_release nogil;
-      const auto g = topofr::gum_fit(cpu, e, h, o);
-      return std::make_tuple(g.pi, g.sigma, g.c, g.iterations, g.converged);
+  return on_backend(entropy, fn, "entropy", stream, allocator, [&](const auto& be) -> gum_tuple {
+    using B = std::decay_t<decltype(be)>;
+    using S = mem_t<B>;
+    return with_real(entropy, fn, "entropy", [&](auto t) -> gum_tuple {
+      using T = decltype(t);
+      return with_real(hard_posterior, fn, "hard_posterior", [&](auto h_t) -> gum_tuple {
+        using H = decltype(h_t);
+        if constexpr (same_or_cpu<B, T, H>) {
+          auto e = vec<const T, S>(entropy, fn, "entropy", B::where);
+          auto h = vec<H, S>(hard_posterior, fn, "hard_posterior", B::where);
+          nb::gil_scoped_release nogil;
+          const topofr::gum_result g = run::gum_fit(be, e, h, o);
+          return {g.pi, g.sigma, g.c, g.iterations, g.converged};
+        } else {
+          require_same<B, T, H>(fn, "hard_posterior");
+          return {};
+        }
+      });
     });
   });
 }
 
 void sds_weights(const in_array& hard_posterior, const opt_in& p_gt, double lambda, bool focal,
-                 const out_array& omega) {
+                 const out_array& omega, TOPOFR_PY_EXEC) {
   const char* fn = "sds_weights";
-  on_cpu(hard_posterior, fn, "hard_posterior");
-  with_real(hard_posterior, fn, "hard_posterior", [&](auto t) {
-    using H = decltype(t);
-    with_real(omega, fn, "omega", [&](auto o_t) {
-      using O = decltype(o_t);
-      auto run = [&](auto p_t) {
-        using P = decltype(p_t);
-        auto h = vec<const H>(hard_posterior, fn, "hard_posterior");
-        auto p = p_gt ? vec<const P>(*p_gt, fn, "p_gt") : topofr::vector_view<const P>();
-        auto w = vec<O>(omega, fn, "omega");
-        nb::gil_scoped_release nogil;
-        topofr::sds_weights(cpu, h, p, lambda, focal, w);
-      };
-      if (p_gt) with_real(*p_gt, fn, "p_gt", run); else run(H{});
+  on_backend(hard_posterior, fn, "hard_posterior", stream, allocator, [&](const auto& be) {
+    using B = std::decay_t<decltype(be)>;
+    using S = mem_t<B>;
+    with_real(hard_posterior, fn, "hard_posterior", [&](auto t) {
+      using H = decltype(t);
+      with_real(omega, fn, "omega", [&](auto o_t) {
+        using O = decltype(o_t);
+        auto go = [&](auto p_t) {
+          using P = decltype(p_t);
+          if constexpr (same_or_cpu<B, H, O> && same_or_cpu<B, H, P>) {
+            auto h = vec<const H, S>(hard_posterior, fn, "hard_posterior", B::where);
+            auto p = p_gt ? vec<const P, S>(*p_gt, fn, "p_gt", B::where) : topofr::vector_view<const P, S>();
+            auto w = vec<O, S>(omega, fn, "omega", B::where);
+            nb::gil_scoped_release nogil;
+            run::sds_weights(be, h, p, lambda, focal, w);
+          } else {
+            require_same<B, H, O>(fn, "omega");
+            require_same<B, H, P>(fn, "p_gt");
+          }
+        };
+        if (p_gt) with_real(*p_gt, fn, "p_gt", go); else go(H{});
+      });
     });
   });
 }
@@ -249,100 +397,114 @@ topofr::combined_margin margin_of(const margin_t& m) {
   return {std::get<0>(m), std::get<1>(m), std::get<2>(m), std::get<3>(m)};
 }
 
-void margin_logits(const in_array& cos, const in_array& labels, const margin_t& margin, const out_array& logits) {
-  const char* fn = "margin_logits";
-  on_cpu(cos, fn, "cos");
-  with_real(cos, fn, "cos", [&](auto t) {
-    using T = decltype(t);
-    with_label(labels, fn, "labels", [&](auto l_t) {
-      using L = decltype(l_t);
-      auto c = mat<const T>(cos, fn, "cos");
-      auto y = vec<const L>(labels, fn, "labels");
-      auto o = mat<T>(logits, fn, "logits");
-      nb::gil_scoped_release nogil;
-      topofr::margin_logits(cpu, c, y, margin_of(margin), o);
+/// Backend, cos dtype T and label type L for the head's bindings: f(be, T{}, L{}).
+template <class F>
+void head(const in_array& cos, const in_array& labels, const char* fn, TOPOFR_PY_EXEC, F&& f) {
+  on_backend(cos, fn, "cos", stream, allocator, [&](const auto& be) {
+    with_real(cos, fn, "cos", [&](auto t) {
+      with_label(labels, fn, "labels", [&](auto l) { f(be, t, l); });
     });
+  });
+}
+
+void margin_logits(const in_array& cos, const in_array& labels, const margin_t& margin, const out_array& logits,
+                   TOPOFR_PY_EXEC) {
+  const char* fn = "margin_logits";
+  head(cos, labels, fn, stream, allocator, [&](const auto& be, auto t, auto l) {
+    using B = std::decay_t<decltype(be)>;
+    using S = mem_t<B>;
+    using T = decltype(t);
+    using L = decltype(l);
+    auto c = mat<const T, S>(cos, fn, "cos", B::where);
+    auto y = vec<const L, S>(labels, fn, "labels", B::where);
+    auto o = mat<T, S>(logits, fn, "logits", B::where);
+    nb::gil_scoped_release nogil;
+    run::margin_logits(be, c, y, margin_of(margin), o);
   });
 }
 
 void margin_logits_backward(const in_array& cos, const in_array& labels, const margin_t& margin,
-                            const in_array& grad_logits, const out_array& grad_cos) {
+                            const in_array& grad_logits, const out_array& grad_cos, TOPOFR_PY_EXEC) {
   const char* fn = "margin_logits_backward";
-  on_cpu(cos, fn, "cos");
-  with_real(cos, fn, "cos", [&](auto t) {
+  head(cos, labels, fn, stream, allocator, [&](const auto& be, auto t, auto l) {
+    using B = std::decay_t<decltype(be)>;
+    using S = mem_t<B>;
     using T = decltype(t);
-    with_label(labels, fn, "labels", [&](auto l_t) {
-      using L = decltype(l_t);
-      auto c = mat<const T>(cos, fn, "cos");
-      auto y = vec<const L>(labels, fn, "labels");
-      auto gl = mat<const T>(grad_logits, fn, "grad_logits");
-      auto gc = mat<T>(grad_cos, fn, "grad_cos");
-      nb::gil_scoped_release nogil;
-      topofr::margin_logits_backward(cpu, c, y, margin_of(margin), gl, gc);
-    });
+    using L = decltype(l);
+    auto c = mat<const T, S>(cos, fn, "cos", B::where);
+    auto y = vec<const L, S>(labels, fn, "labels", B::where);
+    auto gl = mat<const T, S>(grad_logits, fn, "grad_logits", B::where);
+    auto gc = mat<T, S>(grad_cos, fn, "grad_cos", B::where);
+    nb::gil_scoped_release nogil;
+    run::margin_logits_backward(be, c, y, margin_of(margin), gl, gc);
   });
 }
 
 void margin_ce_forward(const in_array& cos, const in_array& labels, const margin_t& margin, double entropy_eps,
-                       const out_array& loss, const opt_out& entropy, const opt_out& p_gt, const opt_out& lse) {
+                       const out_array& loss, const opt_out& entropy, const opt_out& p_gt, const opt_out& lse,
+                       TOPOFR_PY_EXEC) {
   const char* fn = "margin_ce_forward";
-  on_cpu(cos, fn, "cos");
-  with_real(cos, fn, "cos", [&](auto t) {
+  head(cos, labels, fn, stream, allocator, [&](const auto& be, auto t, auto l) {
+    using B = std::decay_t<decltype(be)>;
+    using S = mem_t<B>;
     using T = decltype(t);
-    with_label(labels, fn, "labels", [&](auto l_t) {
-      using L = decltype(l_t);
-      auto c = mat<const T>(cos, fn, "cos");
-      auto y = vec<const L>(labels, fn, "labels");
-      auto lo = vec<T>(loss, fn, "loss");
-      auto en = entropy ? vec<T>(*entropy, fn, "entropy") : topofr::vector_view<T>();
-      auto pg = p_gt ? vec<T>(*p_gt, fn, "p_gt") : topofr::vector_view<T>();
-      auto ls = lse ? vec<T>(*lse, fn, "lse") : topofr::vector_view<T>();
-      nb::gil_scoped_release nogil;
-      topofr::margin_ce_forward(cpu, c, y, margin_of(margin), entropy_eps, lo, en, pg, ls);
-    });
+    using L = decltype(l);
+    auto opt_vec = [&](const opt_out& a, const char* arg) {
+      return a ? vec<T, S>(*a, fn, arg, B::where) : topofr::vector_view<T, S>();
+    };
+    auto c = mat<const T, S>(cos, fn, "cos", B::where);
+    auto y = vec<const L, S>(labels, fn, "labels", B::where);
+    auto lo = vec<T, S>(loss, fn, "loss", B::where);
+    auto en = opt_vec(entropy, "entropy"), pg = opt_vec(p_gt, "p_gt"), ls = opt_vec(lse, "lse");
+    nb::gil_scoped_release nogil;
+    run::margin_ce_forward(be, c, y, margin_of(margin), entropy_eps, lo, en, pg, ls);
   });
 }
 
 void margin_ce_backward(const in_array& cos, const in_array& labels, const margin_t& margin, const in_array& lse,
-                        const opt_in& weights, double grad_scale, const out_array& grad_cos) {
+                        const opt_in& weights, double grad_scale, const out_array& grad_cos, TOPOFR_PY_EXEC) {
   const char* fn = "margin_ce_backward";
-  on_cpu(cos, fn, "cos");
-  with_real(cos, fn, "cos", [&](auto t) {
+  head(cos, labels, fn, stream, allocator, [&](const auto& be, auto t, auto l) {
+    using B = std::decay_t<decltype(be)>;
+    using S = mem_t<B>;
     using T = decltype(t);
-    with_label(labels, fn, "labels", [&](auto l_t) {
-      using L = decltype(l_t);
-      auto c = mat<const T>(cos, fn, "cos");
-      auto y = vec<const L>(labels, fn, "labels");
-      auto s = vec<const T>(lse, fn, "lse");
-      auto w = weights ? vec<const T>(*weights, fn, "weights") : topofr::vector_view<const T>();
-      auto g = mat<T>(grad_cos, fn, "grad_cos");
-      nb::gil_scoped_release nogil;
-      topofr::margin_ce_backward(cpu, c, y, margin_of(margin), s, w, grad_scale, g);
-    });
+    using L = decltype(l);
+    auto c = mat<const T, S>(cos, fn, "cos", B::where);
+    auto y = vec<const L, S>(labels, fn, "labels", B::where);
+    auto s = vec<const T, S>(lse, fn, "lse", B::where);
+    auto w = weights ? vec<const T, S>(*weights, fn, "weights", B::where) : topofr::vector_view<const T, S>();
+    auto g = mat<T, S>(grad_cos, fn, "grad_cos", B::where);
+    nb::gil_scoped_release nogil;
+    run::margin_ce_backward(be, c, y, margin_of(margin), s, w, grad_scale, g);
   });
 }
 
 // ---- RSP ---------------------------------------------------------------------------------------------------
 void rsp_perturb(const out_array& images, double probability, std::uint64_t seed, std::uint64_t step,
-                 const opt_out& kinds) {
+                 const opt_out& kinds, TOPOFR_PY_EXEC) {
   const char* fn = "rsp_perturb";
-  on_cpu(images, fn, "images");
-  with_real(images, fn, "images", [&](auto t) {
-    using T = decltype(t);
-    check_array<T>(images, 4, space::cpu, fn, "images");
-    const index_t n = dim(images, 0), c = dim(images, 1), h = dim(images, 2), w = dim(images, 3);
-    const bool dense = n * c * h * w == 0 ||
-                       ((h * w <= 1 || images.stride(1) == h * w || c == 1) && (n <= 1 || images.stride(0) == c * h * w) &&
-                        (h <= 1 || images.stride(2) == w));
-    if (!dense) value_fail(fn, "images", "must be a contiguous (N, C, H, W) array (it is written in place)");
-    topofr::image_batch_view<T> im(static_cast<T*>(images.data()), n, c, h, w);
-    auto k = kinds ? vec<std::int32_t>(*kinds, fn, "kinds") : topofr::vector_view<std::int32_t>();
-    topofr::rsp_options o;
-    o.probability = probability;
-    o.seed = seed;
-    o.step = step;
-    nb::gil_scoped_release nogil;
-    topofr::rsp_perturb(cpu, im, o, k);
+  on_backend(images, fn, "images", stream, allocator, [&](const auto& be) {
+    using B = std::decay_t<decltype(be)>;
+    using S = mem_t<B>;
+    with_real(images, fn, "images", [&](auto t) {
+      using T = decltype(t);
+      check_array<T>(images, 4, B::where, fn, "images");
+      const index_t n = dim(images, 0), c = dim(images, 1), h = dim(images, 2), w = dim(images, 3);
+      // Dense NCHW (an axis of length 1 may have any stride): the batch is written in place.
+      const index_t want[4] = {c * h * w, h * w, w, 1};
+      for (std::size_t k = 0; k < 4; ++k)
+        if (images.shape(k) > 1 && images.stride(k) != want[k])
+          value_fail(fn, "images", "must be a contiguous (N, C, H, W) array (it is written in place); axis ", k,
+                     " has stride ", images.stride(k), ", expected ", want[k]);
+      topofr::image_batch_view<T, S> im(static_cast<T*>(images.data()), n, c, h, w);
+      auto k = kinds ? vec<std::int32_t, S>(*kinds, fn, "kinds", B::where) : topofr::vector_view<std::int32_t, S>();
+      topofr::rsp_options o;
+      o.probability = probability;
+      o.seed = seed;
+      o.step = step;
+      nb::gil_scoped_release nogil;
+      run::rsp_perturb(be, im, o, k);
+    });
   });
 }
 
@@ -370,58 +532,71 @@ nb::dict rsp_draw(index_t sample, index_t c, index_t h, index_t w, double probab
 }
 
 // ---- the objective -----------------------------------------------------------------------------------------
-/// topofr::objective<float> and <double> behind one Python class; the scalar type is the cosines'.
+/// topofr::objective<float> and <double> behind one Python class (the scalar type is the cosines'); on CUDA a
+/// topofr::cuda::objective is stateless and made per call from the same options.
 class objective {
  public:
-  explicit objective(const topofr::objective_options& o) : f_(o), d_(o) {}
+  explicit objective(const topofr::objective_options& o) : opt_(o), f_(o), d_(o) {}
 
   nb::dict call(const in_array& x, const in_array& z, const in_array& cos, const in_array& labels,
-                const out_array& grad_z, const out_array& grad_cos, const opt_out& sample_loss,
-                const opt_out& entropy, const opt_out& p_gt, const opt_out& hard_posterior, const opt_out& weights) {
+                const out_array& grad_z, const out_array& grad_cos, const out_array& sample_loss,
+                const out_array& entropy, const out_array& p_gt, const out_array& hard_posterior,
+                const out_array& weights, TOPOFR_PY_EXEC) {
     const char* fn = "Objective";
-    on_cpu(cos, fn, "cos");
-    return with_real(cos, fn, "cos", [&](auto t) {
+    nb::dict d;
+    head(cos, labels, fn, stream, allocator, [&](const auto& be, auto t, auto l) {
+      using B = std::decay_t<decltype(be)>;
+      using S = mem_t<B>;
       using T = decltype(t);
-      auto& obj = select(t);
-      auto c = mat<const T>(cos, fn, "cos");
-      auto xv = mat<const T>(x, fn, "x");
-      auto zv = mat<const T>(z, fn, "z");
-      auto gz = mat<T>(grad_z, fn, "grad_z");
-      auto gc = mat<T>(grad_cos, fn, "grad_cos");
-      std::optional<topofr::objective_result<T>> r;
-      with_label(labels, fn, "labels", [&](auto l_t) {
-        using L = decltype(l_t);
-        auto y = vec<const L>(labels, fn, "labels");
+      using L = decltype(l);
+      auto xv = mat<const T, S>(x, fn, "x", B::where);
+      auto zv = mat<const T, S>(z, fn, "z", B::where);
+      auto c = mat<const T, S>(cos, fn, "cos", B::where);
+      auto y = vec<const L, S>(labels, fn, "labels", B::where);
+      auto gz = mat<T, S>(grad_z, fn, "grad_z", B::where);
+      auto gc = mat<T, S>(grad_cos, fn, "grad_cos", B::where);
+      auto per = [&](const out_array& a, const char* arg) { return vec<T, S>(a, fn, arg, B::where); };
+      auto lo = per(sample_loss, "sample_loss"), en = per(entropy, "entropy"), pg = per(p_gt, "p_gt"),
+           hp = per(hard_posterior, "hard_posterior"), w = per(weights, "weights");
+      topofr::objective_result<T> r;
+      if constexpr (B::where == space::cpu) {
+        auto& obj = select(t);
+        {
+          nb::gil_scoped_release nogil;
+          r = obj(topofr::cpu, xv, zv, c, y, gz, gc);
+        }
+        // The CPU objective keeps its per-sample values; copy them to the caller's arrays (N values each).
+        copy(obj.sample_loss(), lo, "sample_loss");
+        copy(obj.entropy(), en, "entropy");
+        copy(obj.p_gt(), pg, "p_gt");
+        copy(obj.hard_posterior(), hp, "hard_posterior");
+        copy(obj.weights(), w, "weights");
+      } else {
+#if TOPOFR_PY_CUDA
         nb::gil_scoped_release nogil;
-        r = obj(cpu, xv, zv, c, y, gz, gc);
-      });
-      copy(obj.sample_loss(), sample_loss, "sample_loss");
-      copy(obj.entropy(), entropy, "entropy");
-      copy(obj.p_gt(), p_gt, "p_gt");
-      copy(obj.hard_posterior(), hard_posterior, "hard_posterior");
-      copy(obj.weights(), weights, "weights");
-      nb::dict d;
-      d["loss"] = static_cast<double>(r->loss);
-      d["loss_cls"] = static_cast<double>(r->loss_cls);
-      d["discrepancy"] = static_cast<double>(r->discrepancy);
-      d["pi"] = r->pi;
-      d["sigma"] = r->sigma;
-      d["hard_fraction"] = r->hard_fraction;
-      d["gum_iterations"] = r->gum_iterations;
-      return d;
+        r = cuda_api::objective(be.e, opt_, xv, zv, c, y, gz, gc, lo, en, pg, hp, w);
+#endif
+      }
+      d["loss"] = static_cast<double>(r.loss);
+      d["loss_cls"] = static_cast<double>(r.loss_cls);
+      d["discrepancy"] = static_cast<double>(r.discrepancy);
+      d["pi"] = r.pi;
+      d["sigma"] = r.sigma;
+      d["hard_fraction"] = r.hard_fraction;
+      d["gum_iterations"] = r.gum_iterations;
     });
+    return d;
   }
 
  private:
   topofr::objective<float>& select(float) { return f_; }
   topofr::objective<double>& select(double) { return d_; }
-  template <class T> static void copy(const std::vector<T>& v, const opt_out& out, const char* arg) {
-    if (!out) return;
-    auto o = vec<T>(*out, "Objective", arg);
+  template <class T> static void copy(const std::vector<T>& v, topofr::vector_view<T> o, const char* arg) {
     if (o.size() != static_cast<index_t>(v.size()))
       value_fail("Objective", arg, "expected ", v.size(), " entries, got ", o.size());
     std::copy(v.begin(), v.end(), o.data());
   }
+  topofr::objective_options opt_;
   topofr::objective<float> f_;
   topofr::objective<double> d_;
 };
@@ -432,28 +607,28 @@ NB_MODULE(_core, m) {
   m.doc() = "topofr's blocks on DLPack arrays, writing into caller-provided outputs (see topofr/__init__.py).";
   nb::exception<topofr::error>(m, "Error", PyExc_ValueError);
 
-  m.def("has_cuda", [] { return false; });
+  m.def("has_cuda", [] { return bool(TOPOFR_PY_CUDA); });
   m.def("image_scale", &topofr::image_scale, "c"_a, "h"_a, "w"_a);
-  m.def("pairwise_distances", &pairwise_distances, "points"_a, "dist"_a, "scale"_a);
-  m.def("persistence_pairs", &persistence_pairs, "dist"_a, "pairs"_a, "deaths"_a.none());
+  m.def("pairwise_distances", &pairwise_distances, "points"_a, "dist"_a, "scale"_a, "stream"_a = 0, "allocator"_a = nb::none());
+  m.def("persistence_pairs", &persistence_pairs, "dist"_a, "pairs"_a, "deaths"_a.none(), "stream"_a = 0, "allocator"_a = nb::none());
   m.def("persistence_pairs_from_points", &persistence_pairs_from_points, "points"_a, "scale"_a, "pairs"_a,
-        "deaths"_a.none());
-  m.def("gather_pairs", &gather_pairs, "dist"_a, "pairs"_a, "values"_a);
-  m.def("scatter_pairs_add", &scatter_pairs_add, "pairs"_a, "values"_a, "grad_dist"_a);
+        "deaths"_a.none(), "stream"_a = 0, "allocator"_a = nb::none());
+  m.def("gather_pairs", &gather_pairs, "dist"_a, "pairs"_a, "values"_a, "stream"_a = 0, "allocator"_a = nb::none());
+  m.def("scatter_pairs_add", &scatter_pairs_add, "pairs"_a, "values"_a, "grad_dist"_a, "stream"_a = 0, "allocator"_a = nb::none());
   m.def("isa_loss", &isa_loss, "dist_x"_a, "dist_z"_a, "pairs_x"_a, "pairs_z"_a, "variant"_a, "reduction"_a,
-        "grad_dist_z"_a.none(), "grad_dist_x"_a.none());
+        "grad_dist_z"_a.none(), "grad_dist_x"_a.none(), "stream"_a = 0, "allocator"_a = nb::none());
   m.def("isa_loss_from_points", &isa_loss_from_points, "x"_a, "z"_a, "variant"_a, "reduction"_a, "x_scale"_a,
-        "z_scale"_a, "grad_z"_a.none(), "grad_x"_a.none());
-  m.def("gum_fit", &gum_fit, "entropy"_a, "hard_posterior"_a, "mode"_a, "max_iter"_a, "tol"_a, "symmetrize"_a);
-  m.def("sds_weights", &sds_weights, "hard_posterior"_a, "p_gt"_a.none(), "lambda_"_a, "focal"_a, "omega"_a);
-  m.def("margin_logits", &margin_logits, "cos"_a, "labels"_a, "margin"_a, "logits"_a);
+        "z_scale"_a, "grad_z"_a.none(), "grad_x"_a.none(), "stream"_a = 0, "allocator"_a = nb::none());
+  m.def("gum_fit", &gum_fit, "entropy"_a, "hard_posterior"_a, "mode"_a, "max_iter"_a, "tol"_a, "symmetrize"_a, "stream"_a = 0, "allocator"_a = nb::none());
+  m.def("sds_weights", &sds_weights, "hard_posterior"_a, "p_gt"_a.none(), "lambda_"_a, "focal"_a, "omega"_a, "stream"_a = 0, "allocator"_a = nb::none());
+  m.def("margin_logits", &margin_logits, "cos"_a, "labels"_a, "margin"_a, "logits"_a, "stream"_a = 0, "allocator"_a = nb::none());
   m.def("margin_logits_backward", &margin_logits_backward, "cos"_a, "labels"_a, "margin"_a, "grad_logits"_a,
-        "grad_cos"_a);
+        "grad_cos"_a, "stream"_a = 0, "allocator"_a = nb::none());
   m.def("margin_ce_forward", &margin_ce_forward, "cos"_a, "labels"_a, "margin"_a, "entropy_eps"_a, "loss"_a,
-        "entropy"_a.none(), "p_gt"_a.none(), "lse"_a.none());
+        "entropy"_a.none(), "p_gt"_a.none(), "lse"_a.none(), "stream"_a = 0, "allocator"_a = nb::none());
   m.def("margin_ce_backward", &margin_ce_backward, "cos"_a, "labels"_a, "margin"_a, "lse"_a, "weights"_a.none(),
-        "grad_scale"_a, "grad_cos"_a);
-  m.def("rsp_perturb", &rsp_perturb, "images"_a, "probability"_a, "seed"_a, "step"_a, "kinds"_a.none());
+        "grad_scale"_a, "grad_cos"_a, "stream"_a = 0, "allocator"_a = nb::none());
+  m.def("rsp_perturb", &rsp_perturb, "images"_a, "probability"_a, "seed"_a, "step"_a, "kinds"_a.none(), "stream"_a = 0, "allocator"_a = nb::none());
   m.def("rsp_draw", &rsp_draw, "sample"_a, "c"_a, "h"_a, "w"_a, "probability"_a, "seed"_a, "step"_a);
 
   nb::class_<topofr::objective_options>(m, "ObjectiveOptions")
@@ -481,6 +656,6 @@ NB_MODULE(_core, m) {
   nb::class_<objective>(m, "Objective")
       .def(nb::init<const topofr::objective_options&>(), "options"_a)
       .def("__call__", &objective::call, "x"_a, "z"_a, "cos"_a, "labels"_a, "grad_z"_a, "grad_cos"_a,
-           "sample_loss"_a.none(), "entropy"_a.none(), "p_gt"_a.none(), "hard_posterior"_a.none(),
-           "weights"_a.none());
+           "sample_loss"_a, "entropy"_a, "p_gt"_a, "hard_posterior"_a, "weights"_a, "stream"_a = 0,
+           "allocator"_a = nb::none());
 }

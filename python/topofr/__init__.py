@@ -75,6 +75,38 @@ def _output(a, name: str):
     return a
 
 
+def _is_cuda(a) -> bool:
+    if _is_torch(a):
+        return a.is_cuda
+    dev = getattr(a, "__dlpack_device__", None)
+    return dev is not None and not isinstance(a, np.ndarray) and dev()[0] in (2, 13)  # kDLCUDA, kDLCUDAManaged
+
+
+class _TorchAllocator:
+    """torch's CUDA caching allocator, handed to the library for its scratch memory (one cache, not two)."""
+
+    def __init__(self, device):
+        self.device = device
+
+    def allocate(self, nbytes: int, stream: int) -> int:
+        return _torch().cuda.caching_allocator_alloc(nbytes, self.device, stream)
+
+    def free(self, ptr: int, nbytes: int, stream: int) -> None:
+        _torch().cuda.caching_allocator_delete(ptr)
+
+
+def _exec(ref, stream: Optional[int]) -> dict:
+    """Where a CUDA call runs: `stream` (a cudaStream_t as int) if given, else torch's current stream of the
+    array's device; scratch from torch's caching allocator for torch tensors, else from the library's pool."""
+    if not _is_cuda(ref):
+        return {}
+    if _is_torch(ref):
+        t = _torch()
+        s = stream if stream is not None else t.cuda.current_stream(ref.device).cuda_stream
+        return {"stream": int(s), "allocator": _TorchAllocator(ref.device.index)}
+    return {"stream": int(stream or 0)}
+
+
 _NP = {"float32": np.float32, "float64": np.float64, "int32": np.int32, "int64": np.int64}
 
 
@@ -122,7 +154,7 @@ def image_scale(c: int, h: int, w: int) -> float:
 
 
 # ---- distances, persistence, gathering ------------------------------------------------------------------------
-def pairwise_distances(points: Array, *, scale: float = 1.0, out: Optional[Array] = None) -> Array:
+def pairwise_distances(points: Array, *, scale: float = 1.0, out: Optional[Array] = None, stream: Optional[int] = None) -> Array:
     """Euclidean distances ||x_i - x_j|| / scale of (n, d) points, or of each of B clouds (B, n, d).
 
     Exactly symmetric, 0 on the diagonal. Returns (n, n) or (B, n, n) in the points' dtype."""
@@ -131,7 +163,7 @@ def pairwise_distances(points: Array, *, scale: float = 1.0, out: Optional[Array
     if len(shape) not in (2, 3):
         raise Error(f"topofr.pairwise_distances: points: expected (n, d) or (B, n, d), got shape {shape}")
     out = _output(out, "out") if out is not None else _empty(p, shape[:-1] + (shape[-2],), "like")
-    _core.pairwise_distances(p, out, scale)
+    _core.pairwise_distances(p, out, scale, **_exec(p, stream))
     return out
 
 
@@ -153,7 +185,7 @@ def _pair_outputs(ref, lead: Tuple[int, ...], n: int, with_deaths: bool, out, fn
     return pairs, deaths
 
 
-def persistence_pairs(dist: Array, *, with_deaths: bool = True, out=None) -> Pairs:
+def persistence_pairs(dist: Array, *, with_deaths: bool = True, out=None, stream: Optional[int] = None) -> Pairs:
     """The n-1 0-dim Vietoris-Rips persistence pairs of an (n, n) distance matrix, or of each of a (B, n, n)
     batch: the minimum spanning tree's edges (u < v), sorted by (dist(u, v), u*n + v) as the released code's
     union-find emits them, and their deaths dist(u, v).
@@ -165,12 +197,12 @@ def persistence_pairs(dist: Array, *, with_deaths: bool = True, out=None) -> Pai
     if len(shape) not in (2, 3):
         raise Error(f"topofr.persistence_pairs: dist: expected (n, n) or (B, n, n), got shape {shape}")
     pairs, deaths = _pair_outputs(d, shape[:-2], shape[-1], with_deaths, out, "persistence_pairs")
-    _core.persistence_pairs(d, pairs, deaths)
+    _core.persistence_pairs(d, pairs, deaths, **_exec(d, stream))
     return Pairs(pairs, deaths)
 
 
 def persistence_pairs_from_points(points: Array, *, scale: float = 1.0, with_deaths: bool = True,
-                                  out=None) -> Pairs:
+                                  out=None, stream: Optional[int] = None) -> Pairs:
     """persistence_pairs(pairwise_distances(points) / scale) for (n, d) points or B clouds (B, n, d), without
     ever holding B distance matrices (one n x n scratch per thread)."""
     p = _input(points, "points")
@@ -191,21 +223,22 @@ def persistence_pairs_from_points(points: Array, *, scale: float = 1.0, with_dea
         if single:
             pairs = pairs[0]
             deaths = deaths[0] if deaths is not None else None
-    _core.persistence_pairs_from_points(p, scale, cp, cd)
+    _core.persistence_pairs_from_points(p, scale, cp, cd, **_exec(p, stream))
     return Pairs(pairs, deaths)
 
 
-def gather_pairs(dist: Array, pairs: Array, *, out: Optional[Array] = None) -> Array:
+def gather_pairs(dist: Array, pairs: Array, *, out: Optional[Array] = None, stream: Optional[int] = None) -> Array:
     """values[k] = dist[u_k, v_k] for (m, 2) int32 pairs."""
     d, p = _input(dist, "dist"), _input(pairs, "pairs")
     out = _output(out, "out") if out is not None else _empty(d, (p.shape[0],), "like")
-    _core.gather_pairs(d, p, out)
+    _core.gather_pairs(d, p, out, **_exec(d, stream))
     return out
 
 
-def scatter_pairs_add(pairs: Array, values: Array, grad_dist: Array) -> Array:
+def scatter_pairs_add(pairs: Array, values: Array, grad_dist: Array, *, stream: Optional[int] = None) -> Array:
     """grad_dist[u_k, v_k] += values[k] in order (the adjoint of gather_pairs), in place; returns grad_dist."""
-    _core.scatter_pairs_add(_input(pairs, "pairs"), _input(values, "values"), _output(grad_dist, "grad_dist"))
+    g = _output(grad_dist, "grad_dist")
+    _core.scatter_pairs_add(_input(pairs, "pairs"), _input(values, "values"), g, **_exec(g, stream))
     return grad_dist
 
 
@@ -224,7 +257,7 @@ class ISAResult(NamedTuple):
 
 def isa_loss(dist_x: Array, dist_z: Array, pairs_x: Optional[Array] = None, pairs_z: Optional[Array] = None, *,
              variant: str = "symmetric", reduction: str = "mean", grad_dist_z: bool = True,
-             grad_dist_x: bool = False, out=None) -> ISADistResult:
+             grad_dist_x: bool = False, out=None, stream: Optional[int] = None) -> ISADistResult:
     """The ISA loss between two (n, n) distance matrices (already scaled) given their persistence pairs
     (computed here when None). variant 'symmetric' (the paper) or 'sorted_deaths' (the released code);
     reduction 'mean' or 'sum'. Gradients w.r.t. the matrices are dense (n, n), zero off the pairs.
@@ -237,13 +270,13 @@ def isa_loss(dist_x: Array, dist_z: Array, pairs_x: Optional[Array] = None, pair
     else:
         gz = _empty(dz, _shape(dz), "like") if grad_dist_z else None
         gx = _empty(dx, _shape(dx), "like") if grad_dist_x else None
-    loss = _core.isa_loss(dx, dz, px, pz, variant, reduction, gz, gx)
+    loss = _core.isa_loss(dx, dz, px, pz, variant, reduction, gz, gx, **_exec(dx, stream))
     return ISADistResult(loss, gz, gx)
 
 
 def isa_loss_from_points(x: Array, z: Array, *, variant: str = "symmetric", reduction: str = "mean",
                          x_scale: float = 1.0, z_scale: float = 1.0, grad_z: bool = True, grad_x: bool = False,
-                         out=None) -> ISAResult:
+                         out=None, stream: Optional[int] = None) -> ISAResult:
     """ISA between the VR filtrations of inputs x ((n, dx) or an (n, C, H, W) image batch) and embeddings z
     (n, dz): distances divided by x_scale (topofr.image_scale(C, H, W) reproduces the released code) and
     z_scale, their persistence pairs, the loss and the gradients w.r.t. the points, in one call."""
@@ -257,7 +290,7 @@ def isa_loss_from_points(x: Array, z: Array, *, variant: str = "symmetric", redu
         gz = _empty(zf, _shape(zf), "like") if grad_z else None
         gx = _empty(xs, _shape(xs), "like") if grad_x else None
         gxf = _flat_points(gx, "grad_x") if gx is not None else None
-    loss = _core.isa_loss_from_points(xf, zf, variant, reduction, x_scale, z_scale, gz, gxf)
+    loss = _core.isa_loss_from_points(xf, zf, variant, reduction, x_scale, z_scale, gz, gxf, **_exec(xf, stream))
     return ISAResult(loss, gz, gx)
 
 
@@ -272,22 +305,22 @@ class GUMResult(NamedTuple):
 
 
 def gum_fit(entropy: Array, *, mode: str = "reference", max_iter: int = 1000, tol: float = 1e-10,
-            symmetrize: bool = True, out: Optional[Array] = None) -> GUMResult:
+            symmetrize: bool = True, out: Optional[Array] = None, stream: Optional[int] = None) -> GUMResult:
     """Fits the released code's Gaussian-uniform mixture to one batch's entropies by EM (mode 'reference', or
     'robust' which never diverges) and returns the hard-sample posterior h (out may alias entropy)."""
     e = _input(entropy, "entropy")
     h = _output(out, "out") if out is not None else _empty(e, _shape(e), "like")
-    pi, sigma, c, it, conv = _core.gum_fit(e, h, mode, max_iter, tol, symmetrize)
+    pi, sigma, c, it, conv = _core.gum_fit(e, h, mode, max_iter, tol, symmetrize, **_exec(e, stream))
     return GUMResult(h, pi, sigma, c, it, conv)
 
 
 def sds_weights(hard_posterior: Array, p_gt: Optional[Array] = None, *, lambda_: float = 1.0, focal: bool = True,
-                out: Optional[Array] = None) -> Array:
+                out: Optional[Array] = None, stream: Optional[int] = None) -> Array:
     """The structure damage score omega_i = (1 + h_i)^lambda * (1 - p_gt_i) (focal, the paper) or
     (1 + h_i)^lambda (focal=False, the released code). A constant: no gradient flows through it."""
     h = _input(hard_posterior, "hard_posterior")
     out = _output(out, "out") if out is not None else _empty(h, _shape(h), "like")
-    _core.sds_weights(h, _input(p_gt, "p_gt"), lambda_, focal, out)
+    _core.sds_weights(h, _input(p_gt, "p_gt"), lambda_, focal, out, **_exec(h, stream))
     return out
 
 
@@ -313,20 +346,20 @@ def _margin(m) -> Tuple[float, float, float, float]:
     return (float(m.s), float(m.m1), float(m.m2), float(m.m3))
 
 
-def margin_logits(cos: Array, labels: Array, margin=CombinedMargin(), *, out: Optional[Array] = None) -> Array:
+def margin_logits(cos: Array, labels: Array, margin=CombinedMargin(), *, out: Optional[Array] = None, stream: Optional[int] = None) -> Array:
     """s * f(cos) in each row's label column, s * cos elsewhere ((N, C); label -1: no margin in that row)."""
     c, y = _input(cos, "cos"), _input(labels, "labels")
     out = _output(out, "out") if out is not None else _empty(c, _shape(c), "like")
-    _core.margin_logits(c, y, _margin(margin), out)
+    _core.margin_logits(c, y, _margin(margin), out, **_exec(c, stream))
     return out
 
 
 def margin_logits_backward(cos: Array, labels: Array, grad_logits: Array, margin=CombinedMargin(), *,
-                           out: Optional[Array] = None) -> Array:
+                           out: Optional[Array] = None, stream: Optional[int] = None) -> Array:
     """The adjoint of margin_logits: dL/dcos from dL/dlogits."""
     c, y, g = _input(cos, "cos"), _input(labels, "labels"), _input(grad_logits, "grad_logits")
     out = _output(out, "out") if out is not None else _empty(c, _shape(c), "like")
-    _core.margin_logits_backward(c, y, _margin(margin), g, out)
+    _core.margin_logits_backward(c, y, _margin(margin), g, out, **_exec(c, stream))
     return out
 
 
@@ -338,7 +371,7 @@ class MarginCEForward(NamedTuple):
 
 
 def margin_ce_forward(cos: Array, labels: Array, margin=CombinedMargin(), *, entropy_eps: float = 1e-5,
-                      out=None) -> MarginCEForward:
+                      out=None, stream: Optional[int] = None) -> MarginCEForward:
     """Pass 1 of the fused margin-softmax cross-entropy: per-row loss, entropy, p_gt and log-sum-exp, reading the
     (N, C) cosines once. out=(loss, entropy, p_gt, lse); any but loss may be None (not computed)."""
     c, y = _input(cos, "cos"), _input(labels, "labels")
@@ -348,17 +381,17 @@ def margin_ce_forward(cos: Array, labels: Array, margin=CombinedMargin(), *, ent
     elif len(out) != 4:
         raise TypeError("topofr.margin_ce_forward: out: expected a tuple (loss, entropy, p_gt, lse)")
     lo, en, pg, ls = (_output(o, "out") for o in out)
-    _core.margin_ce_forward(c, y, _margin(margin), entropy_eps, lo, en, pg, ls)
+    _core.margin_ce_forward(c, y, _margin(margin), entropy_eps, lo, en, pg, ls, **_exec(c, stream))
     return MarginCEForward(lo, en, pg, ls)
 
 
 def margin_ce_backward(cos: Array, labels: Array, lse: Array, weights: Optional[Array] = None,
-                       margin=CombinedMargin(), *, grad_scale: float = 1.0, out: Optional[Array] = None) -> Array:
+                       margin=CombinedMargin(), *, grad_scale: float = 1.0, out: Optional[Array] = None, stream: Optional[int] = None) -> Array:
     """Pass 2: grad_cos[i, j] = weights[i] * grad_scale * d loss_i / d cos[i, j] (weights None: all 1). With
     weights = omega (SDS) and grad_scale = 1/N this is the gradient of mean_i omega_i * loss_i."""
     c, y, s = _input(cos, "cos"), _input(labels, "labels"), _input(lse, "lse")
     out = _output(out, "out") if out is not None else _empty(c, _shape(c), "like")
-    _core.margin_ce_backward(c, y, _margin(margin), s, _input(weights, "weights"), grad_scale, out)
+    _core.margin_ce_backward(c, y, _margin(margin), s, _input(weights, "weights"), grad_scale, out, **_exec(c, stream))
     return out
 
 
@@ -369,7 +402,7 @@ class RSPResult(NamedTuple):
 
 
 def rsp_perturb(images: Array, *, probability: float = 0.2, seed: int = 0, step: int = 0,
-                inplace: bool = False) -> RSPResult:
+                inplace: bool = False, stream: Optional[int] = None) -> RSPResult:
     """Random structure perturbation of a normalised (N, C, H, W) batch, C in {1, 3}: each sample is perturbed
     with `probability` by one of blur, grayscale, colour jitter or erasing, drawn from a counter-based stream
     keyed by (seed, sample, step), so the result does not depend on threads or devices. inplace=True writes
@@ -382,7 +415,7 @@ def rsp_perturb(images: Array, *, probability: float = 0.2, seed: int = 0, step:
         if _is_torch(im):
             im = im.contiguous()
     kinds = _empty(im, (im.shape[0],) if len(im.shape) else (0,), "int32")
-    _core.rsp_perturb(im, probability, seed, step, kinds)
+    _core.rsp_perturb(im, probability, seed, step, kinds, **_exec(im, stream))
     return RSPResult(images if inplace else im, kinds)
 
 
@@ -467,7 +500,8 @@ class Objective:
         self.options = options if options is not None else ObjectiveOptions()
         self._obj = _core.Objective(self.options._native())
 
-    def __call__(self, x: Array, z: Array, cos: Array, labels: Array, *, out=None) -> ObjectiveResult:
+    def __call__(self, x: Array, z: Array, cos: Array, labels: Array, *, out=None,
+                 stream: Optional[int] = None) -> ObjectiveResult:
         """x: (n, dx) or (n, C, H, W) clean inputs; z: (n, dz) embeddings; cos: (N, C) cosines (N = n);
         labels: (N,) int32/int64. out=(grad_z, grad_cos) writes the gradients into the caller's arrays."""
         xf = _flat_points(_input(x, "x"), "x")
@@ -478,6 +512,6 @@ class Objective:
             gz, gc = _empty(c, _shape(zz), "like"), _empty(c, _shape(c), "like")
         n = c.shape[0] if len(c.shape) == 2 else 0
         per = [_empty(c, (n,), "like") for _ in range(5)]
-        r = self._obj(xf, zz, c, y, gz, gc, *per)
+        r = self._obj(xf, zz, c, y, gz, gc, *per, **_exec(c, stream))
         return ObjectiveResult(r["loss"], r["loss_cls"], r["discrepancy"], r["pi"], r["sigma"], r["hard_fraction"],
                                r["gum_iterations"], gz, gc, *per)
