@@ -101,7 +101,8 @@ struct device_scalar {
     topofr::objective_result<T> r{};                                                                           \
     run(e, "Objective", [&](const tc::context& ctx) {                                                          \
       device_scalar<topofr::objective_result<T>> res(ctx);                                                     \
-      tc::objective<T>(o)(ctx, x, z, c, y, gz, gc, res.ptr(), tc::objective_samples<T>{loss, ent, pgt, hard, w});\
+      const tc::objective<T> obj(o);                                                                           \
+      obj(ctx, x, z, c, y, gz, gc, res.ptr(), tc::objective_samples<T>{loss, ent, pgt, hard, w});              \
       res.fetch(ctx, "Objective");                                                                             \
       tc::check_cuda(cudaStreamSynchronize(ctx.stream), "Objective");                                         \
       r = res.host;                                                                                            \
