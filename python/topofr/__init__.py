@@ -85,6 +85,8 @@ def _dtype_name(a) -> str:
 def _empty(like, shape, dtype: str):
     """An uninitialised array of `shape` in `like`'s framework and device; dtype 'float32' etc., or 'like'."""
     if dtype == "like":
+        if not _is_torch(like):  # any NumPy dtype (float16, int64): the extension's check names the argument
+            return np.empty(tuple(shape), dtype=like.dtype)
         dtype = _dtype_name(like)
     if _is_torch(like):
         t = _torch()
@@ -94,6 +96,8 @@ def _empty(like, shape, dtype: str):
 
 def _zeros(like, shape, dtype: str):
     if dtype == "like":
+        if not _is_torch(like):
+            return np.zeros(tuple(shape), dtype=like.dtype)
         dtype = _dtype_name(like)
     if _is_torch(like):
         t = _torch()
