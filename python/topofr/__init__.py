@@ -72,6 +72,8 @@ def _output(a, name: str):
         return a.detach()
     if not isinstance(a, np.ndarray) and not hasattr(a, "__dlpack__"):
         raise TypeError(f"topofr: {name}: an output must be a NumPy array or a torch tensor, got {type(a).__name__}")
+    if isinstance(a, np.ndarray) and not a.flags.writeable:
+        raise Error(f"topofr: {name}: an output must be writable, got a read-only array")
     return a
 
 
