@@ -111,15 +111,26 @@ def _shape(a):
     return tuple(a.shape)
 
 
-def _flat_points(a, name: str):
+def _flat_points(a, name: str, output: bool = False):
     """(n, ...) -> (n, prod(...)) as a view when the array is contiguous (an image batch N x C x H x W is the
-    n x CHW point cloud the VR filtration sees)."""
+    n x CHW point cloud the VR filtration sees). An output that cannot be viewed so is an error: reshape
+    would copy it and the result would never reach the caller's array."""
     if len(a.shape) == 2:
         return a
     if len(a.shape) < 2:
         raise Error(f"topofr: {name}: expected (n, d) points or an (n, C, H, W) batch, got shape {_shape(a)}")
     n = a.shape[0]
-    return a.reshape(n, -1)
+    if not output:
+        return a.reshape(n, -1)
+    try:
+        if _is_torch(a):
+            return a.view(n, -1)
+        v = a.view()
+        v.shape = (n, -1)  # raises instead of copying
+        return v
+    except (RuntimeError, AttributeError, ValueError):
+        raise Error(f"topofr: {name}: an output (n, C, H, W) batch must be contiguous (it is written in place), "
+                    f"got strides {tuple(a.stride()) if _is_torch(a) else a.strides}") from None
 
 
 def image_scale(c: int, h: int, w: int) -> float:
@@ -258,11 +269,11 @@ def isa_loss_from_points(x: Array, z: Array, *, variant: str = "symmetric", redu
     zf = _input(z, "z")
     if out is not None:
         gz, gx = (_output(o, "out") for o in out)
-        gxf = _flat_points(gx, "out[1]") if gx is not None else None
+        gxf = _flat_points(gx, "out[1]", output=True) if gx is not None else None
     else:
         gz = _empty(zf, _shape(zf), "like") if grad_z else None
         gx = _empty(xs, _shape(xs), "like") if grad_x else None
-        gxf = _flat_points(gx, "grad_x") if gx is not None else None
+        gxf = _flat_points(gx, "grad_x", output=True) if gx is not None else None
     loss = _core.isa_loss_from_points(xf, zf, variant, reduction, x_scale, z_scale, gz, gxf)
     return ISAResult(loss, gz, gx)
 
