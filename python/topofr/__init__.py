@@ -52,16 +52,26 @@ def _input(a, name: str):
         return None
     if _is_torch(a):
         a = a.detach()
-        if a.dim() and a.shape[-1] > 1 and a.stride(-1) != 1 or any(s < 0 for s in a.stride()):
+        if a.dim() and a.shape[-1] > 1 and a.stride(-1) != 1 or any(s < 0 for s in a.stride()) or \
+                _overlapping(a.shape, a.stride()):
             a = a.contiguous()
         return a
     if not isinstance(a, np.ndarray):
         if hasattr(a, "__dlpack__"):
             return a
         a = np.asarray(a)
-    if a.ndim and a.shape[-1] > 1 and a.strides[-1] != a.itemsize or any(s < 0 for s in a.strides):
+    if a.ndim and a.shape[-1] > 1 and a.strides[-1] != a.itemsize or any(s < 0 for s in a.strides) or \
+            _overlapping(a.shape, [s // a.itemsize for s in a.strides]):
         a = np.ascontiguousarray(a)
     return a
+
+
+def _overlapping(shape, strides) -> bool:
+    """Whether rows (or batch matrices) share memory, as in a broadcast (stride-0) input: the views need
+    row stride >= row length, so such an input is read from a contiguous copy."""
+    if len(shape) >= 2 and shape[-2] > 1 and strides[-2] < shape[-1]:
+        return True
+    return any(n > 1 and s == 0 for n, s in zip(shape, strides))
 
 
 def _output(a, name: str):
