@@ -75,11 +75,12 @@ def _overlapping(shape, strides) -> bool:
 
 
 def _output(a, name: str):
-    """A caller's output array, as is (a torch tensor is detached: same storage, so writes are visible)."""
+    """A caller's output array, as is: the very object, so that out=... is returned as the caller's array (a
+    tensor that requires grad is detached: same storage, so writes are visible)."""
     if a is None:
         return None
     if _is_torch(a):
-        return a.detach()
+        return a.detach() if a.requires_grad else a
     if not isinstance(a, np.ndarray) and not hasattr(a, "__dlpack__"):
         raise TypeError(f"topofr: {name}: an output must be a NumPy array or a torch tensor, got {type(a).__name__}")
     if isinstance(a, np.ndarray) and not a.flags.writeable:
