@@ -169,13 +169,13 @@ class Pairs(NamedTuple):
     deaths: Optional[Array]
 
 
-def _pair_outputs(ref, lead: Tuple[int, ...], n: int, with_deaths: bool, out, fn: str):
+def _pair_outputs(ref, lead: Tuple[int, ...], n: int, with_deaths: bool, out, fn: str, arg: str):
     if out is not None:
         if not isinstance(out, (tuple, list)) or len(out) != 2:
             raise TypeError(f"topofr.{fn}: out: expected a tuple (pairs, deaths or None)")
         return _output(out[0], "out[0]"), _output(out[1], "out[1]")
     if n < 2:
-        raise Error(f"topofr.{fn}: expected at least 2 points, got {n}")
+        raise Error(f"topofr.{fn}: {arg}: expected at least 2 points, got {n}")
     pairs = _empty(ref, lead + (n - 1, 2), "int32")
     deaths = _empty(ref, lead + (n - 1,), "like") if with_deaths else None
     return pairs, deaths
@@ -192,7 +192,7 @@ def persistence_pairs(dist: Array, *, with_deaths: bool = True, out=None) -> Pai
     shape = _shape(d)
     if len(shape) not in (2, 3):
         raise Error(f"topofr.persistence_pairs: dist: expected (n, n) or (B, n, n), got shape {shape}")
-    pairs, deaths = _pair_outputs(d, shape[:-2], shape[-1], with_deaths, out, "persistence_pairs")
+    pairs, deaths = _pair_outputs(d, shape[:-2], shape[-1], with_deaths, out, "persistence_pairs", "dist")
     _core.persistence_pairs(d, pairs, deaths)
     return Pairs(pairs, deaths)
 
@@ -210,11 +210,11 @@ def persistence_pairs_from_points(points: Array, *, scale: float = 1.0, with_dea
         raise Error(f"topofr.persistence_pairs_from_points: points: expected (n, d) or (B, n, d), got {shape}")
     b, n = p.shape[0], p.shape[1]
     if out is not None:
-        pairs, deaths = _pair_outputs(p, (b,), n, with_deaths, out, "persistence_pairs_from_points")
+        pairs, deaths = _pair_outputs(p, (b,), n, with_deaths, out, "persistence_pairs_from_points", "points")
         cp = pairs[None] if single else pairs
         cd = (deaths[None] if single else deaths) if deaths is not None else None
     else:
-        pairs, deaths = _pair_outputs(p, (b,), n, with_deaths, None, "persistence_pairs_from_points")
+        pairs, deaths = _pair_outputs(p, (b,), n, with_deaths, None, "persistence_pairs_from_points", "points")
         cp, cd = pairs, deaths
         if single:
             pairs = pairs[0]
