@@ -250,6 +250,14 @@ class ISAResult(NamedTuple):
     grad_x: Optional[Array]  # dL/dx, shaped like x
 
 
+def _pairs_of(dist, name: str):
+    """isa_loss's own persistence pairs of a matrix; an error names isa_loss's argument."""
+    try:
+        return persistence_pairs(dist, with_deaths=False).pairs
+    except Error as e:
+        raise Error(f"topofr.isa_loss: {name}: {e}") from None
+
+
 def isa_loss(dist_x: Array, dist_z: Array, pairs_x: Optional[Array] = None, pairs_z: Optional[Array] = None, *,
              variant: str = "symmetric", reduction: str = "mean", grad_dist_z: bool = True,
              grad_dist_x: bool = False, out=None) -> ISADistResult:
@@ -258,8 +266,8 @@ def isa_loss(dist_x: Array, dist_z: Array, pairs_x: Optional[Array] = None, pair
     reduction 'mean' or 'sum'. Gradients w.r.t. the matrices are dense (n, n), zero off the pairs.
     out=(grad_dist_z or None, grad_dist_x or None) writes them into the caller's arrays."""
     dx, dz = _input(dist_x, "dist_x"), _input(dist_z, "dist_z")
-    px = _input(pairs_x, "pairs_x") if pairs_x is not None else persistence_pairs(dx, with_deaths=False).pairs
-    pz = _input(pairs_z, "pairs_z") if pairs_z is not None else persistence_pairs(dz, with_deaths=False).pairs
+    px = _input(pairs_x, "pairs_x") if pairs_x is not None else _pairs_of(dx, "dist_x")
+    pz = _input(pairs_z, "pairs_z") if pairs_z is not None else _pairs_of(dz, "dist_z")
     if out is not None:
         gz, gx = (_output(o, "out") for o in out)
     else:
