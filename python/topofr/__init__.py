@@ -122,6 +122,20 @@ def _shape(a):
     return tuple(a.shape)
 
 
+def _integer(v, fn: str, name: str, lo: int, hi: int) -> int:
+    """An integer option in [lo, hi]: TypeError for a non-integer, topofr.Error outside the range, both naming
+    it (instead of nanobind's 'incompatible function arguments')."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"topofr.{fn}: {name}: expected an integer, got {type(v).__name__}")
+    if not lo <= int(v) <= hi:
+        raise Error(f"topofr.{fn}: {name}: must be in [{lo}, {hi}], got {int(v)}")
+    return int(v)
+
+
+_U64 = 2 ** 64 - 1
+_I32 = 2 ** 31 - 1
+
+
 def _flat_points(a, name: str, output: bool = False):
     """(n, ...) -> (n, prod(...)) as a view when the array is contiguous (an image batch N x C x H x W is the
     n x CHW point cloud the VR filtration sees). An output that cannot be viewed so is an error: reshape
@@ -313,6 +327,7 @@ def gum_fit(entropy: Array, *, mode: str = "reference", max_iter: int = 1000, to
     'robust' which never diverges) and returns the hard-sample posterior h (out may alias entropy)."""
     e = _input(entropy, "entropy")
     h = _output(out, "out") if out is not None else _empty(e, _shape(e), "like")
+    max_iter = _integer(max_iter, "gum_fit", "max_iter", -_I32 - 1, _I32)  # the range check is the C++ one
     pi, sigma, c, it, conv = _core.gum_fit(e, h, mode, max_iter, tol, symmetrize)
     return GUMResult(h, pi, sigma, c, it, conv)
 
@@ -418,6 +433,7 @@ def rsp_perturb(images: Array, *, probability: float = 0.2, seed: int = 0, step:
         if _is_torch(im):
             im = im.contiguous()
     kinds = _empty(im, (im.shape[0],) if len(im.shape) else (0,), "int32")
+    seed, step = _integer(seed, "rsp_perturb", "seed", 0, _U64), _integer(step, "rsp_perturb", "step", 0, _U64)
     _core.rsp_perturb(im, probability, seed, step, kinds)
     return RSPResult(images if inplace else im, kinds)
 
@@ -425,6 +441,10 @@ def rsp_perturb(images: Array, *, probability: float = 0.2, seed: int = 0, step:
 def rsp_draw(sample: int, c: int, h: int, w: int, *, probability: float = 0.2, seed: int = 0,
              step: int = 0) -> dict:
     """Every random choice RSP makes for one sample (a pure function of seed, step, sample, H, W)."""
+    sample = _integer(sample, "rsp_draw", "sample", 0, 2 ** 32 - 1)  # rsp_perturb's stream contract
+    c = _integer(c, "rsp_draw", "c", 1, 3)
+    h, w = _integer(h, "rsp_draw", "h", 1, 2 ** 62), _integer(w, "rsp_draw", "w", 1, 2 ** 62)
+    seed, step = _integer(seed, "rsp_draw", "seed", 0, _U64), _integer(step, "rsp_draw", "step", 0, _U64)
     return _core.rsp_draw(sample, c, h, w, probability, seed, step)
 
 
