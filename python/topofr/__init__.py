@@ -132,6 +132,13 @@ def _integer(v, fn: str, name: str, lo: int, hi: int) -> int:
     return int(v)
 
 
+def _out_tuple(out, k: int, fn: str, what: str):
+    """out= of a function with k outputs: a tuple or list of k arrays (or None where allowed)."""
+    if not isinstance(out, (tuple, list)) or len(out) != k:
+        raise TypeError(f"topofr.{fn}: out: expected a tuple {what}, got {type(out).__name__}")
+    return out
+
+
 _U64 = 2 ** 64 - 1
 _I32 = 2 ** 31 - 1
 
@@ -283,7 +290,8 @@ def isa_loss(dist_x: Array, dist_z: Array, pairs_x: Optional[Array] = None, pair
     px = _input(pairs_x, "pairs_x") if pairs_x is not None else _pairs_of(dx, "dist_x")
     pz = _input(pairs_z, "pairs_z") if pairs_z is not None else _pairs_of(dz, "dist_z")
     if out is not None:
-        gz, gx = (_output(o, "out") for o in out)
+        gz, gx = (_output(o, "out") for o in _out_tuple(out, 2, "isa_loss",
+                                                         "(grad_dist_z or None, grad_dist_x or None)"))
     else:
         gz = _empty(dz, _shape(dz), "like") if grad_dist_z else None
         gx = _empty(dx, _shape(dx), "like") if grad_dist_x else None
@@ -301,7 +309,8 @@ def isa_loss_from_points(x: Array, z: Array, *, variant: str = "symmetric", redu
     xf = _flat_points(xs, "x")
     zf = _input(z, "z")
     if out is not None:
-        gz, gx = (_output(o, "out") for o in out)
+        gz, gx = (_output(o, "out") for o in _out_tuple(out, 2, "isa_loss_from_points",
+                                                         "(grad_z or None, grad_x or None)"))
         gxf = _flat_points(gx, "out[1]", output=True) if gx is not None else None
     else:
         gz = _empty(zf, _shape(zf), "like") if grad_z else None
@@ -396,8 +405,9 @@ def margin_ce_forward(cos: Array, labels: Array, margin=CombinedMargin(), *, ent
     n = c.shape[0] if len(c.shape) == 2 else 0
     if out is None:
         out = tuple(_empty(c, (n,), "like") for _ in range(4))
-    elif len(out) != 4:
-        raise TypeError("topofr.margin_ce_forward: out: expected a tuple (loss, entropy, p_gt, lse)")
+    elif not isinstance(out, (tuple, list)) or len(out) != 4 or out[0] is None:
+        raise TypeError("topofr.margin_ce_forward: out: expected a tuple (loss, entropy, p_gt, lse); only loss is "
+                        "required")
     lo, en, pg, ls = (_output(o, "out") for o in out)
     _core.margin_ce_forward(c, y, _margin(margin), entropy_eps, lo, en, pg, ls)
     return MarginCEForward(lo, en, pg, ls)
@@ -529,7 +539,9 @@ class Objective:
         xf = _flat_points(_input(x, "x"), "x")
         zz, c, y = _input(z, "z"), _input(cos, "cos"), _input(labels, "labels")
         if out is not None:
-            gz, gc = (_output(o, "out") for o in out)
+            gz, gc = (_output(o, "out") for o in _out_tuple(out, 2, "Objective", "(grad_z, grad_cos)"))
+            if gz is None or gc is None:
+                raise TypeError("topofr.Objective: out: both grad_z and grad_cos are required")
         else:
             gz, gc = _empty(c, _shape(zz), "like"), _empty(c, _shape(c), "like")
         n = c.shape[0] if len(c.shape) == 2 else 0
