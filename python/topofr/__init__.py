@@ -139,6 +139,33 @@ def _out_tuple(out, k: int, fn: str, what: str):
     return out
 
 
+def _byte_range(a):
+    """[lo, hi) of the bytes an array (NumPy or torch, any strides) addresses; None when it has no element."""
+    if _is_torch(a):
+        if a.numel() == 0:
+            return None
+        item, p, strides = a.element_size(), a.data_ptr(), [st * a.element_size() for st in a.stride()]
+    else:
+        if not isinstance(a, np.ndarray) or a.size == 0:
+            return None
+        item, p, strides = a.itemsize, a.__array_interface__["data"][0], a.strides
+    lo = p + sum(min(0, (n - 1) * st) for n, st in zip(a.shape, strides))
+    hi = p + sum(max(0, (n - 1) * st) for n, st in zip(a.shape, strides)) + item
+    return lo, hi
+
+
+def _no_overlap(fn: str, out, out_name: str, **inputs):
+    """docs/api.md: the margin head's outputs must not overlap its inputs (it reads them while writing; an
+    aliased call would silently compute garbage or destroy the input)."""
+    r = _byte_range(out) if out is not None else None
+    if r is None:
+        return
+    for name, a in inputs.items():
+        q = _byte_range(a) if a is not None else None
+        if q is not None and r[0] < q[1] and q[0] < r[1]:
+            raise Error(f"topofr.{fn}: {out_name}: must not overlap the input {name}")
+
+
 _U64 = 2 ** 64 - 1
 _I32 = 2 ** 31 - 1
 
@@ -377,6 +404,7 @@ def margin_logits(cos: Array, labels: Array, margin=CombinedMargin(), *, out: Op
     """s * f(cos) in each row's label column, s * cos elsewhere ((N, C); label -1: no margin in that row)."""
     c, y = _input(cos, "cos"), _input(labels, "labels")
     out = _output(out, "out") if out is not None else _empty(c, _shape(c), "like")
+    _no_overlap("margin_logits", out, "logits", cos=c, labels=y)
     _core.margin_logits(c, y, _margin(margin), out)
     return out
 
@@ -386,6 +414,7 @@ def margin_logits_backward(cos: Array, labels: Array, grad_logits: Array, margin
     """The adjoint of margin_logits: dL/dcos from dL/dlogits."""
     c, y, g = _input(cos, "cos"), _input(labels, "labels"), _input(grad_logits, "grad_logits")
     out = _output(out, "out") if out is not None else _empty(c, _shape(c), "like")
+    _no_overlap("margin_logits_backward", out, "grad_cos", cos=c, labels=y, grad_logits=g)
     _core.margin_logits_backward(c, y, _margin(margin), g, out)
     return out
 
@@ -409,6 +438,8 @@ def margin_ce_forward(cos: Array, labels: Array, margin=CombinedMargin(), *, ent
         raise TypeError("topofr.margin_ce_forward: out: expected a tuple (loss, entropy, p_gt, lse); only loss is "
                         "required")
     lo, en, pg, ls = (_output(o, "out") for o in out)
+    for o, name in ((lo, "loss"), (en, "entropy"), (pg, "p_gt"), (ls, "lse")):
+        _no_overlap("margin_ce_forward", o, name, cos=c, labels=y)
     _core.margin_ce_forward(c, y, _margin(margin), entropy_eps, lo, en, pg, ls)
     return MarginCEForward(lo, en, pg, ls)
 
@@ -419,7 +450,9 @@ def margin_ce_backward(cos: Array, labels: Array, lse: Array, weights: Optional[
     weights = omega (SDS) and grad_scale = 1/N this is the gradient of mean_i omega_i * loss_i."""
     c, y, s = _input(cos, "cos"), _input(labels, "labels"), _input(lse, "lse")
     out = _output(out, "out") if out is not None else _empty(c, _shape(c), "like")
-    _core.margin_ce_backward(c, y, _margin(margin), s, _input(weights, "weights"), grad_scale, out)
+    w = _input(weights, "weights")
+    _no_overlap("margin_ce_backward", out, "grad_cos", cos=c, labels=y, lse=s, weights=w)
+    _core.margin_ce_backward(c, y, _margin(margin), s, w, grad_scale, out)
     return out
 
 
