@@ -16,7 +16,7 @@ from conftest import (arcface, check_kind, isa_oracle as run_isa_oracle, persist
 def torch_dist(p, scale=1.0):
     """Oracle: the released code's distance matrix, torch.norm(x[:, None] - x, dim=2) in float64
     (isa_oracle.distance_matrix)."""
-    return (isa_oracle.distance_matrix(torch.from_numpy(np.asarray(p, dtype=np.float64))) / scale).numpy()
+    return (isa_oracle.distance_matrix(torch.from_numpy(np.array(p, dtype=np.float64))) / scale).numpy()
 
 
 def test_has_cuda_is_bool():

@@ -269,3 +269,68 @@ def test_scalar_options():
     raises_naming(topofr.Error, "x_scale", topofr.isa_loss_from_points, np.eye(3), np.eye(3), x_scale=0.0)
     raises_naming(topofr.Error, "lambda", topofr.sds_weights, np.array([0.1]), None, focal=False,
                   lambda_=math.nan)
+
+
+def test_negative_and_overlapping_outputs_refused(pts):
+    from numpy.lib.stride_tricks import as_strided
+    base = np.full((6, 6), 7.0)
+    raises_naming(topofr.Error, "dist", topofr.pairwise_distances, pts, out=base[::-1])
+    raises_naming(topofr.Error, "dist", topofr.pairwise_distances, pts, out=as_strided(base, (6, 6), (0, 8)))
+    raises_naming(topofr.Error, "dist", topofr.pairwise_distances, np.stack([pts, pts]),
+                  out=as_strided(base, (2, 6, 6), (0, 48, 8)))
+    assert np.all(base == 7)
+    # a negative-stride input is read from a copy and is fine
+    np.testing.assert_array_equal(topofr.pairwise_distances(pts[::-1]), topofr.pairwise_distances(pts[::-1].copy()))
+
+
+def test_aliasing_rules(pts, head, fw):
+    p, z = to_fw(pts, fw), to_fw(pts[:, :2], fw)
+    # docs/api.md: a gradient must not alias its points or the other gradient
+    raises_naming(topofr.Error, "grad_z", topofr.isa_loss_from_points, p, z, out=(z, None))
+    g = to_fw(np.zeros((6, 3)), fw)
+    raises_naming(topofr.Error, "grad_x", topofr.isa_loss_from_points, p, to_fw(pts, fw), out=(g, g))
+    # the margin head's outputs must not overlap its inputs; refused before anything is written
+    cos, y = head
+    c, yy = to_fw(cos, fw), to_fw(y, fw)
+    raises_naming(topofr.Error, "logits", topofr.margin_logits, c, yy, out=c)
+    np.testing.assert_array_equal(to_np(c), cos)
+    gl = to_fw(np.ones((5, 4)), fw)
+    raises_naming(topofr.Error, "grad_cos", topofr.margin_logits_backward, c, yy, gl, out=gl)
+    assert np.all(to_np(gl) == 1)
+    f = topofr.margin_ce_forward(c, yy)
+    raises_naming(topofr.Error, "grad_cos", topofr.margin_ce_backward, c, yy, f.lse, out=c)
+    np.testing.assert_array_equal(to_np(c), cos)
+    flat = to_fw(cos.reshape(-1).copy(), fw)
+    c2 = flat.reshape(5, 4)
+    raises_naming(topofr.Error, "loss", topofr.margin_ce_forward, c2, yy, out=(flat[:5], None, None, None))
+    # allowed aliasing (docs/api.md): gum_fit and sds_weights may overwrite their input, isa_loss a gradient
+    # its own distance matrix
+    dz = topofr.pairwise_distances(z)
+    r = topofr.isa_loss(topofr.pairwise_distances(p), dz, out=(dz, None))
+    assert r.grad_dist_z is dz
+
+
+def test_integer_options_named():
+    im = np.zeros((1, 3, 4, 4), np.float32)
+    raises_naming(topofr.Error, "seed", topofr.rsp_perturb, im, seed=-1)
+    raises_naming(TypeError, "seed", topofr.rsp_perturb, im, seed=1.5)
+    raises_naming(topofr.Error, "step", topofr.rsp_perturb, im, step=2 ** 64)
+    raises_naming(topofr.Error, "max_iter", topofr.gum_fit, np.array([0.1, 0.2]), max_iter=2 ** 40)
+    raises_naming(TypeError, "max_iter", topofr.gum_fit, np.array([0.1, 0.2]), max_iter=10.0)
+    raises_naming(topofr.Error, "sample", topofr.rsp_draw, -1, 3, 4, 4)
+    raises_naming(topofr.Error, "sample", topofr.rsp_draw, 2 ** 32, 3, 4, 4)
+    raises_naming(topofr.Error, "h", topofr.rsp_draw, 0, 3, 0, 4)
+    assert topofr.rsp_draw(2 ** 32 - 1, 3, 4, 4, seed=2 ** 64 - 1, step=2 ** 64 - 1)["kind"] in (
+        "none", "blur", "grayscale", "color_jitter", "erasing")
+
+
+def test_out_tuples(pts, head):
+    z = pts[:, :2]
+    raises_naming(TypeError, "out", topofr.isa_loss_from_points, pts, z, out=np.zeros((6, 2)))
+    d = topofr.pairwise_distances(pts)
+    raises_naming(TypeError, "out", topofr.isa_loss, d, d, out=np.zeros((6, 6)))
+    raises_naming(TypeError, "out", topofr.persistence_pairs, d, out=np.zeros((5, 2), np.int32))
+    cos, y = head
+    raises_naming(TypeError, "out", topofr.margin_ce_forward, cos, y, out=(None, np.zeros(5), None, None))
+    raises_naming(TypeError, "out", topofr.margin_ce_forward, cos, y, out=(np.zeros(5),) * 3)
+    raises_naming(TypeError, "out", topofr.Objective(), pts, z, cos[:, :], y, out=(np.zeros((6, 2)),))
