@@ -66,6 +66,19 @@ def _input(a, name: str):
     return a
 
 
+def _pairs_input(a, name: str):
+    """An (m, 2) int32 pairs input: the extension sees it as a span of edges, so rows must be dense (stride 2);
+    a row-strided one (a column slice of a wider array) is read from a contiguous copy."""
+    a = _input(a, name)
+    if a is not None and len(a.shape) == 2 and a.shape[0] > 1:
+        if _is_torch(a):
+            if a.stride(0) != a.shape[1]:
+                a = a.contiguous()
+        elif isinstance(a, np.ndarray) and a.strides[0] != a.shape[1] * a.itemsize:
+            a = np.ascontiguousarray(a)
+    return a
+
+
 def _overlapping(shape, strides) -> bool:
     """Whether rows (or batch matrices) share memory, as in a broadcast (stride-0) input: the views need
     row stride >= row length, so such an input is read from a contiguous copy."""
@@ -273,7 +286,7 @@ def persistence_pairs_from_points(points: Array, *, scale: float = 1.0, with_dea
 
 def gather_pairs(dist: Array, pairs: Array, *, out: Optional[Array] = None) -> Array:
     """values[k] = dist[u_k, v_k] for (m, 2) int32 pairs."""
-    d, p = _input(dist, "dist"), _input(pairs, "pairs")
+    d, p = _input(dist, "dist"), _pairs_input(pairs, "pairs")
     out = _output(out, "out") if out is not None else _empty(d, (p.shape[0],), "like")
     _core.gather_pairs(d, p, out)
     return out
@@ -281,7 +294,7 @@ def gather_pairs(dist: Array, pairs: Array, *, out: Optional[Array] = None) -> A
 
 def scatter_pairs_add(pairs: Array, values: Array, grad_dist: Array) -> Array:
     """grad_dist[u_k, v_k] += values[k] in order (the adjoint of gather_pairs), in place; returns grad_dist."""
-    _core.scatter_pairs_add(_input(pairs, "pairs"), _input(values, "values"), _output(grad_dist, "grad_dist"))
+    _core.scatter_pairs_add(_pairs_input(pairs, "pairs"), _input(values, "values"), _output(grad_dist, "grad_dist"))
     return grad_dist
 
 
@@ -314,8 +327,8 @@ def isa_loss(dist_x: Array, dist_z: Array, pairs_x: Optional[Array] = None, pair
     reduction 'mean' or 'sum'. Gradients w.r.t. the matrices are dense (n, n), zero off the pairs.
     out=(grad_dist_z or None, grad_dist_x or None) writes them into the caller's arrays."""
     dx, dz = _input(dist_x, "dist_x"), _input(dist_z, "dist_z")
-    px = _input(pairs_x, "pairs_x") if pairs_x is not None else _pairs_of(dx, "dist_x")
-    pz = _input(pairs_z, "pairs_z") if pairs_z is not None else _pairs_of(dz, "dist_z")
+    px = _pairs_input(pairs_x, "pairs_x") if pairs_x is not None else _pairs_of(dx, "dist_x")
+    pz = _pairs_input(pairs_z, "pairs_z") if pairs_z is not None else _pairs_of(dz, "dist_z")
     if out is not None:
         gz, gx = (_output(o, "out") for o in _out_tuple(out, 2, "isa_loss",
                                                          "(grad_dist_z or None, grad_dist_x or None)"))
