@@ -709,3 +709,35 @@ def test_isa_duplicate_points_is_clean(tmp_path, fw):
     with np.errstate(all="ignore"):
         o = run_isa_oracle(tmp_path, x, z)  # Oracle: isa_oracle.py's loss (its gradients are NaN at 0 here)
     assert r.loss == pytest.approx(o["loss"][0, 1], rel=1e-12)
+
+
+def test_row_strided_pairs_inputs(rng, fw):
+    d = torch_dist(rng.standard_normal((6, 3)))
+    pairs = reference.kruskal_pairs(d).astype(np.int32)  # Oracle: Kruskal pairs, NumPy indexing below
+    big = np.zeros((5, 4), np.int32)
+    big[:, :2] = pairs
+    bigf = to_fw(big, fw)
+    sub = bigf[:, :2]
+    v = topofr.gather_pairs(to_fw(d, fw), sub)
+    np.testing.assert_array_equal(to_np(v), d[pairs[:, 0], pairs[:, 1]])
+    g = to_fw(np.zeros((6, 6)), fw)
+    topofr.scatter_pairs_add(sub, to_fw(np.ones(5), fw), g)
+    expect = np.zeros((6, 6))
+    np.add.at(expect, (pairs[:, 0], pairs[:, 1]), 1.0)
+    np.testing.assert_array_equal(to_np(g), expect)
+    r = topofr.isa_loss(to_fw(d, fw), to_fw(d, fw), sub, sub)
+    assert r.loss == 0.0  # identical filtrations: no discrepancy
+    np.testing.assert_array_equal(to_np(big)[:, :2], pairs)  # inputs untouched
+
+
+def test_threads_release_the_gil_and_agree(rng):
+    # The GIL is released while a block runs: concurrent calls must give the sequential results.
+    from concurrent.futures import ThreadPoolExecutor
+    cases = [(rng.standard_normal((40, 8)), rng.standard_normal((40, 4))) for _ in range(8)]
+    seq = [topofr.isa_loss_from_points(x, z, grad_x=True) for x, z in cases]
+    with ThreadPoolExecutor(4) as ex:
+        par = list(ex.map(lambda c: topofr.isa_loss_from_points(c[0], c[1], grad_x=True), cases))
+    for a, b in zip(seq, par):
+        assert a.loss == b.loss
+        np.testing.assert_array_equal(a.grad_z, b.grad_z)
+        np.testing.assert_array_equal(a.grad_x, b.grad_x)

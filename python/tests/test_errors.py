@@ -334,3 +334,16 @@ def test_out_tuples(pts, head):
     raises_naming(TypeError, "out", topofr.margin_ce_forward, cos, y, out=(None, np.zeros(5), None, None))
     raises_naming(TypeError, "out", topofr.margin_ce_forward, cos, y, out=(np.zeros(5),) * 3)
     raises_naming(TypeError, "out", topofr.Objective(), pts, z, cos[:, :], y, out=(np.zeros((6, 2)),))
+
+
+def test_nothing_written_when_checks_fail(fw):
+    # docs/api.md: gum_fit writes nothing when it throws; rsp_perturb checks every argument (here a
+    # non-finite value in the last sample) before writing anything.
+    h = to_fw(np.full(3, 7.0), fw)
+    raises_naming(topofr.Error, "entropy", topofr.gum_fit, to_fw([0.1, 0.2, math.nan], fw), out=h)
+    assert np.all(to_np(h) == 7)
+    im0 = np.random.default_rng(1).uniform(-1, 1, (4, 3, 6, 6)).astype(np.float32)
+    im0[3, 2, 5, 5] = math.inf
+    im = to_fw(im0, fw)
+    raises_naming(topofr.Error, "images", topofr.rsp_perturb, im, probability=1.0, inplace=True)
+    np.testing.assert_array_equal(to_np(im), im0)
