@@ -7,7 +7,6 @@ objective_oracle.py (float64 PyTorch autograd) and rsp_oracle.py (torchvision). 
 (isa, objective) are run in-process through runpy with their own command line, on .npy files in tmp_path,
 so that torch is imported once for the whole suite.
 """
-import os
 import runpy
 import sys
 from pathlib import Path
@@ -21,12 +20,11 @@ ORACLES = REPO / "tests" / "oracles"
 if str(ORACLES) not in sys.path:
     sys.path.insert(0, str(ORACLES))
 
-import reference  # noqa: E402
+# Re-exported to the tests (from conftest import reference, ...).
+import reference  # noqa: E402,F401
 import arcface_oracle  # noqa: E402
-import persistence_oracle  # noqa: E402  (exits 77 without gudhi; python3-gudhi is a test dependency)
-import rsp_oracle  # noqa: E402
-
-import topofr  # noqa: E402
+import persistence_oracle  # noqa: E402,F401  (exits 77 without gudhi; python3-gudhi is a test dependency)
+import rsp_oracle  # noqa: E402,F401
 
 FRAMEWORKS = ("numpy", "torch")
 DTYPES = ("float32", "float64")
