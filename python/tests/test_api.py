@@ -9,7 +9,7 @@ import torch
 
 import isa_oracle
 import topofr
-from conftest import (arcface, check_kind, isa_oracle as run_isa_oracle, persistence_oracle, ptr, reference,
+from conftest import (arcface, check_kind, isa_oracle as run_isa_oracle, need, persistence_oracle, ptr, reference,
                       rsp_oracle, run_oracle, separated_points, to_fw, to_np, tol)
 
 
@@ -69,6 +69,7 @@ def tie_cases(rng):
 
 @pytest.mark.parametrize("case", ["random", "duplicates", "grid", "all_equal", "n2", "zeros"])
 def test_persistence_pairs_vs_kruskal_and_gudhi(rng, fw, dtype, case):
+    need(persistence_oracle, "gudhi")
     d = tie_cases(rng)[case].astype(dtype)
     pairs, deaths = topofr.persistence_pairs(to_fw(d, fw))
     check_kind(pairs, fw, "int32")
@@ -87,6 +88,9 @@ def test_persistence_pairs_vs_kruskal_and_gudhi(rng, fw, dtype, case):
 
 
 def test_persistence_pairs_vs_ripser(rng):
+    need(persistence_oracle, "gudhi")
+    if __import__("shutil").which("ripser") is None:
+        pytest.skip("the ripser program is not installed")
     d = torch_dist(rng.standard_normal((12, 3)))
     _, deaths = topofr.persistence_pairs(d)
     # Oracle: the ripser program (persistence_oracle.ripser_deaths; it prints ~7 significant digits).
@@ -387,6 +391,7 @@ def plan_row(d):
 
 @pytest.mark.parametrize("channels", [3, 1])
 def test_rsp_perturb_vs_torchvision(rng, fw, dtype, channels):
+    need(rsp_oracle, "torchvision")
     n, h, w = 16, 12, 10
     im = rng.uniform(-1, 1, (n, channels, h, w)).astype(dtype)
     r = topofr.rsp_perturb(to_fw(im, fw), probability=0.9, seed=3, step=5)
