@@ -85,6 +85,7 @@ void check_array(const A& a, std::size_t ndim, space where, const char* fn, cons
     type_fail(fn, arg, "is on ", device_name(a.device_type()), " but the other arrays are on ",
               where == space::cpu ? "cpu" : "cuda");
   if (a.ndim() != ndim) value_fail(fn, arg, "expected ", ndim, " dimensions, got ", a.ndim());
+  if (a.size() == 0) return;  // no element is addressed: strides are arbitrary (torch.from_numpy gives 0s)
   if (ndim >= 1 && a.shape(ndim - 1) > 1 && a.stride(ndim - 1) != 1)
     value_fail(fn, arg, "the last axis must be contiguous (stride 1), got stride ", a.stride(ndim - 1),
                "; pass a contiguous array");
@@ -97,7 +98,7 @@ template <class A> index_t dim(const A& a, std::size_t k) { return static_cast<i
 /// The leading dimension of axis k: its stride, or the extent of the axis after it when axis k has length
 /// <= 1 (whose stride frameworks leave arbitrary).
 template <class A> index_t ld(const A& a, std::size_t k, index_t minimum) {
-  return a.shape(k) <= 1 ? minimum : static_cast<index_t>(a.stride(k));
+  return a.shape(k) <= 1 || a.size() == 0 ? minimum : static_cast<index_t>(a.stride(k));
 }
 
 template <class T, class Space = topofr::host_memory, class A>
@@ -128,7 +129,7 @@ template <class E, class Space = topofr::host_memory, class A>
 topofr::vector_view<E, Space> edges(const A& a, const char* fn, const char* arg, space where = space::cpu) {
   check_array<std::int32_t>(a, 2, where, fn, arg);
   if (a.shape(1) != 2) value_fail(fn, arg, "expected shape (m, 2), got (", a.shape(0), ", ", a.shape(1), ")");
-  if (a.shape(0) > 1 && a.stride(0) != 2) value_fail(fn, arg, "rows must be dense (row stride 2), got ", a.stride(0));
+  if (a.shape(0) > 1 && a.size() != 0 && a.stride(0) != 2) value_fail(fn, arg, "rows must be dense (row stride 2), got ", a.stride(0));
   return {static_cast<E*>(const_cast<void*>(static_cast<const void*>(a.data()))), dim(a, 0)};
 }
 
@@ -138,7 +139,7 @@ topofr::matrix_view<E, Space> edge_batch(const A& a, const char* fn, const char*
   check_array<std::int32_t>(a, 3, where, fn, arg);
   if (a.shape(2) != 2)
     value_fail(fn, arg, "expected shape (B, m, 2), got (", a.shape(0), ", ", a.shape(1), ", ", a.shape(2), ")");
-  if (a.shape(1) > 1 && a.stride(1) != 2) value_fail(fn, arg, "rows must be dense (stride 2), got ", a.stride(1));
+  if (a.shape(1) > 1 && a.size() != 0 && a.stride(1) != 2) value_fail(fn, arg, "rows must be dense (stride 2), got ", a.stride(1));
   const index_t m = dim(a, 1), l = ld(a, 0, 2 * m);
   if (l % 2 != 0 || l < 2 * m) value_fail(fn, arg, "unsupported batch stride ", l);
   return {static_cast<E*>(const_cast<void*>(static_cast<const void*>(a.data()))), dim(a, 0), m, l / 2};

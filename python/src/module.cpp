@@ -492,7 +492,7 @@ void rsp_perturb(const out_array& images, double probability, std::uint64_t seed
       const index_t n = dim(images, 0), c = dim(images, 1), h = dim(images, 2), w = dim(images, 3);
       // Dense NCHW (an axis of length 1 may have any stride): the batch is written in place.
       const index_t want[4] = {c * h * w, h * w, w, 1};
-      for (std::size_t k = 0; k < 4; ++k)
+      for (std::size_t k = 0; k < 4 && n * c * h * w > 0; ++k)
         if (images.shape(k) > 1 && images.stride(k) != want[k])
           value_fail(fn, "images", "must be a contiguous (N, C, H, W) array (it is written in place); axis ", k,
                      " has stride ", images.stride(k), ", expected ", want[k]);

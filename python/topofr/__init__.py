@@ -52,26 +52,52 @@ def _input(a, name: str):
         return None
     if _is_torch(a):
         a = a.detach()
-        if a.dim() and a.shape[-1] > 1 and a.stride(-1) != 1 or any(s < 0 for s in a.stride()):
+        if a.dim() and a.shape[-1] > 1 and a.stride(-1) != 1 or any(s < 0 for s in a.stride()) or \
+                _overlapping(a.shape, a.stride()):
             a = a.contiguous()
         return a
     if not isinstance(a, np.ndarray):
         if hasattr(a, "__dlpack__"):
             return a
         a = np.asarray(a)
-    if a.ndim and a.shape[-1] > 1 and a.strides[-1] != a.itemsize or any(s < 0 for s in a.strides):
+    if a.ndim and a.shape[-1] > 1 and a.strides[-1] != a.itemsize or any(s < 0 for s in a.strides) or \
+            _overlapping(a.shape, [s // a.itemsize for s in a.strides]):
         a = np.ascontiguousarray(a)
     return a
 
 
+def _pairs_input(a, name: str):
+    """An (m, 2) int32 pairs input: the extension sees it as a span of edges, so rows must be dense (stride 2);
+    a row-strided one (a column slice of a wider array) is read from a contiguous copy."""
+    a = _input(a, name)
+    if a is not None and len(a.shape) == 2 and a.shape[0] > 1:
+        if _is_torch(a):
+            if a.stride(0) != a.shape[1]:
+                a = a.contiguous()
+        elif isinstance(a, np.ndarray) and a.strides[0] != a.shape[1] * a.itemsize:
+            a = np.ascontiguousarray(a)
+    return a
+
+
+def _overlapping(shape, strides) -> bool:
+    """Whether rows (or batch matrices) share memory, as in a broadcast (stride-0) input: the views need
+    row stride >= row length, so such an input is read from a contiguous copy."""
+    if len(shape) >= 2 and shape[-2] > 1 and strides[-2] < shape[-1]:
+        return True
+    return any(n > 1 and s == 0 for n, s in zip(shape, strides))
+
+
 def _output(a, name: str):
-    """A caller's output array, as is (a torch tensor is detached: same storage, so writes are visible)."""
+    """A caller's output array, as is: the very object, so that out=... is returned as the caller's array (a
+    tensor that requires grad is detached: same storage, so writes are visible)."""
     if a is None:
         return None
     if _is_torch(a):
-        return a.detach()
+        return a.detach() if a.requires_grad else a
     if not isinstance(a, np.ndarray) and not hasattr(a, "__dlpack__"):
         raise TypeError(f"topofr: {name}: an output must be a NumPy array or a torch tensor, got {type(a).__name__}")
+    if isinstance(a, np.ndarray) and not a.flags.writeable:
+        raise Error(f"topofr: {name}: an output must be writable, got a read-only array")
     return a
 
 
@@ -117,6 +143,8 @@ def _dtype_name(a) -> str:
 def _empty(like, shape, dtype: str):
     """An uninitialised array of `shape` in `like`'s framework and device; dtype 'float32' etc., or 'like'."""
     if dtype == "like":
+        if not _is_torch(like):  # any NumPy dtype (float16, int64): the extension's check names the argument
+            return np.empty(tuple(shape), dtype=like.dtype)
         dtype = _dtype_name(like)
     if _is_torch(like):
         t = _torch()
@@ -126,6 +154,8 @@ def _empty(like, shape, dtype: str):
 
 def _zeros(like, shape, dtype: str):
     if dtype == "like":
+        if not _is_torch(like):
+            return np.zeros(tuple(shape), dtype=like.dtype)
         dtype = _dtype_name(like)
     if _is_torch(like):
         t = _torch()
@@ -137,15 +167,74 @@ def _shape(a):
     return tuple(a.shape)
 
 
-def _flat_points(a, name: str):
+def _integer(v, fn: str, name: str, lo: int, hi: int) -> int:
+    """An integer option in [lo, hi]: TypeError for a non-integer, topofr.Error outside the range, both naming
+    it (instead of nanobind's 'incompatible function arguments')."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"topofr.{fn}: {name}: expected an integer, got {type(v).__name__}")
+    if not lo <= int(v) <= hi:
+        raise Error(f"topofr.{fn}: {name}: must be in [{lo}, {hi}], got {int(v)}")
+    return int(v)
+
+
+def _out_tuple(out, k: int, fn: str, what: str):
+    """out= of a function with k outputs: a tuple or list of k arrays (or None where allowed)."""
+    if not isinstance(out, (tuple, list)) or len(out) != k:
+        raise TypeError(f"topofr.{fn}: out: expected a tuple {what}, got {type(out).__name__}")
+    return out
+
+
+def _byte_range(a):
+    """[lo, hi) of the bytes an array (NumPy or torch, any strides) addresses; None when it has no element."""
+    if _is_torch(a):
+        if a.numel() == 0:
+            return None
+        item, p, strides = a.element_size(), a.data_ptr(), [st * a.element_size() for st in a.stride()]
+    else:
+        if not isinstance(a, np.ndarray) or a.size == 0:
+            return None
+        item, p, strides = a.itemsize, a.__array_interface__["data"][0], a.strides
+    lo = p + sum(min(0, (n - 1) * st) for n, st in zip(a.shape, strides))
+    hi = p + sum(max(0, (n - 1) * st) for n, st in zip(a.shape, strides)) + item
+    return lo, hi
+
+
+def _no_overlap(fn: str, out, out_name: str, **inputs):
+    """docs/api.md: the margin head's outputs must not overlap its inputs (it reads them while writing; an
+    aliased call would silently compute garbage or destroy the input)."""
+    r = _byte_range(out) if out is not None else None
+    if r is None:
+        return
+    for name, a in inputs.items():
+        q = _byte_range(a) if a is not None else None
+        if q is not None and r[0] < q[1] and q[0] < r[1]:
+            raise Error(f"topofr.{fn}: {out_name}: must not overlap the input {name}")
+
+
+_U64 = 2 ** 64 - 1
+_I32 = 2 ** 31 - 1
+
+
+def _flat_points(a, name: str, output: bool = False):
     """(n, ...) -> (n, prod(...)) as a view when the array is contiguous (an image batch N x C x H x W is the
-    n x CHW point cloud the VR filtration sees)."""
+    n x CHW point cloud the VR filtration sees). An output that cannot be viewed so is an error: reshape
+    would copy it and the result would never reach the caller's array."""
     if len(a.shape) == 2:
         return a
     if len(a.shape) < 2:
         raise Error(f"topofr: {name}: expected (n, d) points or an (n, C, H, W) batch, got shape {_shape(a)}")
     n = a.shape[0]
-    return a.reshape(n, -1)
+    if not output:
+        return a.reshape(n, -1)
+    try:
+        if _is_torch(a):
+            return a.view(n, -1)
+        v = a.view()
+        v.shape = (n, -1)  # raises instead of copying
+        return v
+    except (RuntimeError, AttributeError, ValueError):
+        raise Error(f"topofr: {name}: an output (n, C, H, W) batch must be contiguous (it is written in place), "
+                    f"got strides {tuple(a.stride()) if _is_torch(a) else a.strides}") from None
 
 
 def image_scale(c: int, h: int, w: int) -> float:
@@ -173,13 +262,13 @@ class Pairs(NamedTuple):
     deaths: Optional[Array]
 
 
-def _pair_outputs(ref, lead: Tuple[int, ...], n: int, with_deaths: bool, out, fn: str):
+def _pair_outputs(ref, lead: Tuple[int, ...], n: int, with_deaths: bool, out, fn: str, arg: str):
     if out is not None:
         if not isinstance(out, (tuple, list)) or len(out) != 2:
             raise TypeError(f"topofr.{fn}: out: expected a tuple (pairs, deaths or None)")
         return _output(out[0], "out[0]"), _output(out[1], "out[1]")
     if n < 2:
-        raise Error(f"topofr.{fn}: expected at least 2 points, got {n}")
+        raise Error(f"topofr.{fn}: {arg}: expected at least 2 points, got {n}")
     pairs = _empty(ref, lead + (n - 1, 2), "int32")
     deaths = _empty(ref, lead + (n - 1,), "like") if with_deaths else None
     return pairs, deaths
@@ -196,7 +285,7 @@ def persistence_pairs(dist: Array, *, with_deaths: bool = True, out=None, stream
     shape = _shape(d)
     if len(shape) not in (2, 3):
         raise Error(f"topofr.persistence_pairs: dist: expected (n, n) or (B, n, n), got shape {shape}")
-    pairs, deaths = _pair_outputs(d, shape[:-2], shape[-1], with_deaths, out, "persistence_pairs")
+    pairs, deaths = _pair_outputs(d, shape[:-2], shape[-1], with_deaths, out, "persistence_pairs", "dist")
     _core.persistence_pairs(d, pairs, deaths, **_exec(d, stream))
     return Pairs(pairs, deaths)
 
@@ -214,11 +303,11 @@ def persistence_pairs_from_points(points: Array, *, scale: float = 1.0, with_dea
         raise Error(f"topofr.persistence_pairs_from_points: points: expected (n, d) or (B, n, d), got {shape}")
     b, n = p.shape[0], p.shape[1]
     if out is not None:
-        pairs, deaths = _pair_outputs(p, (b,), n, with_deaths, out, "persistence_pairs_from_points")
+        pairs, deaths = _pair_outputs(p, (b,), n, with_deaths, out, "persistence_pairs_from_points", "points")
         cp = pairs[None] if single else pairs
         cd = (deaths[None] if single else deaths) if deaths is not None else None
     else:
-        pairs, deaths = _pair_outputs(p, (b,), n, with_deaths, None, "persistence_pairs_from_points")
+        pairs, deaths = _pair_outputs(p, (b,), n, with_deaths, None, "persistence_pairs_from_points", "points")
         cp, cd = pairs, deaths
         if single:
             pairs = pairs[0]
@@ -229,7 +318,7 @@ def persistence_pairs_from_points(points: Array, *, scale: float = 1.0, with_dea
 
 def gather_pairs(dist: Array, pairs: Array, *, out: Optional[Array] = None, stream: Optional[int] = None) -> Array:
     """values[k] = dist[u_k, v_k] for (m, 2) int32 pairs."""
-    d, p = _input(dist, "dist"), _input(pairs, "pairs")
+    d, p = _input(dist, "dist"), _pairs_input(pairs, "pairs")
     out = _output(out, "out") if out is not None else _empty(d, (p.shape[0],), "like")
     _core.gather_pairs(d, p, out, **_exec(d, stream))
     return out
@@ -237,8 +326,8 @@ def gather_pairs(dist: Array, pairs: Array, *, out: Optional[Array] = None, stre
 
 def scatter_pairs_add(pairs: Array, values: Array, grad_dist: Array, *, stream: Optional[int] = None) -> Array:
     """grad_dist[u_k, v_k] += values[k] in order (the adjoint of gather_pairs), in place; returns grad_dist."""
-    g = _output(grad_dist, "grad_dist")
-    _core.scatter_pairs_add(_input(pairs, "pairs"), _input(values, "values"), g, **_exec(g, stream))
+    _core.scatter_pairs_add(_pairs_input(pairs, "pairs"), _input(values, "values"), _output(grad_dist, "grad_dist"),
+                            **_exec(grad_dist, stream))
     return grad_dist
 
 
@@ -255,6 +344,14 @@ class ISAResult(NamedTuple):
     grad_x: Optional[Array]  # dL/dx, shaped like x
 
 
+def _pairs_of(dist, name: str):
+    """isa_loss's own persistence pairs of a matrix; an error names isa_loss's argument."""
+    try:
+        return persistence_pairs(dist, with_deaths=False).pairs
+    except Error as e:
+        raise Error(f"topofr.isa_loss: {name}: {e}") from None
+
+
 def isa_loss(dist_x: Array, dist_z: Array, pairs_x: Optional[Array] = None, pairs_z: Optional[Array] = None, *,
              variant: str = "symmetric", reduction: str = "mean", grad_dist_z: bool = True,
              grad_dist_x: bool = False, out=None, stream: Optional[int] = None) -> ISADistResult:
@@ -263,10 +360,11 @@ def isa_loss(dist_x: Array, dist_z: Array, pairs_x: Optional[Array] = None, pair
     reduction 'mean' or 'sum'. Gradients w.r.t. the matrices are dense (n, n), zero off the pairs.
     out=(grad_dist_z or None, grad_dist_x or None) writes them into the caller's arrays."""
     dx, dz = _input(dist_x, "dist_x"), _input(dist_z, "dist_z")
-    px = _input(pairs_x, "pairs_x") if pairs_x is not None else persistence_pairs(dx, with_deaths=False).pairs
-    pz = _input(pairs_z, "pairs_z") if pairs_z is not None else persistence_pairs(dz, with_deaths=False).pairs
+    px = _pairs_input(pairs_x, "pairs_x") if pairs_x is not None else _pairs_of(dx, "dist_x")
+    pz = _pairs_input(pairs_z, "pairs_z") if pairs_z is not None else _pairs_of(dz, "dist_z")
     if out is not None:
-        gz, gx = (_output(o, "out") for o in out)
+        gz, gx = (_output(o, "out") for o in _out_tuple(out, 2, "isa_loss",
+                                                         "(grad_dist_z or None, grad_dist_x or None)"))
     else:
         gz = _empty(dz, _shape(dz), "like") if grad_dist_z else None
         gx = _empty(dx, _shape(dx), "like") if grad_dist_x else None
@@ -284,12 +382,13 @@ def isa_loss_from_points(x: Array, z: Array, *, variant: str = "symmetric", redu
     xf = _flat_points(xs, "x")
     zf = _input(z, "z")
     if out is not None:
-        gz, gx = (_output(o, "out") for o in out)
-        gxf = _flat_points(gx, "out[1]") if gx is not None else None
+        gz, gx = (_output(o, "out") for o in _out_tuple(out, 2, "isa_loss_from_points",
+                                                         "(grad_z or None, grad_x or None)"))
+        gxf = _flat_points(gx, "out[1]", output=True) if gx is not None else None
     else:
         gz = _empty(zf, _shape(zf), "like") if grad_z else None
         gx = _empty(xs, _shape(xs), "like") if grad_x else None
-        gxf = _flat_points(gx, "grad_x") if gx is not None else None
+        gxf = _flat_points(gx, "grad_x", output=True) if gx is not None else None
     loss = _core.isa_loss_from_points(xf, zf, variant, reduction, x_scale, z_scale, gz, gxf, **_exec(xf, stream))
     return ISAResult(loss, gz, gx)
 
@@ -310,6 +409,7 @@ def gum_fit(entropy: Array, *, mode: str = "reference", max_iter: int = 1000, to
     'robust' which never diverges) and returns the hard-sample posterior h (out may alias entropy)."""
     e = _input(entropy, "entropy")
     h = _output(out, "out") if out is not None else _empty(e, _shape(e), "like")
+    max_iter = _integer(max_iter, "gum_fit", "max_iter", -_I32 - 1, _I32)  # the range check is the C++ one
     pi, sigma, c, it, conv = _core.gum_fit(e, h, mode, max_iter, tol, symmetrize, **_exec(e, stream))
     return GUMResult(h, pi, sigma, c, it, conv)
 
@@ -350,6 +450,7 @@ def margin_logits(cos: Array, labels: Array, margin=CombinedMargin(), *, out: Op
     """s * f(cos) in each row's label column, s * cos elsewhere ((N, C); label -1: no margin in that row)."""
     c, y = _input(cos, "cos"), _input(labels, "labels")
     out = _output(out, "out") if out is not None else _empty(c, _shape(c), "like")
+    _no_overlap("margin_logits", out, "logits", cos=c, labels=y)
     _core.margin_logits(c, y, _margin(margin), out, **_exec(c, stream))
     return out
 
@@ -359,6 +460,7 @@ def margin_logits_backward(cos: Array, labels: Array, grad_logits: Array, margin
     """The adjoint of margin_logits: dL/dcos from dL/dlogits."""
     c, y, g = _input(cos, "cos"), _input(labels, "labels"), _input(grad_logits, "grad_logits")
     out = _output(out, "out") if out is not None else _empty(c, _shape(c), "like")
+    _no_overlap("margin_logits_backward", out, "grad_cos", cos=c, labels=y, grad_logits=g)
     _core.margin_logits_backward(c, y, _margin(margin), g, out, **_exec(c, stream))
     return out
 
@@ -378,9 +480,12 @@ def margin_ce_forward(cos: Array, labels: Array, margin=CombinedMargin(), *, ent
     n = c.shape[0] if len(c.shape) == 2 else 0
     if out is None:
         out = tuple(_empty(c, (n,), "like") for _ in range(4))
-    elif len(out) != 4:
-        raise TypeError("topofr.margin_ce_forward: out: expected a tuple (loss, entropy, p_gt, lse)")
+    elif not isinstance(out, (tuple, list)) or len(out) != 4 or out[0] is None:
+        raise TypeError("topofr.margin_ce_forward: out: expected a tuple (loss, entropy, p_gt, lse); only loss is "
+                        "required")
     lo, en, pg, ls = (_output(o, "out") for o in out)
+    for o, name in ((lo, "loss"), (en, "entropy"), (pg, "p_gt"), (ls, "lse")):
+        _no_overlap("margin_ce_forward", o, name, cos=c, labels=y)
     _core.margin_ce_forward(c, y, _margin(margin), entropy_eps, lo, en, pg, ls, **_exec(c, stream))
     return MarginCEForward(lo, en, pg, ls)
 
@@ -391,7 +496,9 @@ def margin_ce_backward(cos: Array, labels: Array, lse: Array, weights: Optional[
     weights = omega (SDS) and grad_scale = 1/N this is the gradient of mean_i omega_i * loss_i."""
     c, y, s = _input(cos, "cos"), _input(labels, "labels"), _input(lse, "lse")
     out = _output(out, "out") if out is not None else _empty(c, _shape(c), "like")
-    _core.margin_ce_backward(c, y, _margin(margin), s, _input(weights, "weights"), grad_scale, out, **_exec(c, stream))
+    w = _input(weights, "weights")
+    _no_overlap("margin_ce_backward", out, "grad_cos", cos=c, labels=y, lse=s, weights=w)
+    _core.margin_ce_backward(c, y, _margin(margin), s, w, grad_scale, out, **_exec(c, stream))
     return out
 
 
@@ -415,6 +522,7 @@ def rsp_perturb(images: Array, *, probability: float = 0.2, seed: int = 0, step:
         if _is_torch(im):
             im = im.contiguous()
     kinds = _empty(im, (im.shape[0],) if len(im.shape) else (0,), "int32")
+    seed, step = _integer(seed, "rsp_perturb", "seed", 0, _U64), _integer(step, "rsp_perturb", "step", 0, _U64)
     _core.rsp_perturb(im, probability, seed, step, kinds, **_exec(im, stream))
     return RSPResult(images if inplace else im, kinds)
 
@@ -422,6 +530,10 @@ def rsp_perturb(images: Array, *, probability: float = 0.2, seed: int = 0, step:
 def rsp_draw(sample: int, c: int, h: int, w: int, *, probability: float = 0.2, seed: int = 0,
              step: int = 0) -> dict:
     """Every random choice RSP makes for one sample (a pure function of seed, step, sample, H, W)."""
+    sample = _integer(sample, "rsp_draw", "sample", 0, 2 ** 32 - 1)  # rsp_perturb's stream contract
+    c = _integer(c, "rsp_draw", "c", 1, 3)
+    h, w = _integer(h, "rsp_draw", "h", 1, 2 ** 62), _integer(w, "rsp_draw", "w", 1, 2 ** 62)
+    seed, step = _integer(seed, "rsp_draw", "seed", 0, _U64), _integer(step, "rsp_draw", "step", 0, _U64)
     return _core.rsp_draw(sample, c, h, w, probability, seed, step)
 
 
@@ -507,7 +619,9 @@ class Objective:
         xf = _flat_points(_input(x, "x"), "x")
         zz, c, y = _input(z, "z"), _input(cos, "cos"), _input(labels, "labels")
         if out is not None:
-            gz, gc = (_output(o, "out") for o in out)
+            gz, gc = (_output(o, "out") for o in _out_tuple(out, 2, "Objective", "(grad_z, grad_cos)"))
+            if gz is None or gc is None:
+                raise TypeError("topofr.Objective: out: both grad_z and grad_cos are required")
         else:
             gz, gc = _empty(c, _shape(zz), "like"), _empty(c, _shape(c), "like")
         n = c.shape[0] if len(c.shape) == 2 else 0
