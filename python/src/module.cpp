@@ -609,26 +609,33 @@ NB_MODULE(_core, m) {
 
   m.def("has_cuda", [] { return bool(TOPOFR_PY_CUDA); });
   m.def("image_scale", &topofr::image_scale, "c"_a, "h"_a, "w"_a);
-  m.def("pairwise_distances", &pairwise_distances, "points"_a, "dist"_a, "scale"_a, "stream"_a = 0, "allocator"_a = nb::none());
-  m.def("persistence_pairs", &persistence_pairs, "dist"_a, "pairs"_a, "deaths"_a.none(), "stream"_a = 0, "allocator"_a = nb::none());
+  // Every block ends with where a CUDA call runs: the stream (a cudaStream_t as an integer) and the caller's
+  // allocator (None: the library's pool); both are ignored on the CPU.
+  const auto stream = "stream"_a = std::uintptr_t(0);
+  const auto allocator = "allocator"_a = nb::none();
+  m.def("pairwise_distances", &pairwise_distances, "points"_a, "dist"_a, "scale"_a, stream, allocator);
+  m.def("persistence_pairs", &persistence_pairs, "dist"_a, "pairs"_a, "deaths"_a.none(), stream, allocator);
   m.def("persistence_pairs_from_points", &persistence_pairs_from_points, "points"_a, "scale"_a, "pairs"_a,
-        "deaths"_a.none(), "stream"_a = 0, "allocator"_a = nb::none());
-  m.def("gather_pairs", &gather_pairs, "dist"_a, "pairs"_a, "values"_a, "stream"_a = 0, "allocator"_a = nb::none());
-  m.def("scatter_pairs_add", &scatter_pairs_add, "pairs"_a, "values"_a, "grad_dist"_a, "stream"_a = 0, "allocator"_a = nb::none());
+        "deaths"_a.none(), stream, allocator);
+  m.def("gather_pairs", &gather_pairs, "dist"_a, "pairs"_a, "values"_a, stream, allocator);
+  m.def("scatter_pairs_add", &scatter_pairs_add, "pairs"_a, "values"_a, "grad_dist"_a, stream, allocator);
   m.def("isa_loss", &isa_loss, "dist_x"_a, "dist_z"_a, "pairs_x"_a, "pairs_z"_a, "variant"_a, "reduction"_a,
-        "grad_dist_z"_a.none(), "grad_dist_x"_a.none(), "stream"_a = 0, "allocator"_a = nb::none());
+        "grad_dist_z"_a.none(), "grad_dist_x"_a.none(), stream, allocator);
   m.def("isa_loss_from_points", &isa_loss_from_points, "x"_a, "z"_a, "variant"_a, "reduction"_a, "x_scale"_a,
-        "z_scale"_a, "grad_z"_a.none(), "grad_x"_a.none(), "stream"_a = 0, "allocator"_a = nb::none());
-  m.def("gum_fit", &gum_fit, "entropy"_a, "hard_posterior"_a, "mode"_a, "max_iter"_a, "tol"_a, "symmetrize"_a, "stream"_a = 0, "allocator"_a = nb::none());
-  m.def("sds_weights", &sds_weights, "hard_posterior"_a, "p_gt"_a.none(), "lambda_"_a, "focal"_a, "omega"_a, "stream"_a = 0, "allocator"_a = nb::none());
-  m.def("margin_logits", &margin_logits, "cos"_a, "labels"_a, "margin"_a, "logits"_a, "stream"_a = 0, "allocator"_a = nb::none());
+        "z_scale"_a, "grad_z"_a.none(), "grad_x"_a.none(), stream, allocator);
+  m.def("gum_fit", &gum_fit, "entropy"_a, "hard_posterior"_a, "mode"_a, "max_iter"_a, "tol"_a, "symmetrize"_a,
+        stream, allocator);
+  m.def("sds_weights", &sds_weights, "hard_posterior"_a, "p_gt"_a.none(), "lambda_"_a, "focal"_a, "omega"_a,
+        stream, allocator);
+  m.def("margin_logits", &margin_logits, "cos"_a, "labels"_a, "margin"_a, "logits"_a, stream, allocator);
   m.def("margin_logits_backward", &margin_logits_backward, "cos"_a, "labels"_a, "margin"_a, "grad_logits"_a,
-        "grad_cos"_a, "stream"_a = 0, "allocator"_a = nb::none());
+        "grad_cos"_a, stream, allocator);
   m.def("margin_ce_forward", &margin_ce_forward, "cos"_a, "labels"_a, "margin"_a, "entropy_eps"_a, "loss"_a,
-        "entropy"_a.none(), "p_gt"_a.none(), "lse"_a.none(), "stream"_a = 0, "allocator"_a = nb::none());
+        "entropy"_a.none(), "p_gt"_a.none(), "lse"_a.none(), stream, allocator);
   m.def("margin_ce_backward", &margin_ce_backward, "cos"_a, "labels"_a, "margin"_a, "lse"_a, "weights"_a.none(),
-        "grad_scale"_a, "grad_cos"_a, "stream"_a = 0, "allocator"_a = nb::none());
-  m.def("rsp_perturb", &rsp_perturb, "images"_a, "probability"_a, "seed"_a, "step"_a, "kinds"_a.none(), "stream"_a = 0, "allocator"_a = nb::none());
+        "grad_scale"_a, "grad_cos"_a, stream, allocator);
+  m.def("rsp_perturb", &rsp_perturb, "images"_a, "probability"_a, "seed"_a, "step"_a, "kinds"_a.none(), stream,
+        allocator);
   m.def("rsp_draw", &rsp_draw, "sample"_a, "c"_a, "h"_a, "w"_a, "probability"_a, "seed"_a, "step"_a);
 
   nb::class_<topofr::objective_options>(m, "ObjectiveOptions")
@@ -656,6 +663,5 @@ NB_MODULE(_core, m) {
   nb::class_<objective>(m, "Objective")
       .def(nb::init<const topofr::objective_options&>(), "options"_a)
       .def("__call__", &objective::call, "x"_a, "z"_a, "cos"_a, "labels"_a, "grad_z"_a, "grad_cos"_a,
-           "sample_loss"_a, "entropy"_a, "p_gt"_a, "hard_posterior"_a, "weights"_a, "stream"_a = 0,
-           "allocator"_a = nb::none());
+           "sample_loss"_a, "entropy"_a, "p_gt"_a, "hard_posterior"_a, "weights"_a, stream, allocator);
 }

@@ -243,7 +243,8 @@ def image_scale(c: int, h: int, w: int) -> float:
 
 
 # ---- distances, persistence, gathering ------------------------------------------------------------------------
-def pairwise_distances(points: Array, *, scale: float = 1.0, out: Optional[Array] = None, stream: Optional[int] = None) -> Array:
+def pairwise_distances(points: Array, *, scale: float = 1.0, out: Optional[Array] = None,
+                       stream: Optional[int] = None) -> Array:
     """Euclidean distances ||x_i - x_j|| / scale of (n, d) points, or of each of B clouds (B, n, d).
 
     Exactly symmetric, 0 on the diagonal. Returns (n, n) or (B, n, n) in the points' dtype."""
@@ -446,7 +447,8 @@ def _margin(m) -> Tuple[float, float, float, float]:
     return (float(m.s), float(m.m1), float(m.m2), float(m.m3))
 
 
-def margin_logits(cos: Array, labels: Array, margin=CombinedMargin(), *, out: Optional[Array] = None, stream: Optional[int] = None) -> Array:
+def margin_logits(cos: Array, labels: Array, margin=CombinedMargin(), *, out: Optional[Array] = None,
+                  stream: Optional[int] = None) -> Array:
     """s * f(cos) in each row's label column, s * cos elsewhere ((N, C); label -1: no margin in that row)."""
     c, y = _input(cos, "cos"), _input(labels, "labels")
     out = _output(out, "out") if out is not None else _empty(c, _shape(c), "like")
@@ -491,7 +493,8 @@ def margin_ce_forward(cos: Array, labels: Array, margin=CombinedMargin(), *, ent
 
 
 def margin_ce_backward(cos: Array, labels: Array, lse: Array, weights: Optional[Array] = None,
-                       margin=CombinedMargin(), *, grad_scale: float = 1.0, out: Optional[Array] = None, stream: Optional[int] = None) -> Array:
+                       margin=CombinedMargin(), *, grad_scale: float = 1.0, out: Optional[Array] = None,
+                       stream: Optional[int] = None) -> Array:
     """Pass 2: grad_cos[i, j] = weights[i] * grad_scale * d loss_i / d cos[i, j] (weights None: all 1). With
     weights = omega (SDS) and grad_scale = 1/N this is the gradient of mean_i omega_i * loss_i."""
     c, y, s = _input(cos, "cos"), _input(labels, "labels"), _input(lse, "lse")
