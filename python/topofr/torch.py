@@ -26,7 +26,6 @@ released code; SDS ``focal=True`` (the (1 - p_gt) factor) is the paper, ``focal=
 image batch's input distances divided by ``topofr.image_scale(C, H, W)`` (``x_scale``) are the released code's.
 ``TopoFRLoss.paper()`` and ``TopoFRLoss.released_code()`` build the two settings.
 """
-from __future__ import annotations
 
 import itertools
 import os
@@ -205,6 +204,7 @@ if _HAS_CUSTOM_OP:  # pragma: no cover - only on torch >= 2.4
         ctx.want = (inputs[6], inputs[7])
         ctx.save_for_backward(output[1], output[2])
 
+    @once_differentiable  # the library has no second derivatives
     def _isa_backward(ctx, grad, _gx, _gz):
         gx, gz = ctx.saved_tensors
         return (grad * gx if ctx.want[0] else None, grad * gz if ctx.want[1] else None,
@@ -226,6 +226,7 @@ if _HAS_CUSTOM_OP:  # pragma: no cover - only on torch >= 2.4
         ctx.margin = tuple(inputs[2:6])
         ctx.save_for_backward(inputs[0], inputs[1], output[3])
 
+    @once_differentiable  # the library has no second derivatives
     def _margin_ce_backward(ctx, grad_loss, _ge, _gp, _gl):
         cos, labels, lse = ctx.saved_tensors
         return (torch.ops.topofr.margin_ce_backward(cos, labels, lse, grad_loss, *ctx.margin),
@@ -260,6 +261,7 @@ if _HAS_CUSTOM_OP:  # pragma: no cover - only on torch >= 2.4
     def _objective_setup(ctx, inputs, output):
         ctx.save_for_backward(output[1], output[2])
 
+    @once_differentiable  # the library has no second derivatives
     def _objective_backward(ctx, g, *_unused):
         gz, gc = ctx.saved_tensors
         return None, g * gz, g * gc, None, None
