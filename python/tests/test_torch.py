@@ -158,8 +158,8 @@ def test_isa_vs_oracle(tmp_path, dtype, image):
             assert loss.dtype == dtype and loss.dim() == 0
             loss.backward()
             assert rel_err(loss, ref["loss"][vi, ri]) <= tol(dtype)
-            assert rel_err(zg.grad, ref["grad_z"][vi, ri]) <= 10 * tol(dtype)
-            assert rel_err(xg.grad.reshape(n, -1), ref["grad_x"][vi, ri]) <= 10 * tol(dtype)
+            assert rel_err(zg.grad, ref["grad_z"][vi, ri]) <= tol(dtype)
+            assert rel_err(xg.grad.reshape(n, -1), ref["grad_x"][vi, ri]) <= tol(dtype)
             assert xg.grad.dtype == dtype and xg.grad.shape == x.shape
 
 
@@ -219,9 +219,9 @@ def test_margin_ce_vs_oracle(tmp_path, dtype, margin):
     assert not entropy.requires_grad and not p_gt.requires_grad
     (w.to(dtype) * loss).sum().backward()
     assert rel_err(loss, ref["loss"]) <= tol(dtype)
-    assert rel_err(entropy, ref["entropy"]) <= 10 * tol(dtype)
+    assert rel_err(entropy, ref["entropy"]) <= tol(dtype)
     assert rel_err(p_gt, ref["pgt"]) <= tol(dtype)
-    assert rel_err(cg.grad, ref["grad"]) <= 10 * tol(dtype)
+    assert rel_err(cg.grad, ref["grad"]) <= tol(dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -260,12 +260,12 @@ def test_margin_ce_module_vs_oracle(tmp_path, dtype, sds, focal, lambda_):
     loss = m(cg, y)
     loss.backward()
     assert loss.dtype == dtype and loss.dim() == 0
-    assert rel_err(loss, np.mean(omega * ref["loss"])) <= 10 * tol(dtype)
-    assert rel_err(cg.grad, ref_grad) <= 10 * tol(dtype)
+    assert rel_err(loss, np.mean(omega * ref["loss"])) <= tol(dtype)
+    assert rel_err(cg.grad, ref_grad) <= tol(dtype)
     last = m.last
-    assert rel_err(last.hard_posterior, h) <= 100 * tol(dtype) + (0 if sds else 1e-300)
-    assert rel_err(last.weights, omega) <= 100 * tol(dtype)
-    assert abs(last.pi - pi) <= 100 * tol(dtype) and abs(last.sigma - sigma) <= 100 * tol(dtype)
+    assert rel_err(last.hard_posterior, h) <= tol(dtype)  # (all 0 when sds=False)
+    assert rel_err(last.weights, omega) <= tol(dtype)
+    assert abs(last.pi - pi) <= tol(dtype) and abs(last.sigma - sigma) <= tol(dtype)
     assert last.hard_fraction == float(np.mean(h > 0.5))
     if sds:
         assert 0 < last.hard_fraction < 1  # a non-degenerate fit, so the comparison means something
@@ -301,17 +301,17 @@ def test_topofr_loss_vs_oracle(tmp_path, dtype, setting, use_sds, use_isa):
     assert loss.dtype == dtype and loss.dim() == 0
     loss.backward()
     t = tol(dtype)
-    assert rel_err(loss, ref["loss"]) <= 10 * t
-    assert rel_err(zg.grad, ref["grad_z"]) <= 10 * t + (0 if use_isa else 1e-300)
-    assert rel_err(cg.grad, ref["grad_cos"]) <= 10 * t
+    assert rel_err(loss, ref["loss"]) <= t
+    assert rel_err(zg.grad, ref["grad_z"]) <= t  # (all 0 when use_isa=False)
+    assert rel_err(cg.grad, ref["grad_cos"]) <= t
     r = crit.last
     assert isinstance(r, topofr.ObjectiveResult)
-    assert rel_err(r.loss_cls, ref["loss_cls"]) <= 10 * t
-    assert abs(r.discrepancy - ref["l_sa"]) <= 10 * t * max(1.0, abs(ref["l_sa"]))
-    assert abs(r.pi - ref["pi"]) <= 100 * t and abs(r.sigma - ref["sigma"]) <= 100 * t
+    assert rel_err(r.loss_cls, ref["loss_cls"]) <= t
+    assert abs(r.discrepancy - ref["l_sa"]) <= t * max(1.0, abs(ref["l_sa"]))
+    assert abs(r.pi - ref["pi"]) <= t and abs(r.sigma - ref["sigma"]) <= t
     assert r.hard_fraction == ref["hard_fraction"]
-    assert rel_err(r.weights, ref["omega"]) <= 100 * t
-    assert rel_err(r.entropy, ref["entropy"]) <= 10 * t
+    assert rel_err(r.weights, ref["omega"]) <= t
+    assert rel_err(r.entropy, ref["entropy"]) <= t
 
 
 @pytest.mark.parametrize("variant", ["symmetric", "sorted_deaths"])
@@ -345,6 +345,20 @@ def test_topofr_loss_backward_is_library_gradient(dtype):
     assert torch.equal(crit.last.grad_z, r.grad_z) and crit.last.loss == r.loss
 
 
+def test_topofr_loss_copies():
+    # Oracle: the original module's result (a deep copy or an unpickled module computes the same loss).
+    import copy
+    import pickle
+
+    x, z, cos = points(6, 4, 49), points(6, 3, 50), cosines(6, 4, 51)
+    y = labels_for(6, 4, 51)
+    crit = tt.TopoFRLoss.released_code(alpha=0.2)
+    expect = crit(x, z, cos, y)
+    for other in (copy.deepcopy(crit), pickle.loads(pickle.dumps(crit))):
+        assert other._handle != crit._handle and other.options == crit.options
+        assert torch.equal(other(x, z, cos, y), expect) and other.last.loss == crit.last.loss
+
+
 # ---- edge cases --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_two_points(tmp_path, dtype):
@@ -355,10 +369,10 @@ def test_two_points(tmp_path, dtype):
     loss = tt.isa_loss(x, zg, reduction="sum")
     loss.backward()
     assert rel_err(loss, ref["loss"][0, 0]) <= tol(dtype)
-    assert rel_err(zg.grad, ref["grad_z"][0, 0]) <= 10 * tol(dtype)
+    assert rel_err(zg.grad, ref["grad_z"][0, 0]) <= tol(dtype)
     cos, y = cosines(2, 3, 26, dtype), torch.tensor([0, 2])
     ref = run_objective_oracle(tmp_path, x, z, cos, y, 0.1, 64.0, 0.5, "symmetric", True, True, True)
-    assert rel_err(tt.TopoFRLoss()(x, z, cos, y), ref["loss"]) <= 10 * tol(dtype)
+    assert rel_err(tt.TopoFRLoss()(x, z, cos, y), ref["loss"]) <= tol(dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -388,7 +402,7 @@ def test_labels_all_the_same(tmp_path, dtype):
     x, z, cos = points(n, 5, 30, dtype), points(n, 3, 31, dtype), cosines(n, 4, 32, dtype)
     y = torch.full((n,), 2, dtype=torch.int64)
     ref = run_objective_oracle(tmp_path, x, z, cos, y, 0.1, 64.0, 0.5, "symmetric", True, True, True)
-    assert rel_err(tt.TopoFRLoss()(x, z, cos, y), ref["loss"]) <= 10 * tol(dtype)
+    assert rel_err(tt.TopoFRLoss()(x, z, cos, y), ref["loss"]) <= tol(dtype)
     cg = cos.clone().requires_grad_()
     loss = tt.MarginCE()(cg, y)
     loss.backward()
@@ -480,6 +494,14 @@ def test_rsp_matches_library(dtype):
         assert torch.equal(images.detach(), before)
     assert rsp.step == 2
     assert (rsp.last_kinds >= 0).any()  # something was perturbed
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or topofr.has_cuda(), reason="needs CUDA torch, CPU-only topofr")
+def test_cuda_tensors_without_cuda_build():
+    # Oracle: the documented contract (CUDA tensors are passed through; a CPU-only build raises TypeError).
+    z = points(5, 2, 52).cuda()
+    with pytest.raises(TypeError, match="CUDA"):
+        tt.isa_loss(points(5, 3, 53).cuda(), z)
 
 
 def test_stream_helper():

@@ -416,6 +416,20 @@ class TopoFRLoss(nn.Module):
         _OBJECTIVES[self._handle] = self._objective
         self._last: Any = None
 
+    def __getstate__(self) -> Dict[str, Any]:
+        # The native objective (scratch buffers only) is rebuilt from the options: copy.deepcopy and pickle work,
+        # and a copy gets its own handle.
+        state = self.__dict__.copy()
+        state.pop("_objective", None)
+        state["_last"] = None
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._objective = _tf.Objective(self.options)
+        self._handle = next(_HANDLES)
+        _OBJECTIVES[self._handle] = self._objective
+
     @classmethod
     def paper(cls, **kw: Any) -> "TopoFRLoss":
         """The paper's objective (symmetric ISA with 1/2, focal SDS); keywords are ObjectiveOptions fields."""
