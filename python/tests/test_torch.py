@@ -516,13 +516,13 @@ def test_torch_compile(path):
         pytest.skip("torch.compile over topofr's custom ops needs torch >= 2.4")
     x, z = points(8, 5, 43), points(8, 3, 44)
     cos, y = cosines(8, 4, 45), labels_for(8, 4, 45)
-    crit = tt.TopoFRLoss()
+    crit, head = tt.TopoFRLoss(), tt.MarginCE(topofr.CombinedMargin.arcface(8.0, 0.5))
 
     def f(a, b, c):
-        return tt.isa_loss(a, b) + tt.margin_ce(c, y)[0].mean() + crit(a, b, c, y)
+        return tt.isa_loss(a, b) + tt.margin_ce(c, y)[0].mean() + crit(a, b, c, y) + head(c, y)
 
     grads = []
-    for fn in (f, torch.compile(f, backend="aot_eager")):
+    for fn in (f, torch.compile(f, backend="aot_eager", fullgraph=True)):  # fullgraph: no graph break anywhere
         b, c = z.clone().requires_grad_(), cos.clone().requires_grad_()
         out = fn(x, b, c)
         out.backward()
@@ -541,3 +541,7 @@ def test_opcheck(path):
     torch.library.opcheck(torch.ops.topofr.isa_loss.default, (x, z, "symmetric", "mean", 1.0, 1.0, True, True))
     torch.library.opcheck(torch.ops.topofr.margin_ce.default, (cos, y, 64.0, 1.0, 0.5, 0.0, 1e-5))
     torch.library.opcheck(torch.ops.topofr.objective.default, (x, z, cos, y, crit._handle))
+    loss, entropy, p_gt, lse = torch.ops.topofr.margin_ce(cos, y, 64.0, 1.0, 0.5, 0.0, 1e-5)
+    torch.library.opcheck(torch.ops.topofr.margin_ce_backward.default, (cos, y, lse, loss, 64.0, 1.0, 0.5, 0.0))
+    torch.library.opcheck(torch.ops.topofr.sds_weights.default,
+                          (entropy, p_gt, "reference", 1000, 1e-10, True, 1.0, True))

@@ -17,8 +17,9 @@ raises a TypeError naming the argument). Errors name the argument: ``topofr.Erro
 and values, ``TypeError`` for dtypes and devices.
 
 Where ``torch >= 2.4`` the kernels are also registered as ``torch.library`` custom ops ``topofr::isa_loss``,
-``topofr::margin_ce`` and ``topofr::objective`` (with fake implementations and autograd formulas), so that
-``torch.compile`` traces around them; on older torch the same kernels run inside ``torch.autograd.Function``.
+``topofr::margin_ce`` and ``topofr::objective`` (with fake implementations and autograd formulas; helpers
+``topofr::margin_ce_backward`` and ``topofr::sds_weights``), so that ``torch.compile(fullgraph=True)`` traces
+through every function and module here; on older torch the same kernels run inside ``torch.autograd.Function``.
 Both paths call the same ``_*_kernel`` functions below.
 
 Paper vs released code: ISA ``variant="symmetric"`` with the paper's 1/2 is the paper, ``"sorted_deaths"`` the
@@ -107,6 +108,18 @@ def _margin_ce_backward_kernel(cos: Tensor, labels: Tensor, lse: Tensor, grad_lo
     """grad_cos[i, j] = grad_loss[i] * d loss_i / d cos[i, j] (the library's pass 2, grad_scale = 1)."""
     _stream(cos)
     return _tf.margin_ce_backward(cos, labels, lse, grad_loss.to(cos.dtype), CombinedMargin(*margin), grad_scale=1.0)
+
+
+def _sds_kernel(entropy: Tensor, p_gt: Tensor, mode: str, max_iter: int, tol: float, symmetrize: bool,
+                lambda_: float, focal: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    """GUM fit of the entropies and the SDS weights: (hard posterior h (N,), omega (N,), float64 [pi, sigma,
+    hard_fraction])."""
+    _stream(entropy)
+    g = _tf.gum_fit(entropy, mode=mode, max_iter=max_iter, tol=tol, symmetrize=symmetrize)
+    omega = _tf.sds_weights(g.hard_posterior, p_gt, lambda_=lambda_, focal=focal)
+    n = max(int(entropy.shape[0]), 1)
+    hard_fraction = float((g.hard_posterior > 0.5).sum()) / n
+    return g.hard_posterior, omega, torch.tensor([g.pi, g.sigma, hard_fraction], dtype=torch.float64)
 
 
 def _objective_kernel(objective: _tf.Objective, x: Tensor, z: Tensor, cos: Tensor,
@@ -243,6 +256,16 @@ if _HAS_CUSTOM_OP:  # pragma: no cover - only on torch >= 2.4
     def _(cos, labels, lse, grad_loss, s, m1, m2, m3):
         return cos.new_empty(cos.shape)
 
+    @torch.library.custom_op("topofr::sds_weights", mutates_args=())
+    def _sds_op(entropy: Tensor, p_gt: Tensor, mode: str, max_iter: int, tol: float, symmetrize: bool,
+                lambda_: float, focal: bool) -> Tuple[Tensor, Tensor, Tensor]:
+        return _sds_kernel(entropy, p_gt, mode, max_iter, tol, symmetrize, lambda_, focal)
+
+    @_sds_op.register_fake
+    def _(entropy, p_gt, mode, max_iter, tol, symmetrize, lambda_, focal):
+        return (entropy.new_empty(entropy.shape), entropy.new_empty(entropy.shape),
+                entropy.new_empty((3,), dtype=torch.float64, device="cpu"))
+
     @torch.library.custom_op("topofr::objective", mutates_args=())
     def _objective_op(x: Tensor, z: Tensor, cos: Tensor, labels: Tensor, handle: int) -> Tuple[
             Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -370,23 +393,32 @@ class MarginCE(nn.Module):
         self.entropy_eps = float(entropy_eps)
         self.sds, self.lambda_, self.focal = bool(sds), float(lambda_), bool(focal)
         self.gum = gum if gum is not None else GUMOptions()
-        self.last: Optional[MarginCEStats] = None
+        self._last: Any = None
+
+    @property
+    def last(self) -> Optional[MarginCEStats]:
+        """The MarginCEStats of the last forward call (None before the first)."""
+        if self._last is None or isinstance(self._last, MarginCEStats):
+            return self._last
+        entropy, p_gt, hard, omega, stats = self._last
+        pi, sigma, hard_fraction = stats.tolist()
+        self._last = MarginCEStats(entropy, p_gt, hard, omega, pi, sigma, hard_fraction)
+        return self._last
 
     def forward(self, cos: Tensor, labels: Tensor) -> Tensor:
         """cos: (N, C); labels: (N,); returns mean_i omega_i loss_i (0-d, cos's dtype)."""
         loss, entropy, p_gt = margin_ce(cos, labels, self.margin, self.entropy_eps)
-        with torch.no_grad():
-            if self.sds:
-                g = _tf.gum_fit(entropy, mode=self.gum.mode, max_iter=self.gum.max_iter, tol=self.gum.tol,
-                                symmetrize=self.gum.symmetrize)
-                hard = g.hard_posterior
-                omega = _tf.sds_weights(hard, p_gt, lambda_=self.lambda_, focal=self.focal)
-                pi, sigma = float(g.pi), float(g.sigma)
+        if self.sds:
+            args = (entropy, p_gt, self.gum.mode, int(self.gum.max_iter), float(self.gum.tol),
+                    bool(self.gum.symmetrize), self.lambda_, self.focal)
+            if custom_ops_enabled():
+                hard, omega, stats = torch.ops.topofr.sds_weights(*args)
             else:
-                hard, omega, pi, sigma = torch.zeros_like(entropy), torch.ones_like(entropy), 0.0, 0.0
-            n = max(int(entropy.shape[0]), 1)
-            hard_fraction = float((hard > 0.5).sum()) / n
-        self.last = MarginCEStats(entropy, p_gt, hard, omega, pi, sigma, hard_fraction)
+                hard, omega, stats = _sds_kernel(*args)
+        else:
+            hard, omega = torch.zeros_like(entropy), torch.ones_like(entropy)
+            stats = torch.zeros(3, dtype=torch.float64)
+        self._last = (entropy, p_gt, hard, omega, stats)
         return (omega.detach() * loss).mean()
 
     def extra_repr(self) -> str:
