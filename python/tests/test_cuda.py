@@ -169,3 +169,31 @@ def test_device_found_values_become_errors():
     y = cuda(np.arange(8), torch.int64)
     with pytest.raises(topofr.Error, match="margin_ce_forward"):
         topofr.margin_ce_forward(cos, y)
+
+
+def test_torch_modules_on_cuda():
+    # Oracle: the same modules on the CPU (CPU<->CUDA parity of the autograd path, incl. the custom ops).
+    import topofr.torch as tt
+
+    x = cuda(rng(16).uniform(-1, 1, (32, 3, 8, 8)), torch.float32)
+    y = cuda(rng(17).integers(0, 200, 32), torch.int64)
+    results = []
+    for dev in ("cuda", "cpu"):
+        z = cuda(rng(18).standard_normal((32, 24)), torch.float32).to(dev).requires_grad_()
+        cos = cuda(cosines(32, 200, 19), torch.float32).to(dev).requires_grad_()
+        loss_fn = tt.TopoFRLoss.paper(isa=topofr.ISAOptions(x_scale=topofr.image_scale(3, 8, 8)))
+        loss = loss_fn(x.to(dev), z, cos, y.to(dev))
+        loss.backward()
+        isa = tt.ISALoss(variant="sorted_deaths")(x.to(dev), z)
+        results.append((loss.detach(), z.grad, cos.grad, isa.detach()))
+    (lg, zg, cg, ig), (lc, zc, cc, ic) = results
+    assert lg.is_cuda and zg.is_cuda and cg.is_cuda
+    close(lg, lc, torch.float32, rtol32=1e-4)
+    close(zg, zc, torch.float32, rtol32=1e-4, atol=1e-6)
+    close(cg, cc, torch.float32, rtol32=1e-4, atol=1e-7)
+    close(ig, ic, torch.float32, rtol32=1e-4)
+    if tt.custom_ops_enabled():  # torch >= 2.4: the custom op traced by torch.compile, on CUDA tensors
+        z = cuda(rng(18).standard_normal((32, 24)), torch.float32)
+        f = torch.compile(lambda a, b: tt.isa_loss(a, b, variant="sorted_deaths"), fullgraph=True,
+                          backend="aot_eager")
+        close(f(x, z), ic, torch.float32, rtol32=1e-4)

@@ -504,11 +504,6 @@ def test_cuda_tensors_without_cuda_build():
         tt.isa_loss(points(5, 3, 53).cuda(), z)
 
 
-def test_stream_helper():
-    # Oracle: the documented contract of topofr.torch._stream (None on the CPU).
-    assert tt._stream(torch.zeros(1)) is None
-
-
 # ---- torch >= 2.4 ------------------------------------------------------------------------------------------------
 def test_torch_compile(path):
     # Oracle: the eager result of the same function (torch.compile must trace around the custom ops).

@@ -62,14 +62,6 @@ def custom_ops_enabled() -> bool:
     return _HAS_CUSTOM_OP and _USE_CUSTOM_OPS
 
 
-def _stream(t: Tensor) -> Optional[int]:
-    """The CUDA stream the library must run on for tensor `t` (the current stream of its device), or None for
-    a CPU tensor. The single place where a stream is chosen: the CUDA build of the extension will take it."""
-    if t.is_cuda:
-        return torch.cuda.current_stream(t.device).cuda_stream
-    return None
-
-
 def _grad_wanted(t: Tensor) -> bool:
     return torch.is_grad_enabled() and t.requires_grad
 
@@ -88,7 +80,6 @@ def _check_tensor(t: Any, fn: str, name: str) -> None:
 def _isa_kernel(x: Tensor, z: Tensor, variant: str, reduction: str, x_scale: float, z_scale: float,
                 want_gx: bool, want_gz: bool) -> Tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
     """(loss 0-d in z's dtype, dL/dx shaped like x or None, dL/dz shaped like z or None)."""
-    _stream(z)  # (unused until the CUDA build takes a stream)
     r = _tf.isa_loss_from_points(x, z, variant=variant, reduction=reduction, x_scale=x_scale, z_scale=z_scale,
                                  grad_z=want_gz, grad_x=want_gx)
     loss = torch.tensor(r.loss, dtype=z.dtype, device=z.device)
@@ -98,7 +89,6 @@ def _isa_kernel(x: Tensor, z: Tensor, variant: str, reduction: str, x_scale: flo
 def _margin_ce_kernel(cos: Tensor, labels: Tensor, margin: Tuple[float, float, float, float],
                       entropy_eps: float) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """Per-row (loss, entropy, p_gt, lse), each (N,) in cos's dtype."""
-    _stream(cos)
     f = _tf.margin_ce_forward(cos, labels, CombinedMargin(*margin), entropy_eps=entropy_eps)
     return f.loss, f.entropy, f.p_gt, f.lse
 
@@ -106,7 +96,6 @@ def _margin_ce_kernel(cos: Tensor, labels: Tensor, margin: Tuple[float, float, f
 def _margin_ce_backward_kernel(cos: Tensor, labels: Tensor, lse: Tensor, grad_loss: Tensor,
                                margin: Tuple[float, float, float, float]) -> Tensor:
     """grad_cos[i, j] = grad_loss[i] * d loss_i / d cos[i, j] (the library's pass 2, grad_scale = 1)."""
-    _stream(cos)
     return _tf.margin_ce_backward(cos, labels, lse, grad_loss.to(cos.dtype), CombinedMargin(*margin), grad_scale=1.0)
 
 
@@ -114,7 +103,6 @@ def _sds_kernel(entropy: Tensor, p_gt: Tensor, mode: str, max_iter: int, tol: fl
                 lambda_: float, focal: bool) -> Tuple[Tensor, Tensor, Tensor]:
     """GUM fit of the entropies and the SDS weights: (hard posterior h (N,), omega (N,), float64 [pi, sigma,
     hard_fraction])."""
-    _stream(entropy)
     g = _tf.gum_fit(entropy, mode=mode, max_iter=max_iter, tol=tol, symmetrize=symmetrize)
     omega = _tf.sds_weights(g.hard_posterior, p_gt, lambda_=lambda_, focal=focal)
     n = max(int(entropy.shape[0]), 1)
@@ -125,7 +113,6 @@ def _sds_kernel(entropy: Tensor, p_gt: Tensor, mode: str, max_iter: int, tol: fl
 def _objective_kernel(objective: _tf.Objective, x: Tensor, z: Tensor, cos: Tensor,
                       labels: Tensor) -> ObjectiveResult:
     """One call of the library's objective: loss, gradients w.r.t. z and cos, and the diagnostics."""
-    _stream(cos)
     return objective(x, z, cos, labels)
 
 
