@@ -129,7 +129,8 @@ template <class E, class Space = topofr::host_memory, class A>
 topofr::vector_view<E, Space> edges(const A& a, const char* fn, const char* arg, space where = space::cpu) {
   check_array<std::int32_t>(a, 2, where, fn, arg);
   if (a.shape(1) != 2) value_fail(fn, arg, "expected shape (m, 2), got (", a.shape(0), ", ", a.shape(1), ")");
-  if (a.shape(0) > 1 && a.size() != 0 && a.stride(0) != 2) value_fail(fn, arg, "rows must be dense (row stride 2), got ", a.stride(0));
+  if (a.shape(0) > 1 && a.size() != 0 && a.stride(0) != 2)
+    value_fail(fn, arg, "rows must be dense (row stride 2), got ", a.stride(0));
   return {static_cast<E*>(const_cast<void*>(static_cast<const void*>(a.data()))), dim(a, 0)};
 }
 
@@ -139,7 +140,8 @@ topofr::matrix_view<E, Space> edge_batch(const A& a, const char* fn, const char*
   check_array<std::int32_t>(a, 3, where, fn, arg);
   if (a.shape(2) != 2)
     value_fail(fn, arg, "expected shape (B, m, 2), got (", a.shape(0), ", ", a.shape(1), ", ", a.shape(2), ")");
-  if (a.shape(1) > 1 && a.size() != 0 && a.stride(1) != 2) value_fail(fn, arg, "rows must be dense (stride 2), got ", a.stride(1));
+  if (a.shape(1) > 1 && a.size() != 0 && a.stride(1) != 2)
+    value_fail(fn, arg, "rows must be dense (stride 2), got ", a.stride(1));
   const index_t m = dim(a, 1), l = ld(a, 0, 2 * m);
   if (l % 2 != 0 || l < 2 * m) value_fail(fn, arg, "unsupported batch stride ", l);
   return {static_cast<E*>(const_cast<void*>(static_cast<const void*>(a.data()))), dim(a, 0), m, l / 2};

@@ -130,13 +130,23 @@ decltype(auto) on_backend(const A& first, const char* fn, const char* arg, std::
 #endif
 }
 
-/// On CUDA every array of a call has one element type (the CPU accepts, e.g., float deaths of a double matrix).
-template <class B, class T, class D>
-constexpr bool same_or_cpu = B::where == space::cpu || std::is_same<T, D>::value;
-template <class B, class T, class D>
-void require_same(const char* fn, const char* arg) {
-  if (!same_or_cpu<B, T, D>) type_fail(fn, arg, "on CUDA must have the same dtype as the first array");
+/// f(T{}, U{}) with T the real dtype of `a` and U that of `b` (U = T when `b` is absent). The CPU blocks
+/// accept, e.g., float deaths of a double matrix; on CUDA every array of a call has one dtype.
+template <class B, class A1, class A2, class F>
+void with_reals(const A1& a, const A2* b, const char* fn, const char* arg_a, const char* arg_b, F&& f) {
+  with_real(a, fn, arg_a, [&](auto t) {
+    using T = decltype(t);
+    auto second = [&](auto u) {
+      using U = decltype(u);
+      if constexpr (B::where == space::cpu || std::is_same<T, U>::value)
+        f(t, u);
+      else
+        type_fail(fn, arg_b, "on CUDA must have the dtype of ", arg_a, " (", dtype_name(a.dtype()), ")");
+    };
+    if (b) with_real(*b, fn, arg_b, second); else second(t);
+  });
 }
+template <class A> const A* ptr(const std::optional<A>& o) { return o ? &*o : nullptr; }
 
 // Each binding: pick the backend from the first array, dispatch on dtypes, view every array (checking it is on
 // the same device), release the GIL, run the block. `stream` and `allocator` only matter on CUDA.
@@ -174,31 +184,24 @@ void persistence_pairs(const in_array& dist, const out_array& pairs, const opt_o
   on_backend(dist, fn, "dist", stream, allocator, [&](const auto& be) {
     using B = std::decay_t<decltype(be)>;
     using S = mem_t<B>;
-    with_real(dist, fn, "dist", [&](auto t) {
+    with_reals<B>(dist, ptr(deaths), fn, "dist", "deaths", [&](auto t, auto d_t) {
       using T = decltype(t);
-      auto go = [&](auto d_t) {
-        using D = decltype(d_t);
-        if constexpr (same_or_cpu<B, T, D>) {
-          if (dist.ndim() == 2) {
-            auto m = mat<const T, S>(dist, fn, "dist", B::where);
-            auto p = edges<edge, S>(pairs, fn, "pairs", B::where);
-            auto dv = deaths ? vec<D, S>(*deaths, fn, "deaths", B::where) : topofr::vector_view<D, S>();
-            nb::gil_scoped_release nogil;
-            run::persistence_pairs(be, m, p, dv);
-          } else if (dist.ndim() == 3) {
-            auto m = batch<const T, S>(dist, fn, "dist", B::where);
-            auto p = edge_batch<edge, S>(pairs, fn, "pairs", B::where);
-            auto dv = deaths ? mat<D, S>(*deaths, fn, "deaths", B::where) : topofr::matrix_view<D, S>();
-            nb::gil_scoped_release nogil;
-            run::persistence_pairs(be, m, p, dv);
-          } else {
-            value_fail(fn, "dist", "expected (n, n) or (B, n, n), got ", dist.ndim(), " dimensions");
-          }
-        } else {
-          require_same<B, T, D>(fn, "deaths");
-        }
-      };
-      if (deaths) with_real(*deaths, fn, "deaths", go); else go(T{});
+      using D = decltype(d_t);
+      if (dist.ndim() == 2) {
+        auto m = mat<const T, S>(dist, fn, "dist", B::where);
+        auto p = edges<edge, S>(pairs, fn, "pairs", B::where);
+        auto dv = deaths ? vec<D, S>(*deaths, fn, "deaths", B::where) : topofr::vector_view<D, S>();
+        nb::gil_scoped_release nogil;
+        run::persistence_pairs(be, m, p, dv);
+      } else if (dist.ndim() == 3) {
+        auto m = batch<const T, S>(dist, fn, "dist", B::where);
+        auto p = edge_batch<edge, S>(pairs, fn, "pairs", B::where);
+        auto dv = deaths ? mat<D, S>(*deaths, fn, "deaths", B::where) : topofr::matrix_view<D, S>();
+        nb::gil_scoped_release nogil;
+        run::persistence_pairs(be, m, p, dv);
+      } else {
+        value_fail(fn, "dist", "expected (n, n) or (B, n, n), got ", dist.ndim(), " dimensions");
+      }
     });
   });
 }
@@ -209,21 +212,14 @@ void persistence_pairs_from_points(const in_array& points, double scale, const o
   on_backend(points, fn, "points", stream, allocator, [&](const auto& be) {
     using B = std::decay_t<decltype(be)>;
     using S = mem_t<B>;
-    with_real(points, fn, "points", [&](auto t) {
+    with_reals<B>(points, ptr(deaths), fn, "points", "deaths", [&](auto t, auto d_t) {
       using T = decltype(t);
-      auto go = [&](auto d_t) {
-        using D = decltype(d_t);
-        if constexpr (same_or_cpu<B, T, D>) {
-          auto x = batch<const T, S>(points, fn, "points", B::where);
-          auto p = edge_batch<edge, S>(pairs, fn, "pairs", B::where);
-          auto dv = deaths ? mat<D, S>(*deaths, fn, "deaths", B::where) : topofr::matrix_view<D, S>();
-          nb::gil_scoped_release nogil;
-          run::persistence_pairs_from_points(be, x, scale, p, dv);
-        } else {
-          require_same<B, T, D>(fn, "deaths");
-        }
-      };
-      if (deaths) with_real(*deaths, fn, "deaths", go); else go(T{});
+      using D = decltype(d_t);
+      auto x = batch<const T, S>(points, fn, "points", B::where);
+      auto p = edge_batch<edge, S>(pairs, fn, "pairs", B::where);
+      auto dv = deaths ? mat<D, S>(*deaths, fn, "deaths", B::where) : topofr::matrix_view<D, S>();
+      nb::gil_scoped_release nogil;
+      run::persistence_pairs_from_points(be, x, scale, p, dv);
     });
   });
 }
@@ -234,20 +230,12 @@ void gather_pairs(const in_array& dist, const in_array& pairs, const out_array& 
   on_backend(dist, fn, "dist", stream, allocator, [&](const auto& be) {
     using B = std::decay_t<decltype(be)>;
     using S = mem_t<B>;
-    with_real(dist, fn, "dist", [&](auto t) {
-      using T = decltype(t);
-      with_real(values, fn, "values", [&](auto v_t) {
-        using V = decltype(v_t);
-        if constexpr (same_or_cpu<B, T, V>) {
-          auto d = mat<const T, S>(dist, fn, "dist", B::where);
-          auto p = edges<const edge, S>(pairs, fn, "pairs", B::where);
-          auto v = vec<V, S>(values, fn, "values", B::where);
-          nb::gil_scoped_release nogil;
-          run::gather_pairs(be, d, p, v);
-        } else {
-          require_same<B, T, V>(fn, "values");
-        }
-      });
+    with_reals<B>(dist, &values, fn, "dist", "values", [&](auto t, auto v_t) {
+      auto d = mat<const decltype(t), S>(dist, fn, "dist", B::where);
+      auto p = edges<const edge, S>(pairs, fn, "pairs", B::where);
+      auto v = vec<decltype(v_t), S>(values, fn, "values", B::where);
+      nb::gil_scoped_release nogil;
+      run::gather_pairs(be, d, p, v);
     });
   });
 }
@@ -258,20 +246,12 @@ void scatter_pairs_add(const in_array& pairs, const in_array& values, const out_
   on_backend(grad_dist, fn, "grad_dist", stream, allocator, [&](const auto& be) {
     using B = std::decay_t<decltype(be)>;
     using S = mem_t<B>;
-    with_real(grad_dist, fn, "grad_dist", [&](auto t) {
-      using T = decltype(t);
-      with_real(values, fn, "values", [&](auto v_t) {
-        using V = decltype(v_t);
-        if constexpr (same_or_cpu<B, T, V>) {
-          auto p = edges<const edge, S>(pairs, fn, "pairs", B::where);
-          auto v = vec<const V, S>(values, fn, "values", B::where);
-          auto g = mat<T, S>(grad_dist, fn, "grad_dist", B::where);
-          nb::gil_scoped_release nogil;
-          run::scatter_pairs_add(be, p, v, g);
-        } else {
-          require_same<B, T, V>(fn, "values");
-        }
-      });
+    with_reals<B>(grad_dist, &values, fn, "grad_dist", "values", [&](auto t, auto v_t) {
+      auto p = edges<const edge, S>(pairs, fn, "pairs", B::where);
+      auto v = vec<const decltype(v_t), S>(values, fn, "values", B::where);
+      auto g = mat<decltype(t), S>(grad_dist, fn, "grad_dist", B::where);
+      nb::gil_scoped_release nogil;
+      run::scatter_pairs_add(be, p, v, g);
     });
   });
 }
@@ -340,26 +320,19 @@ gum_tuple gum_fit(const in_array& entropy, const out_array& hard_posterior, cons
                   double tol, bool symmetrize, TOPOFR_PY_EXEC) {
   const char* fn = "gum_fit";
   const auto o = gum_opts(mode, max_iter, tol, symmetrize, fn);
-  return on_backend(entropy, fn, "entropy", stream, allocator, [&](const auto& be) -> gum_tuple {
+  gum_tuple out;
+  on_backend(entropy, fn, "entropy", stream, allocator, [&](const auto& be) {
     using B = std::decay_t<decltype(be)>;
     using S = mem_t<B>;
-    return with_real(entropy, fn, "entropy", [&](auto t) -> gum_tuple {
-      using T = decltype(t);
-      return with_real(hard_posterior, fn, "hard_posterior", [&](auto h_t) -> gum_tuple {
-        using H = decltype(h_t);
-        if constexpr (same_or_cpu<B, T, H>) {
-          auto e = vec<const T, S>(entropy, fn, "entropy", B::where);
-          auto h = vec<H, S>(hard_posterior, fn, "hard_posterior", B::where);
-          nb::gil_scoped_release nogil;
-          const topofr::gum_result g = run::gum_fit(be, e, h, o);
-          return {g.pi, g.sigma, g.c, g.iterations, g.converged};
-        } else {
-          require_same<B, T, H>(fn, "hard_posterior");
-          return {};
-        }
-      });
+    with_reals<B>(entropy, &hard_posterior, fn, "entropy", "hard_posterior", [&](auto t, auto h_t) {
+      auto e = vec<const decltype(t), S>(entropy, fn, "entropy", B::where);
+      auto h = vec<decltype(h_t), S>(hard_posterior, fn, "hard_posterior", B::where);
+      nb::gil_scoped_release nogil;
+      const topofr::gum_result g = run::gum_fit(be, e, h, o);
+      out = {g.pi, g.sigma, g.c, g.iterations, g.converged};
     });
   });
+  return out;
 }
 
 void sds_weights(const in_array& hard_posterior, const opt_in& p_gt, double lambda, bool focal,
@@ -368,24 +341,15 @@ void sds_weights(const in_array& hard_posterior, const opt_in& p_gt, double lamb
   on_backend(hard_posterior, fn, "hard_posterior", stream, allocator, [&](const auto& be) {
     using B = std::decay_t<decltype(be)>;
     using S = mem_t<B>;
-    with_real(hard_posterior, fn, "hard_posterior", [&](auto t) {
-      using H = decltype(t);
-      with_real(omega, fn, "omega", [&](auto o_t) {
-        using O = decltype(o_t);
-        auto go = [&](auto p_t) {
-          using P = decltype(p_t);
-          if constexpr (same_or_cpu<B, H, O> && same_or_cpu<B, H, P>) {
-            auto h = vec<const H, S>(hard_posterior, fn, "hard_posterior", B::where);
-            auto p = p_gt ? vec<const P, S>(*p_gt, fn, "p_gt", B::where) : topofr::vector_view<const P, S>();
-            auto w = vec<O, S>(omega, fn, "omega", B::where);
-            nb::gil_scoped_release nogil;
-            run::sds_weights(be, h, p, lambda, focal, w);
-          } else {
-            require_same<B, H, O>(fn, "omega");
-            require_same<B, H, P>(fn, "p_gt");
-          }
-        };
-        if (p_gt) with_real(*p_gt, fn, "p_gt", go); else go(H{});
+    with_reals<B>(hard_posterior, &omega, fn, "hard_posterior", "omega", [&](auto h_t, auto o_t) {
+      using H = decltype(h_t);
+      with_reals<B>(hard_posterior, ptr(p_gt), fn, "hard_posterior", "p_gt", [&](auto, auto p_t) {
+        using P = decltype(p_t);
+        auto h = vec<const H, S>(hard_posterior, fn, "hard_posterior", B::where);
+        auto p = p_gt ? vec<const P, S>(*p_gt, fn, "p_gt", B::where) : topofr::vector_view<const P, S>();
+        auto w = vec<decltype(o_t), S>(omega, fn, "omega", B::where);
+        nb::gil_scoped_release nogil;
+        run::sds_weights(be, h, p, lambda, focal, w);
       });
     });
   });
@@ -397,12 +361,18 @@ topofr::combined_margin margin_of(const margin_t& m) {
   return {std::get<0>(m), std::get<1>(m), std::get<2>(m), std::get<3>(m)};
 }
 
-/// Backend, cos dtype T and label type L for the head's bindings: f(be, T{}, L{}).
+/// The head's bindings: f(be, c, y) with the backend and the views of cos (N x C, float32 or float64) and
+/// labels (N, int32 or int64); T = decltype(c)::value_type.
 template <class F>
 void head(const in_array& cos, const in_array& labels, const char* fn, TOPOFR_PY_EXEC, F&& f) {
   on_backend(cos, fn, "cos", stream, allocator, [&](const auto& be) {
+    using B = std::decay_t<decltype(be)>;
+    using S = mem_t<B>;
     with_real(cos, fn, "cos", [&](auto t) {
-      with_label(labels, fn, "labels", [&](auto l) { f(be, t, l); });
+      with_label(labels, fn, "labels", [&](auto l) {
+        f(be, mat<const decltype(t), S>(cos, fn, "cos", B::where),
+          vec<const decltype(l), S>(labels, fn, "labels", B::where));
+      });
     });
   });
 }
@@ -410,13 +380,10 @@ void head(const in_array& cos, const in_array& labels, const char* fn, TOPOFR_PY
 void margin_logits(const in_array& cos, const in_array& labels, const margin_t& margin, const out_array& logits,
                    TOPOFR_PY_EXEC) {
   const char* fn = "margin_logits";
-  head(cos, labels, fn, stream, allocator, [&](const auto& be, auto t, auto l) {
+  head(cos, labels, fn, stream, allocator, [&](const auto& be, auto c, auto y) {
     using B = std::decay_t<decltype(be)>;
     using S = mem_t<B>;
-    using T = decltype(t);
-    using L = decltype(l);
-    auto c = mat<const T, S>(cos, fn, "cos", B::where);
-    auto y = vec<const L, S>(labels, fn, "labels", B::where);
+    using T = typename decltype(c)::value_type;
     auto o = mat<T, S>(logits, fn, "logits", B::where);
     nb::gil_scoped_release nogil;
     run::margin_logits(be, c, y, margin_of(margin), o);
@@ -426,13 +393,10 @@ void margin_logits(const in_array& cos, const in_array& labels, const margin_t& 
 void margin_logits_backward(const in_array& cos, const in_array& labels, const margin_t& margin,
                             const in_array& grad_logits, const out_array& grad_cos, TOPOFR_PY_EXEC) {
   const char* fn = "margin_logits_backward";
-  head(cos, labels, fn, stream, allocator, [&](const auto& be, auto t, auto l) {
+  head(cos, labels, fn, stream, allocator, [&](const auto& be, auto c, auto y) {
     using B = std::decay_t<decltype(be)>;
     using S = mem_t<B>;
-    using T = decltype(t);
-    using L = decltype(l);
-    auto c = mat<const T, S>(cos, fn, "cos", B::where);
-    auto y = vec<const L, S>(labels, fn, "labels", B::where);
+    using T = typename decltype(c)::value_type;
     auto gl = mat<const T, S>(grad_logits, fn, "grad_logits", B::where);
     auto gc = mat<T, S>(grad_cos, fn, "grad_cos", B::where);
     nb::gil_scoped_release nogil;
@@ -444,16 +408,13 @@ void margin_ce_forward(const in_array& cos, const in_array& labels, const margin
                        const out_array& loss, const opt_out& entropy, const opt_out& p_gt, const opt_out& lse,
                        TOPOFR_PY_EXEC) {
   const char* fn = "margin_ce_forward";
-  head(cos, labels, fn, stream, allocator, [&](const auto& be, auto t, auto l) {
+  head(cos, labels, fn, stream, allocator, [&](const auto& be, auto c, auto y) {
     using B = std::decay_t<decltype(be)>;
     using S = mem_t<B>;
-    using T = decltype(t);
-    using L = decltype(l);
+    using T = typename decltype(c)::value_type;
     auto opt_vec = [&](const opt_out& a, const char* arg) {
       return a ? vec<T, S>(*a, fn, arg, B::where) : topofr::vector_view<T, S>();
     };
-    auto c = mat<const T, S>(cos, fn, "cos", B::where);
-    auto y = vec<const L, S>(labels, fn, "labels", B::where);
     auto lo = vec<T, S>(loss, fn, "loss", B::where);
     auto en = opt_vec(entropy, "entropy"), pg = opt_vec(p_gt, "p_gt"), ls = opt_vec(lse, "lse");
     nb::gil_scoped_release nogil;
@@ -464,13 +425,10 @@ void margin_ce_forward(const in_array& cos, const in_array& labels, const margin
 void margin_ce_backward(const in_array& cos, const in_array& labels, const margin_t& margin, const in_array& lse,
                         const opt_in& weights, double grad_scale, const out_array& grad_cos, TOPOFR_PY_EXEC) {
   const char* fn = "margin_ce_backward";
-  head(cos, labels, fn, stream, allocator, [&](const auto& be, auto t, auto l) {
+  head(cos, labels, fn, stream, allocator, [&](const auto& be, auto c, auto y) {
     using B = std::decay_t<decltype(be)>;
     using S = mem_t<B>;
-    using T = decltype(t);
-    using L = decltype(l);
-    auto c = mat<const T, S>(cos, fn, "cos", B::where);
-    auto y = vec<const L, S>(labels, fn, "labels", B::where);
+    using T = typename decltype(c)::value_type;
     auto s = vec<const T, S>(lse, fn, "lse", B::where);
     auto w = weights ? vec<const T, S>(*weights, fn, "weights", B::where) : topofr::vector_view<const T, S>();
     auto g = mat<T, S>(grad_cos, fn, "grad_cos", B::where);
@@ -544,15 +502,12 @@ class objective {
                 const out_array& weights, TOPOFR_PY_EXEC) {
     const char* fn = "Objective";
     nb::dict d;
-    head(cos, labels, fn, stream, allocator, [&](const auto& be, auto t, auto l) {
+    head(cos, labels, fn, stream, allocator, [&](const auto& be, auto c, auto y) {
       using B = std::decay_t<decltype(be)>;
       using S = mem_t<B>;
-      using T = decltype(t);
-      using L = decltype(l);
+      using T = typename decltype(c)::value_type;
       auto xv = mat<const T, S>(x, fn, "x", B::where);
       auto zv = mat<const T, S>(z, fn, "z", B::where);
-      auto c = mat<const T, S>(cos, fn, "cos", B::where);
-      auto y = vec<const L, S>(labels, fn, "labels", B::where);
       auto gz = mat<T, S>(grad_z, fn, "grad_z", B::where);
       auto gc = mat<T, S>(grad_cos, fn, "grad_cos", B::where);
       auto per = [&](const out_array& a, const char* arg) { return vec<T, S>(a, fn, arg, B::where); };
@@ -560,7 +515,7 @@ class objective {
            hp = per(hard_posterior, "hard_posterior"), w = per(weights, "weights");
       topofr::objective_result<T> r;
       if constexpr (B::where == space::cpu) {
-        auto& obj = select(t);
+        auto& obj = select(T{});
         {
           nb::gil_scoped_release nogil;
           r = obj(topofr::cpu, xv, zv, c, y, gz, gc);

@@ -152,17 +152,6 @@ def _empty(like, shape, dtype: str):
     return np.empty(tuple(shape), dtype=_NP[dtype])
 
 
-def _zeros(like, shape, dtype: str):
-    if dtype == "like":
-        if not _is_torch(like):
-            return np.zeros(tuple(shape), dtype=like.dtype)
-        dtype = _dtype_name(like)
-    if _is_torch(like):
-        t = _torch()
-        return t.zeros(tuple(shape), dtype=getattr(t, dtype), device=like.device)
-    return np.zeros(tuple(shape), dtype=_NP[dtype])
-
-
 def _shape(a):
     return tuple(a.shape)
 
