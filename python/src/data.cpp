@@ -1,9 +1,8 @@
 // data.cpp — topofr._data: the training driver's data and evaluation code (examples/train: synthetic.hpp,
 // dataset.hpp's split_by_identity, verify.hpp), bound as they are, so that a Python training script
 // (examples/python/train.py) trains on the same synthetic identities, holds out the same identities and
-// reports the same verification metrics as topofr-train. None of it needs LibTorch; dataset.hpp includes
-// <stb/stb_image.h> (declarations only: nothing here decodes an image), so this module is built only where
-// that header is found.
+// reports the same verification metrics as topofr-train. None of it needs LibTorch or stb (dataset.hpp's
+// <stb/stb_image.h> resolves to src/stb_decls, prototypes only: nothing here decodes an image).
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/string.h>
