@@ -2,8 +2,8 @@
 """One TopoFR loss step from Python: the released code's path against the topofr package, same batch, same
 process; optionally against the same objective called from C++ (bench/bench_objective.cpp).
 
-usage: OMP_NUM_THREADS=2 python bench/bench_python.py [--cxx build/bench/bench_objective] [--repeats 5]
-                                                     [--released-repeats 3] [--threads 2]
+usage: OMP_NUM_THREADS=2 python bench/bench_python.py [--cxx build/bench/bench_objective] [--repeats 7]
+                              [--released-repeats 3] [--rounds 3] [--threads 2] [--json FILE]
 Run it from outside the source tree (cd /tmp) so that `import topofr` finds the installed package.
 
 The batch: B = 128 clean images 3 x 112 x 112 float32 in [-1, 1] (x), 512-d embeddings of the perturbed batch
@@ -24,8 +24,10 @@ script stores p_gt in an integer tensor, so its focal factor is 1), sorted-death
 2. topofr.Objective(...)(x, z, cos, labels): loss, dL/dz and dL/dcos in one call (NumPy arrays; with
    preallocated out= gradients, and allocating them per call); torch tensors too; and
    topofr.torch.TopoFRLoss forward + backward when topofr.torch exists.
-3. with --cxx: the C++ benchmark on the same batch (saved as .npy, TOPOFR_BENCH_DATA), median of
-   --repeats repetitions; binding overhead = (Python median - C++ median) / C++ median.
+3. with --cxx: the C++ benchmark on the same batch (saved as .npy, TOPOFR_BENCH_DATA), --repeats
+   repetitions per round; binding overhead = (Python median - C++ median) / C++ median.
+Timing runs in --rounds rounds, each timing every path in turn (the released path spread over the rounds), so
+that load from other processes weighs on all paths alike; the medians are over all rounds.
 The losses of 1, 2 and 3 are checked to agree (<= 1e-4 relative) before anything is timed.
 """
 import argparse
@@ -150,6 +152,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--released-repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1)))
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds over all paths (3)")
     ap.add_argument("--json", help="write the numbers here")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
@@ -183,11 +186,11 @@ def main():
     except ImportError as e:
         print(f"topofr.torch: not available ({e}); TopoFRLoss not timed")
 
-    results = {}
-    # ---- timing ----
-    results["topofr_numpy_out"] = timed(lambda: obj(x, z, cos, labels, out=(gz, gc)), args.repeats)
-    results["topofr_numpy_alloc"] = timed(lambda: obj(x, z, cos, labels), args.repeats)
-    results["topofr_torch_out"] = timed(lambda: obj(xt, zt, ct, yt, out=(tgz, tgc)), args.repeats)
+    # ---- timing: --rounds rounds, each timing every path in turn (the C++ bench included), so that a load
+    # that comes and goes (a shared machine) weighs on all paths alike; medians over all rounds ----
+    paths = {"topofr_numpy_out": lambda: obj(x, z, cos, labels, out=(gz, gc)),
+             "topofr_numpy_alloc": lambda: obj(x, z, cos, labels),
+             "topofr_torch_out": lambda: obj(xt, zt, ct, yt, out=(tgz, tgc))}
     if tt is not None:
         loss_fn = tt.TopoFRLoss(opt)
         z_req, c_req = zt.clone().requires_grad_(True), ct.clone().requires_grad_(True)
@@ -199,19 +202,32 @@ def main():
         lm = loss_fn(xt, z_req, c_req, yt)
         checks["loss_torch_module"] = float(lm)
         checks["loss_torch_module_rel_diff"] = rel(float(lm), l_ref)
-        results["topofr_torch_TopoFRLoss_fwd_bwd"] = timed(module_step, args.repeats)
-    results["released_torch"] = timed(lambda: released_step(x, z, cos, labels), args.released_repeats)
-
-    cxx = None
+        paths["topofr_torch_TopoFRLoss_fwd_bwd"] = module_step
+    times = {k: [] for k in list(paths) + ["released_torch"] + (["cxx_bench_objective"] if args.cxx else [])}
+    loads = []
+    data_dir = tempfile.TemporaryDirectory()
     if args.cxx:
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, a in (("x", x), ("z", z), ("cos", cos), ("labels", labels)):
-                np.save(f"{tmp}/{name}.npy", a)
-            cxx = run_cxx(os.path.abspath(args.cxx), tmp, args.repeats, args.threads)
-        checks["loss_cxx"] = cxx[2]
-        checks["loss_cxx_rel_diff"] = rel(cxx[2], float(r.loss))
-        if checks["loss_cxx_rel_diff"] > 1e-4:
-            print("WARNING: the C++ benchmark's loss differs from the Python call's (> 1e-4 relative)")
+        for name, a in (("x", x), ("z", z), ("cos", cos), ("labels", labels)):
+            np.save(f"{data_dir.name}/{name}.npy", a)
+    released_per_round = [args.released_repeats // args.rounds + (r < args.released_repeats % args.rounds)
+                          for r in range(args.rounds)]
+    for rnd in range(args.rounds):
+        loads.append(os.getloadavg()[0])
+        for k, fn in paths.items():
+            times[k] += timed(fn, args.repeats)[1]
+        if args.cxx:
+            med, ts, loss_cxx, _ = run_cxx(os.path.abspath(args.cxx), data_dir.name, args.repeats, args.threads)
+            times["cxx_bench_objective"] += [t / 1e3 for t in ts]
+            checks["loss_cxx"] = loss_cxx
+            checks["loss_cxx_rel_diff"] = rel(loss_cxx, float(r.loss))
+            if checks["loss_cxx_rel_diff"] > 1e-4:
+                print("WARNING: the C++ benchmark's loss differs from the Python call's (> 1e-4 relative)")
+        if released_per_round[rnd]:
+            times["released_torch"] += timed(lambda: released_step(x, z, cos, labels), released_per_round[rnd],
+                                             warmup=1 if rnd == 0 else 0)[1]
+    data_dir.cleanup()
+    results = {k: (statistics.median(v) * 1e3, v) for k, v in times.items() if v}
+    cxx = results.pop("cxx_bench_objective", None)
     load_after = os.getloadavg()
 
     rows = []
@@ -221,17 +237,17 @@ def main():
     if cxx is not None:
         rows.append(("cxx_bench_objective", cxx[0], len(cxx[1]), ref_ms / cxx[0]))
     print(f"\nmachine: {machine()}; threads {args.threads}; load average before {load_before[0]:.2f}, "
-          f"after {load_after[0]:.2f}")
+          f"at each round {', '.join(f'{v:.2f}' for v in loads)}, after {load_after[0]:.2f}")
     print(f"{'path':36s} {'median ms':>10s} {'repeats':>8s} {'released / this':>16s}")
     for k, med, nrep, ratio in rows:
         print(f"{k:36s} {med:10.2f} {nrep:8d} {ratio:15.1f}x")
-    out = {"machine": machine(), "threads": args.threads, "load_before": load_before, "load_after": load_after,
+    out = {"machine": machine(), "threads": args.threads, "load_before": load_before, "load_after": load_after, "load_rounds": loads,
            "checks": checks, "median_ms": {k: v[0] for k, v in results.items()},
            "times_ms": {k: [t * 1e3 for t in v[1]] for k, v in results.items()}}
     if cxx is not None:
         out["median_ms"]["cxx_bench_objective"] = cxx[0]
-        out["times_ms"]["cxx_bench_objective"] = cxx[1]
-        for k in ("topofr_numpy_out", "topofr_numpy_alloc", "topofr_torch_out"):
+        out["times_ms"]["cxx_bench_objective"] = [t * 1e3 for t in cxx[1]]
+        for k in [k for k in results if k.startswith("topofr_")]:
             ov = (results[k][0] - cxx[0]) / cxx[0]
             out.setdefault("binding_overhead", {})[k] = ov
             print(f"binding overhead ({k} vs C++): {100 * ov:+.1f} % (goal <= 5 %)")
