@@ -12,7 +12,7 @@
 #include <set>
 
 #include "../examples/train/checkpoint.hpp"
-#include "../examples/train/dataset.hpp"
+#include "../examples/train/image_folder.hpp"
 #include "../examples/train/stb_impl.hpp"
 // PNG test fixtures only. The JPEG fixture is bytes written by an independent encoder (kSmoothJpeg):
 // stb_image_write's JPEG writer left-shifts negative values (undefined behaviour under UBSan).

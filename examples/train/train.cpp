@@ -38,7 +38,7 @@
 
 #include "autograd.hpp"
 #include "checkpoint.hpp"
-#include "dataset.hpp"
+#include "image_folder.hpp"
 #include "iresnet.hpp"
 #include "stb_impl.hpp"
 #include "synthetic.hpp"

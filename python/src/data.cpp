@@ -1,8 +1,8 @@
 // data.cpp — topofr._data: the training driver's data and evaluation code (examples/train: synthetic.hpp,
 // dataset.hpp's split_by_identity, verify.hpp), bound as they are, so that a Python training script
 // (examples/python/train.py) trains on the same synthetic identities, holds out the same identities and
-// reports the same verification metrics as topofr-train. None of it needs LibTorch or stb (dataset.hpp's
-// <stb/stb_image.h> resolves to src/stb_decls, prototypes only: nothing here decodes an image).
+// reports the same verification metrics as topofr-train. None of it needs LibTorch or stb (the image-folder
+// loader, which does, is image_folder.hpp: not bound).
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/string.h>

@@ -62,6 +62,16 @@ def custom_ops_enabled() -> bool:
     return _HAS_CUSTOM_OP and _USE_CUSTOM_OPS
 
 
+def _times(grad: Tensor, t: Tensor) -> Tensor:
+    """grad * t for a backward pass, where t is the library's gradient made by this call's forward. On the CPU,
+    an upstream gradient of exactly 1 (what loss.backward() sends) returns t itself: at TopoFR's shape dL/dcos
+    is 44 MB, and a second such tensor per step costs more than the whole objective (docs/benchmarks.md).
+    Only plain tensors are looked at, so tracing (fake or functional tensors, CUDA) always multiplies."""
+    if type(grad) is torch.Tensor and grad.device.type == "cpu" and grad.numel() == 1 and float(grad) == 1.0:
+        return t.detach()  # an alias without the forward's history (a custom op's saved outputs have one)
+    return grad * t
+
+
 def _grad_wanted(t: Tensor) -> bool:
     return torch.is_grad_enabled() and t.requires_grad
 
@@ -141,7 +151,7 @@ class _ISAFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx: Any, grad: Tensor):  # type: ignore[override]
         gx, gz = ctx.grads
-        return (grad * gx if gx is not None else None, grad * gz if gz is not None else None,
+        return (_times(grad, gx) if gx is not None else None, _times(grad, gz) if gz is not None else None,
                 None, None, None, None, None)
 
 
@@ -177,7 +187,7 @@ class _ObjectiveFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx: Any, grad: Tensor):  # type: ignore[override]
         gz, gc = ctx.grads
-        return None, grad * gz, grad * gc, None, None, None
+        return None, _times(grad, gz), _times(grad, gc), None, None, None
 
 
 # ---- the torch.library path (torch >= 2.4) ---------------------------------------------------------------------
@@ -207,7 +217,7 @@ if _HAS_CUSTOM_OP:  # pragma: no cover - only on torch >= 2.4
     @once_differentiable  # the library has no second derivatives
     def _isa_backward(ctx, grad, _gx, _gz):
         gx, gz = ctx.saved_tensors
-        return (grad * gx if ctx.want[0] else None, grad * gz if ctx.want[1] else None,
+        return (_times(grad, gx) if ctx.want[0] else None, _times(grad, gz) if ctx.want[1] else None,
                 None, None, None, None, None, None)
 
     _isa_op.register_autograd(_isa_backward, setup_context=_isa_setup)
@@ -274,7 +284,7 @@ if _HAS_CUSTOM_OP:  # pragma: no cover - only on torch >= 2.4
     @once_differentiable  # the library has no second derivatives
     def _objective_backward(ctx, g, *_unused):
         gz, gc = ctx.saved_tensors
-        return None, g * gz, g * gc, None, None
+        return None, _times(g, gz), _times(g, gc), None, None
 
     _objective_op.register_autograd(_objective_backward, setup_context=_objective_setup)
 
