@@ -28,7 +28,8 @@ TOPOFR_REQUIRE_ORACLES=1 ctest --test-dir "$build" --output-on-failure -j"$jobs"
 step "1/3 Python package: pip install ./python, pytest"
 /usr/bin/python3 -m venv --system-site-packages "$build/python-venv"
 "$build/python-venv/bin/pip" install -q --disable-pip-version-check --config-settings=build-dir="$build/python" "$root/python"
-(cd "$build" && "$build/python-venv/bin/python" -m pytest -q -p no:cacheprovider "$root/python/tests")
+(cd "$build" && TOPOFR_REQUIRE_ORACLES=1 "$build/python-venv/bin/python" -m pytest -q -p no:cacheprovider -rs \
+   "$root/python/tests")
 fi
 
 asan="$build-asan"

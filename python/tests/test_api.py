@@ -90,7 +90,7 @@ def test_persistence_pairs_vs_kruskal_and_gudhi(rng, fw, dtype, case):
 def test_persistence_pairs_vs_ripser(rng):
     need(persistence_oracle, "gudhi")
     if __import__("shutil").which("ripser") is None:
-        pytest.skip("the ripser program is not installed")
+        need(None, "the ripser program")
     d = torch_dist(rng.standard_normal((12, 3)))
     _, deaths = topofr.persistence_pairs(d)
     # Oracle: the ripser program (persistence_oracle.ripser_deaths; it prints ~7 significant digits).
