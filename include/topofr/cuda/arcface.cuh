@@ -9,7 +9,8 @@
 // cub::BlockReduce in a fixed order: results are deterministic run to run.
 // Inputs may be float, double, __half or __nv_bfloat16; the arithmetic type is float for the 16-bit types.
 // Values only the device sees (labels other than -1, -100 = ignore_label and [0, C), cosines outside
-// [-1, 1] or NaN, non-finite lse or weights) set ctx.status bits; the outputs of such a row are then unspecified (NaN where possible).
+// [-1, 1] or NaN, non-finite lse or weights) set ctx.status bits; the outputs of such a row are then
+// unspecified (NaN where possible).
 //
 // Memory access. Every kernel moves the cosines in 16-byte vectors (float4, double2, 8 x half/bfloat16),
 // issues several independent vector loads per thread before using any, and handles any leading dimension
