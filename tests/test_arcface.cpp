@@ -356,7 +356,8 @@ TEMPLATE_TEST_CASE("degenerate batches against brute-force double formulas", "[a
     // No margin in either kind of row: logits s cos, margin_logits_backward s grad_logits.
     std::vector<T> z(n * c), gup = normal<T>(n * c, 32), gz(n * c);
     margin_logits(cpu, cv, yv, arcface, matrix_view<T>(z.data(), n, c));
-    margin_logits_backward(cpu, cv, yv, arcface, matrix_view<const T>(gup.data(), n, c), matrix_view<T>(gz.data(), n, c));
+    margin_logits_backward(cpu, cv, yv, arcface, matrix_view<const T>(gup.data(), n, c),
+                           matrix_view<T>(gz.data(), n, c));
     for (index_t k = 0; k < n * c; ++k) {
       CHECK(z[k] == static_cast<T>(64) * cos[k]);
       CHECK(gz[k] == static_cast<T>(64) * gup[k]);

@@ -175,8 +175,8 @@ TEST_CASE("objective: labels -1 (target on another shard) and -100 (ignored) rea
   const matrix_view<const double> cv(p.cos.data(), p.n, p.classes);
   const vector_view<const std::int64_t> yv(p.labels.data(), p.n);
   const auto r = obj(cpu, matrix_view<const double>(p.x.data(), p.n, p.dx),
-                     matrix_view<const double>(p.z.data(), p.n, p.dz), cv, yv, matrix_view<double>(gz.data(), p.n, p.dz),
-                     matrix_view<double>(gc.data(), p.n, p.classes));
+                     matrix_view<const double>(p.z.data(), p.n, p.dz), cv, yv,
+                     matrix_view<double>(gz.data(), p.n, p.dz), matrix_view<double>(gc.data(), p.n, p.classes));
   CHECK(std::isfinite(r.loss));
   CHECK(obj.sample_loss()[4] == 0.0);
   CHECK(obj.sample_loss()[7] == 0.0);

@@ -107,9 +107,10 @@ inline split split_of(layout L, index_t c, index_t i, std::size_t elt) {
 }
 
 /// Dense n x c cosines (normal, sd 0.3, clamped to +-0.999) and labels: -1 (target on another shard) on
-/// rows i = 3 mod 7, ignore_label (-100) on rows i = 5 mod 7; on the others a random class, except rows i = 0 mod 3 with a scalar prefix (label in it) and rows i = 1 mod 3
-/// with a scalar tail (label C - 1), given the device layout L of elements of size elt. Label cosines on
-/// both branches of the margin; row 1's is -0.95, row 2's is 1 (x = 1: the derivative floor).
+/// rows i = 3 mod 7, ignore_label (-100) on rows i = 5 mod 7; on the others a random class, except rows
+/// i = 0 mod 3 with a scalar prefix (label in it) and rows i = 1 mod 3 with a scalar tail (label C - 1),
+/// given the device layout L of elements of size elt. Label cosines on both branches of the margin; row 1's
+/// is -0.95, row 2's is 1 (x = 1: the derivative floor).
 template <class T>
 struct batch {
   index_t n, c;
