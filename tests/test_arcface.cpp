@@ -22,8 +22,9 @@ using namespace topofr::test;
 
 namespace {
 
-/// A cosine batch with padding (ld = c + pad), labels (some -1) and the targets spread over both
-/// branches of the margin (x above and below cos(pi - m)).
+/// A cosine batch with padding (ld = c + pad), labels (some -1 = target on another shard, some
+/// ignore_label = -100) and the targets spread over both branches of the margin (x above and below
+/// cos(pi - m)).
 template <class T>
 struct batch {
   index_t n, c, ld;
@@ -37,7 +38,9 @@ struct batch {
     for (std::size_t k = 0; k < g.size(); ++k) cos[k] = static_cast<T>(std::clamp(g[k], -0.999, 0.999));
     labels.resize(static_cast<std::size_t>(n));
     for (index_t i = 0; i < n; ++i) {
-      labels[i] = (i % 7 == 3) ? -1 : std::min<std::int64_t>(c - 1, static_cast<std::int64_t>(y[i] * c));
+      labels[i] = (i % 7 == 3)   ? -1
+                  : (i % 7 == 5) ? ignore_label
+                                 : std::min<std::int64_t>(c - 1, static_cast<std::int64_t>(y[i] * c));
       if (labels[i] >= 0) cos[i * ld + labels[i]] = static_cast<T>(t[i]);
     }
     if (n > 1 && labels[1] >= 0) cos[1 * ld + labels[1]] = static_cast<T>(-0.95);  // second branch
@@ -169,11 +172,13 @@ TEMPLATE_TEST_CASE("margin head matches PyTorch autograd of the insightface form
   for (std::size_t k = 0; k < cases.size(); ++k) compare(cases[k], out[k]);
 }
 
+// The differentiated function: sum_i w_i g_i with g_i the loss of a class label, the row's lse for label -1
+// (target on another shard: the gradient of this shard's part of the softmax) and 0 for ignore_label.
 TEST_CASE("gradients of the combined margin match central finite differences in double", "[arcface]") {
   const combined_margin m{10.0, 1.35, 0.25, 0.15};
   const index_t n = 6, c = 9;
   batch<double> b(n, c, 21, 0);
-  for (index_t i = 0; i < n; ++i) b.labels[i] = (i == 2) ? -1 : (i * 5) % c;
+  for (index_t i = 0; i < n; ++i) b.labels[i] = (i == 2) ? -1 : (i == 4) ? ignore_label : (i * 5) % c;
   b.cos[0 * c + b.labels[0]] = -0.9;  // below cos((pi - m2) / m1): the linear branch
   std::vector<double> w = uniform<double>(n, 22, 0.5, 1.5), gup = normal<double>(n * c, 23);
   const double gs = 0.25, h = 1e-5;
@@ -186,11 +191,11 @@ TEST_CASE("gradients of the combined margin match central finite differences in 
     return s;
   };
   auto weighted_loss = [&](const std::vector<double>& x) {
-    std::vector<double> loss(n);
+    std::vector<double> loss(n), lse(n);
     margin_ce_forward(cpu, matrix_view<const double>(x.data(), n, c), b.yv(), m, 0.0,
-                      vector_view<double>(loss.data(), n));
+                      vector_view<double>(loss.data(), n), {}, {}, vector_view<double>(lse.data(), n));
     double s = 0.0;
-    for (index_t i = 0; i < n; ++i) s += w[i] * loss[i];
+    for (index_t i = 0; i < n; ++i) s += w[i] * (b.labels[i] == -1 ? lse[i] : loss[i]);
     return gs * s;
   };
   std::vector<double> g1(n * c), g2(n * c), lse(n), loss(n);
@@ -208,6 +213,73 @@ TEST_CASE("gradients of the combined margin match central finite differences in 
     INFO("element " << k);
     CHECK(g1[k] == Approx(fd1).epsilon(1e-6).margin(1e-7));
     CHECK(g2[k] == Approx(fd2).epsilon(1e-6).margin(1e-8));  // gradients are O(s gs) = O(1)
+  }
+}
+
+static_assert(ignore_label == -100, "PyTorch's default ignore_index");
+
+// insightface Partial FC (recognition/arcface_torch/partial_fc_v2.py) on W shards of the class columns:
+// each rank sets the labels of rows whose class is elsewhere to -1, all-reduces the row maxima and sums
+// into the global softmax, and its local gradient is (p - [j = y]) / B. Here: shard k runs
+// margin_ce_backward on its columns with its local labels (-1 for other shards' targets) and the global
+// lse (logaddexp of the shards' own lse), grad_scale 1/B. Oracle: the unsharded head on the full matrix
+// (itself checked against PyTorch above); the concatenated shard gradients must equal its gradient.
+TEMPLATE_TEST_CASE("label -1 reproduces Partial FC's sharded gradient (oracle: the unsharded head)", "[arcface]",
+                   float, double) {
+  using T = TestType;
+  const double tol = std::is_same<T, float>::value ? 2e-5 : 1e-11;
+  const index_t n = 12, c = 50;
+  batch<T> b(n, c, 61, 0);  // labels include -1 (no target on any shard) and ignore_label rows
+  const std::vector<T> w = uniform<T>(n, 62, 0.5, 1.5);
+  const double gs = 1.0 / static_cast<double>(n);
+  for (const combined_margin& m : {arcface, combined}) {
+    std::vector<T> loss(n), lse(n), g(n * c);
+    margin_ce_forward(cpu, b.view(), b.yv(), m, 0.0, vector_view<T>(loss.data(), n), {}, {},
+                      vector_view<T>(lse.data(), n));
+    margin_ce_backward(cpu, b.view(), b.yv(), m, vector_view<const T>(lse.data(), n),
+                       vector_view<const T>(w.data(), n), gs, matrix_view<T>(g.data(), n, c));
+    for (const index_t shards : {index_t(2), index_t(3)}) {
+      INFO(shards << " shards, margin s = " << m.s);
+      std::vector<index_t> start(shards + 1);
+      for (index_t k = 0; k <= shards; ++k) start[k] = k * c / shards;
+      // Per shard: local labels, the shard's own lse; then the global lse as Partial FC all-reduces it.
+      std::vector<std::vector<std::int64_t>> local(shards, std::vector<std::int64_t>(n));
+      std::vector<double> global(n, -std::numeric_limits<double>::infinity());
+      for (index_t k = 0; k < shards; ++k) {
+        const index_t c0 = start[k], ck = start[k + 1] - c0;
+        for (index_t i = 0; i < n; ++i) {
+          const std::int64_t y = b.labels[i];
+          local[k][i] = (y >= c0 && y < c0 + ck) ? y - c0 : (y == ignore_label ? ignore_label : -1);
+        }
+        std::vector<T> lk(n), sk(n);
+        margin_ce_forward(cpu, matrix_view<const T>(b.cos.data() + c0, n, ck, c),
+                          vector_view<const std::int64_t>(local[k].data(), n), m, 0.0, vector_view<T>(lk.data(), n),
+                          {}, {}, vector_view<T>(sk.data(), n));
+        for (index_t i = 0; i < n; ++i) {
+          const double a = global[i], x = static_cast<double>(sk[i]), top = std::max(a, x);
+          global[i] = top + std::log(std::exp(a - top) + std::exp(x - top));
+        }
+      }
+      std::vector<T> glse(n);
+      for (index_t i = 0; i < n; ++i) {
+        glse[i] = static_cast<T>(global[i]);
+        CHECK(static_cast<double>(glse[i]) == Approx(static_cast<double>(lse[i])).epsilon(tol));
+      }
+      std::vector<T> gsh(n * c, T(9));
+      for (index_t k = 0; k < shards; ++k) {
+        const index_t c0 = start[k], ck = start[k + 1] - c0;
+        margin_ce_backward(cpu, matrix_view<const T>(b.cos.data() + c0, n, ck, c),
+                           vector_view<const std::int64_t>(local[k].data(), n), m,
+                           vector_view<const T>(glse.data(), n), vector_view<const T>(w.data(), n), gs,
+                           matrix_view<T>(gsh.data() + c0, n, ck, c));
+      }
+      double scale = 0.0;
+      for (T v : g) scale = std::max(scale, std::abs(static_cast<double>(v)));
+      for (index_t k = 0; k < n * c; ++k) {
+        INFO("element (" << k / c << ", " << k % c << "), label " << b.labels[k / c]);
+        CHECK(static_cast<double>(gsh[k]) == Approx(static_cast<double>(g[k])).epsilon(tol).margin(tol * scale));
+      }
+    }
   }
 }
 
@@ -249,31 +321,47 @@ TEMPLATE_TEST_CASE("degenerate batches against brute-force double formulas", "[a
   using T = TestType;
   const double tol = std::is_same<T, float>::value ? 1e-5 : 1e-12;
 
-  SECTION("label -1 rows: loss 0, p_gt 0, zero gradient, plain-softmax entropy and lse") {
-    const index_t n = 2, c = 7;
+  SECTION("labels -1 and -100: loss 0, p_gt 0, plain-softmax entropy and lse; gradient s p (-1) or zero (-100)") {
+    const index_t n = 4, c = 7;
     std::vector<T> cos = uniform<T>(n * c, 31, -0.9, 0.9);
-    std::vector<std::int32_t> labels = {-1, -1};
-    std::vector<T> loss(n, T(9)), ent(n), pgt(n, T(9)), lse(n), g(n * c, T(9));
+    const std::int32_t ign = static_cast<std::int32_t>(ignore_label);
+    std::vector<std::int32_t> labels = {-1, ign, ign, -1};
+    std::vector<T> loss(n, T(9)), ent(n), pgt(n, T(9)), lse(n), g(n * c, T(9)), w = {T(1), T(1), T(0.5), T(0.5)};
     const matrix_view<const T> cv(cos.data(), n, c);
     const vector_view<const std::int32_t> yv(labels.data(), n);
     margin_ce_forward(cpu, cv, yv, arcface, 1e-5, vector_view<T>(loss.data(), n), vector_view<T>(ent.data(), n),
                       vector_view<T>(pgt.data(), n), vector_view<T>(lse.data(), n));
-    margin_ce_backward(cpu, cv, yv, arcface, vector_view<const T>(lse.data(), n), vector_view<const T>(), 1.0,
-                       matrix_view<T>(g.data(), n, c));
+    const double gs = 0.25;
+    margin_ce_backward(cpu, cv, yv, arcface, vector_view<const T>(lse.data(), n), vector_view<const T>(w.data(), n),
+                       gs, matrix_view<T>(g.data(), n, c));
     for (index_t i = 0; i < n; ++i) {
+      INFO("row " << i << ", label " << labels[i]);
       double mx = -1e300, sum = 0.0, h = 0.0;
       for (index_t j = 0; j < c; ++j) mx = std::max(mx, 64.0 * cos[i * c + j]);
       for (index_t j = 0; j < c; ++j) sum += std::exp(64.0 * cos[i * c + j] - mx);
       for (index_t j = 0; j < c; ++j) {
         const double p = std::exp(64.0 * cos[i * c + j] - mx) / sum;
         h -= p * std::log(p + 1e-5);
+        // -1: d lse_i / d cos_ij = s p_ij (times w grad_scale); -100: exactly zero.
+        if (labels[i] == -1)
+          CHECK(g[i * c + j] == Approx(static_cast<double>(w[i]) * gs * 64.0 * p).epsilon(tol).margin(tol));
+        else
+          CHECK(g[i * c + j] == T(0));
       }
       CHECK(loss[i] == T(0));
       CHECK(pgt[i] == T(0));
       CHECK(lse[i] == Approx(mx + std::log(sum)).epsilon(tol));
       CHECK(ent[i] == Approx(h).epsilon(tol).margin(tol));
     }
-    for (T v : g) CHECK(v == T(0));
+    // No margin in either kind of row: logits s cos, margin_logits_backward s grad_logits.
+    std::vector<T> z(n * c), gup = normal<T>(n * c, 32), gz(n * c);
+    margin_logits(cpu, cv, yv, arcface, matrix_view<T>(z.data(), n, c));
+    margin_logits_backward(cpu, cv, yv, arcface, matrix_view<const T>(gup.data(), n, c),
+                           matrix_view<T>(gz.data(), n, c));
+    for (index_t k = 0; k < n * c; ++k) {
+      CHECK(z[k] == static_cast<T>(64) * cos[k]);
+      CHECK(gz[k] == static_cast<T>(64) * gup[k]);
+    }
   }
 
   SECTION("C = 1 and N = 1: p = 1, loss 0, entropy -log(1 + eps), zero gradient") {
@@ -462,11 +550,24 @@ TEST_CASE("invalid arguments are rejected with the argument named", "[arcface][e
       }
     }
   }
-  SECTION("labels >= C or < -1") {
-    std::vector<std::int32_t> y1 = {0, 3}, y2 = {-2, 0};
-    all(cv, vector_view<const std::int32_t>(y1.data(), n), arcface, "labels: element 1 is 3");
-    all(cv, vector_view<const std::int32_t>(y2.data(), n), arcface, "labels: element 0 is -2");
+  SECTION("labels other than -1, -100 and [0, C): the element and the accepted values are named") {
+    for (std::int32_t bad : {3, 4, -2, -99, -101, std::numeric_limits<std::int32_t>::min()}) {
+      std::vector<std::int32_t> y = {0, bad};
+      const std::string msg = "labels: element 1 is " + std::to_string(bad) +
+                              ", expected -1 (target on another shard), -100 (ignored) or a class in [0, 3)";
+      all(cv, vector_view<const std::int32_t>(y.data(), n), arcface, msg);
+    }
+    std::vector<std::int64_t> y64 = {std::numeric_limits<std::int64_t>::min(), 0};
+    CHECK_THROWS_WITH(margin_ce_forward(cpu, cv, vector_view<const std::int64_t>(y64.data(), n), arcface, 1e-5, vv),
+                      Contains("labels: element 0 is " + std::to_string(y64[0])));
     all(cv, vector_view<const std::int32_t>(labels.data(), 1), arcface, "labels");
+    // -1 and -100 are accepted by all four.
+    std::vector<std::int32_t> ok = {-1, -100};
+    const vector_view<const std::int32_t> okv(ok.data(), n);
+    CHECK_NOTHROW(margin_logits(cpu, cv, okv, arcface, ov));
+    CHECK_NOTHROW(margin_logits_backward(cpu, cv, okv, arcface, gv, ov));
+    CHECK_NOTHROW(margin_ce_forward(cpu, cv, okv, arcface, 1e-5, vv));
+    CHECK_NOTHROW(margin_ce_backward(cpu, cv, okv, arcface, lv, wv, 0.5, ov));
   }
   SECTION("margin parameters: s <= 0 or not finite, m1 <= 0, m2 / m3 not finite") {
     all(cv, yv, combined_margin{0.0, 1.0, 0.5, 0.0}, "margin.s");

@@ -149,7 +149,7 @@ def isa_oracle(x, z, xs, zs, variant, reduction):
 def margin_torch(C, y, s, m1, m2, m3):
     """insightface CombinedMarginLoss: ArcFace (m1 = 1, m3 = 0, with its threshold) or CosFace (m3 > 0)."""
     logits = C.clone()
-    idx = torch.nonzero(y != -1).flatten()
+    idx = torch.nonzero(y >= 0).flatten()  # -1 (target on another shard) and -100 (ignored): no margin
     t = C[idx, y[idx]]
     if m1 == 1.0 and m3 == 0.0:
         sin_t = torch.sqrt(1 - t ** 2)
@@ -177,8 +177,11 @@ def margin_ce_oracle(cos, y, w, s, m1, m2, m3, eps):
     p = torch.softmax(logits, dim=1)
     rows, valid, yc = torch.arange(len(y)), yt >= 0, yt.clamp(min=0)
     zero = torch.zeros(len(y))
-    loss = torch.where(valid, lse - logits[rows, yc], zero)  # label -1: class not in this shard, no loss
-    (torch.tensor(w) * loss).mean().backward()
+    loss = torch.where(valid, lse - logits[rows, yc], zero)  # labels -1 and -100: no loss here
+    # The differentiated function: a -1 row (target on another shard, insightface Partial FC) contributes its
+    # lse, whose gradient is this shard's p; a -100 row (ignored) contributes nothing.
+    term = loss + torch.where(yt == -1, lse, zero)
+    (torch.tensor(w) * term).mean().backward()
     ent = -(p * torch.log(p + eps)).sum(1)
     return (loss.detach().numpy(), ent.detach().numpy(), torch.where(valid, p[rows, yc], zero).detach().numpy(),
             lse.detach().numpy(), C.grad.numpy())
@@ -466,7 +469,8 @@ def test_arcface(oracle):
     cos[0, 3] = -0.95  # below cos(pi - m): insightface's fallback branch
     y = rng.integers(0, c, n)
     y[0] = 3
-    y[5] = -1  # class not in this shard
+    y[5] = -1  # class in another shard
+    y[9] = -100  # ignored row
     gin = rng.normal(size=(n, c))
     Cp, Y32, Y64, Gp = save("c.npy", cos), save("y32.npy", y.astype(np.int32)), save("y64.npy", y), save("g.npy", gin)
     LO, GO = path("lo.npy"), path("go.npy")
@@ -483,7 +487,7 @@ def test_arcface(oracle):
                   f"(max err {np.abs(load(GO) - want_g).max()})")
             # The margin-ce head on the same data.
             w = rng.uniform(0.5, 2.0, n)
-            yy = y  # row 5 has label -1: zero loss, p_gt and gradient
+            yy = y  # row 5 (-1): zero loss and p_gt, gradient w p / N; row 9 (-100): zero loss, p_gt and gradient
             Yy, W = save("yy.npy", yy), save("w.npy", w)
             outs = [path(f"ce_{k}.npy") for k in ("loss", "ent", "pgt", "lse", "grad")]
             stdout = ok("margin-ce", "--cos", Cp, "--labels", Yy, *margins, "--weights", W, "--entropy-eps", 1e-5,
@@ -495,6 +499,8 @@ def test_arcface(oracle):
                 got = load(o)
                 check(close(got, wv, 1e-9, 1e-12), f"margin-ce {label}: {name} differs from torch "
                       f"(max err {np.abs(got - wv).max() if got.shape == wv.shape else got.shape})")
+            g = load(outs[4])
+            check(np.all(g[9] == 0) and np.all(g[5] > 0), f"margin-ce {label}: -100 row no gradient, -1 row w p / N")
             # Default weights (1) and eps.
             ok("margin-ce", "--cos", Cp, "--labels", Yy, *margins, "--loss-out", outs[0], "--entropy-out", outs[1],
                "--pgt-out", outs[2], "--grad-out", outs[4])
@@ -520,8 +526,12 @@ def test_arcface(oracle):
     yb = y.copy()
     yb[2] = c
     bad(["arcface", "--cos", Cp, "--labels", save("ybig.npy", yb), "--logits-out", LO], "labels", str(c))
-    yb[2] = -2
-    bad(["arcface", "--cos", Cp, "--labels", save("yneg.npy", yb), "--logits-out", LO], "labels", "-2")
+    for v in (-2, -99, -101):
+        yb[2] = v
+        bad(["arcface", "--cos", Cp, "--labels", save("yneg.npy", yb), "--logits-out", LO], "labels", str(v),
+            "expected -1 (target on another shard), -100 (ignored)")
+        bad(["margin-ce", "--cos", Cp, "--labels", save("yneg.npy", yb), "--loss-out", path("l.npy"), "--entropy-out",
+             path("e.npy"), "--pgt-out", path("p.npy")], "labels", str(v))
     bad(["arcface", "--cos", Cp, "--labels", save("yf.npy", y.astype(np.float64)), "--logits-out", LO], "--labels", "<f8")
     for label, v in (("out", 1.5), ("out2", -1.01), ("nan", np.nan)):
         cb = cos.copy()

@@ -159,3 +159,38 @@ TEST_CASE("objective rejects bad arguments, naming them", "[objective][errors]")
                         matrix_view<float>(gc.data(), p.n, p.classes)),
                     Catch::Contains("labels"));
 }
+
+TEST_CASE("objective: labels -1 (target on another shard) and -100 (ignored) reach the head as they are",
+          "[objective]") {
+  // Oracle: the head's own margin_ce_forward / margin_ce_backward called directly with the objective's SDS
+  // weights and grad_scale 1/N (the head itself is checked against PyTorch in test_arcface); and the
+  // documented per-kind behaviour: loss 0 for both rows, gradient s p (-1) or zero (-100).
+  problem p = make_problem(5);
+  p.labels[4] = -1;
+  p.labels[7] = ignore_label;
+  objective_options opt;
+  opt.use_isa = false;
+  objective<double> obj(opt);
+  std::vector<double> gz(p.n * p.dz), gc(p.n * p.classes);
+  const matrix_view<const double> cv(p.cos.data(), p.n, p.classes);
+  const vector_view<const std::int64_t> yv(p.labels.data(), p.n);
+  const auto r = obj(cpu, matrix_view<const double>(p.x.data(), p.n, p.dx),
+                     matrix_view<const double>(p.z.data(), p.n, p.dz), cv, yv,
+                     matrix_view<double>(gz.data(), p.n, p.dz), matrix_view<double>(gc.data(), p.n, p.classes));
+  CHECK(std::isfinite(r.loss));
+  CHECK(obj.sample_loss()[4] == 0.0);
+  CHECK(obj.sample_loss()[7] == 0.0);
+  std::vector<double> loss(p.n), lse(p.n), want(p.n * p.classes);
+  margin_ce_forward(cpu, cv, yv, opt.margin, opt.entropy_eps, vector_view<double>(loss.data(), p.n), {}, {},
+                    vector_view<double>(lse.data(), p.n));
+  margin_ce_backward(cpu, cv, yv, opt.margin, vector_view<const double>(lse.data(), p.n),
+                     vector_view<const double>(obj.weights().data(), p.n), 1.0 / static_cast<double>(p.n),
+                     matrix_view<double>(want.data(), p.n, p.classes));
+  double row4 = 0;
+  for (index_t j = 0; j < p.classes; ++j) {
+    CHECK(gc[7 * p.classes + j] == 0.0);
+    row4 = std::max(row4, std::abs(gc[4 * p.classes + j]));
+  }
+  CHECK(row4 > 0.0);
+  for (index_t k = 0; k < p.n * p.classes; ++k) CHECK(gc[k] == Approx(want[k]).epsilon(1e-12).margin(1e-15));
+}

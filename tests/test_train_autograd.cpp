@@ -23,9 +23,11 @@ using topofr::train::MarginCE;
 namespace {
 
 /// ArcFace margin CE in tensor ops (insightface's CombinedMarginLoss with m1 = 1, m3 = 0, then
-/// cross-entropy): the oracle. Rows with label -1 get no margin and a zero loss. w: per-sample constants.
+/// cross-entropy): the oracle. Rows labelled -1 (target on another shard) or -100 (ignored) get no margin
+/// and a zero loss. With for_gradient, a -1 row adds its logsumexp instead (times w / N): the part of the
+/// row's loss whose gradient lives on this shard, p (Partial FC); a -100 row adds nothing. w: constants.
 torch::Tensor oracle_margin_ce(const torch::Tensor& cos, const torch::Tensor& labels, double s, double m,
-                               const torch::Tensor& w) {
+                               const torch::Tensor& w, bool for_gradient = false) {
   const auto valid = labels.ge(0);
   const auto idx = labels.clamp_min(0).unsqueeze(1);
   const auto target = cos.gather(1, idx).squeeze(1);
@@ -34,8 +36,11 @@ torch::Tensor oracle_margin_ce(const torch::Tensor& cos, const torch::Tensor& la
       torch::where(target > std::cos(M_PI - m), torch::cos(theta + m), target - std::sin(M_PI - m) * m);
   const auto new_target = torch::where(valid, with_margin, target);
   auto logits = cos.scatter(1, idx, new_target.unsqueeze(1)) * s;
-  const auto loss = torch::logsumexp(logits, 1) - logits.gather(1, idx).squeeze(1);
-  return (torch::where(valid, loss, torch::zeros_like(loss)) * w).mean();
+  const auto lse = torch::logsumexp(logits, 1);
+  const auto loss = lse - logits.gather(1, idx).squeeze(1);
+  auto term = torch::where(valid, loss, torch::zeros_like(loss));
+  if (for_gradient) term = term + torch::where(labels.eq(-1), lse, torch::zeros_like(lse));
+  return (term * w).mean();
 }
 
 /// ISA in tensor ops on fixed persistence pairs (the pairs are piecewise constant in the points).
@@ -84,7 +89,8 @@ TEMPLATE_TEST_CASE("MarginCE gradient vs LibTorch autograd of the ArcFace CE for
   // targets below cos(pi - m) exercise the insightface fallback branch.
   torch::Tensor cos0 = (torch::rand({n, c}, torch::kDouble) * 1.9 - 0.95);
   torch::Tensor labels = torch::randint(0, c, {n}, torch::kLong);
-  labels[5] = -1;  // a sample whose class is not in this shard
+  labels[5] = -1;    // a sample whose class is in another shard
+  labels[7] = -100;  // an ignored sample (topofr::ignore_label)
   cos0[0][labels[0].item<std::int64_t>()] = -0.93;
   cos0[1][labels[1].item<std::int64_t>()] = 0.94;
   const double go = 2.5;  // a grad_output other than 1
@@ -108,11 +114,13 @@ TEMPLATE_TEST_CASE("MarginCE gradient vs LibTorch autograd of the ArcFace CE for
         if (!sds) CHECK(st.weights.eq(1).all().item<bool>());
         if (sds && focal) CHECK(st.weights.le(2.0).all().item<bool>());
         torch::Tensor cd = cos0.to(dtype).to(torch::kDouble).clone().set_requires_grad(true);
-        torch::Tensor ref = oracle_margin_ce(cd, labels, 64.0, 0.5, st.weights.to(torch::kDouble));
-        (ref * go).backward();
+        const torch::Tensor wd = st.weights.to(torch::kDouble);
+        const torch::Tensor ref = oracle_margin_ce(cd.detach(), labels, 64.0, 0.5, wd);
+        (oracle_margin_ce(cd, labels, 64.0, 0.5, wd, true) * go).backward();
         CHECK(std::fabs(loss.item<double>() - ref.item<double>()) <= tol * std::fabs(ref.item<double>()));
         CHECK(max_rel(cos.grad(), cd.grad()) <= tol);
-        CHECK(cos.grad()[5].abs().max().item<double>() == 0.0);  // label -1: no gradient
+        CHECK(cos.grad()[5].abs().max().item<double>() > 0.0);   // label -1: p (the target is elsewhere)
+        CHECK(cos.grad()[7].abs().max().item<double>() == 0.0);  // label -100: no gradient
       }
     }
   }

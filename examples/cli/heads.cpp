@@ -202,7 +202,7 @@ const command& arcface_command() {
   static const command c = {"arcface", "--cos C.npy --labels Y.npy [--s 64] [--m1 1] [--m2 0.5] [--m3 0] --logits-out L.npy "
                   "[--grad-in G.npy --grad-out GC.npy]",
        "Combined-margin logits s*(cos(m1*theta + m2) - m3) at the label, s*cos elsewhere; and their backward.",
-       with_margin_flags("int32 or int64 (N,), in [0, C) or -1 (class not in this shard)",
+       with_margin_flags("int32 or int64 (N,), in [0, C), -1 (class in another shard) or -100 (ignored)",
                          {{"--logits-out", "L.npy", "the logits (N, C)"},
                           {"--grad-in", "G.npy", "dL/dlogits (N, C); needs --grad-out"},
                           {"--grad-out", "GC.npy", "dL/dcos (N, C); needs --grad-in"}}),
@@ -214,7 +214,8 @@ const command& margin_ce_command() {
   static const command c = {"margin-ce", "--cos C.npy --labels Y.npy [--s --m1 --m2 --m3] [--weights W.npy] [--entropy-eps 1e-5] "
                     "--loss-out L.npy --entropy-out E.npy --pgt-out P.npy [--lse-out S.npy] [--grad-out GC.npy]",
        "Fused margin-softmax cross-entropy: per-sample loss, entropy and p_gt; gradient of mean_i w_i loss_i.",
-       with_margin_flags("int32 or int64 (N,), in [0, C) or -1",
+       with_margin_flags("int32 or int64 (N,), in [0, C), -1 (class in another shard: loss 0, gradient of its "
+                         "log-sum-exp) or -100 (ignored: loss 0, no gradient)",
                          {{"--weights", "W.npy", "per-sample weights w (N,) for --grad-out (default 1)"},
                           {"--entropy-eps", "e", "entropy = -sum p log(p + e) (default 1e-5)"},
                           {"--loss-out", "L.npy", "per-sample cross-entropy (N,)"},

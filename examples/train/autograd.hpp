@@ -122,7 +122,8 @@ inline torch::Tensor margin_ce_forward_gpu(torch::autograd::AutogradContext* ctx
 
 class MarginCE : public torch::autograd::Function<MarginCE> {
  public:
-  /// cos: N x C cosines (float or double, requires grad); labels: N int64 in [-1, C).
+  /// cos: N x C cosines (float or double, requires grad); labels: N int64, each a class in [0, C), -1 (class
+  /// in another shard: loss 0, gradient of its lse) or topofr::ignore_label (-100: ignored, no gradient).
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& cos,
                                const torch::Tensor& labels, const margin_ce_config& cfg, margin_ce_stats* stats) {
     detail_ag::check_float(cos, "MarginCE", "cos");

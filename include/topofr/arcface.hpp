@@ -32,8 +32,27 @@ struct combined_margin {
   double s = 64.0, m1 = 1.0, m2 = 0.5, m3 = 0.0;
 };
 
+/// Labels of the head. A row's label is a class in [0, C), or one of two values without a target column:
+///  -1            the target class lives on another shard (insightface Partial FC's convention): no margin,
+///                loss 0 and p_gt 0 here, but the row's softmax still covers this shard's classes, so
+///                margin_ce_backward gives it p_ij (times w grad_scale s) in every column. With the lse of
+///                all shards combined this is exactly Partial FC's local gradient; with one shard it is a
+///                row whose target is in no class of the matrix.
+///  ignore_label  (-100, PyTorch's default ignore_index) the row is ignored: loss 0, p_gt 0, no margin, and
+///                a zero gradient.
+/// Every other value is an error. (Entropy and lse of both kinds of rows are those of the plain logits.)
+constexpr std::int64_t ignore_label = -100;
+
 namespace detail {
 namespace arc {
+
+/// The label of a row whose target is on another shard (see ignore_label).
+constexpr index_t other_shard_label = -1;
+
+/// True for a label the head accepts: -1, ignore_label or a class in [0, c).
+TOPOFR_HD constexpr bool label_ok(index_t y, index_t c) {
+  return (y >= 0 && y < c) || y == other_shard_label || y == static_cast<index_t>(ignore_label);
+}
 
 // Elements per inner block: one 64-byte vector. The fixed-size inner loops below are how the row
 // reductions vectorise without -ffast-math: each lane keeps its own partial sum, so no reassociation is
@@ -115,8 +134,8 @@ template <class L>
 void check_labels(vector_view<L> labels, index_t n, index_t c, const char* fn) {
   for (index_t i = 0; i < n; ++i) {
     const index_t y = static_cast<index_t>(labels[i]);
-    require(y >= -1 && y < c, fn, "labels", "element ", i, " is ", y, ", expected -1 (ignored) or a class in [0, ",
-            c, ")");
+    require(label_ok(y, c), fn, "labels", "element ", i, " is ", y,
+            ", expected -1 (target on another shard), -100 (ignored) or a class in [0, ", c, ")");
   }
 }
 
@@ -288,8 +307,9 @@ margin_fn check_ce_backward_args(const char* fn, const combined_margin& m, const
 }  // namespace arc
 }  // namespace detail
 
-/// logits(i, j) = s f(cos(i, j)) for j = labels[i], s cos(i, j) otherwise (no margin when labels[i] = -1).
-/// cos: N x C, entries in [-1, 1]; labels: N, int32 or int64, in [-1, C); logits: N x C.
+/// logits(i, j) = s f(cos(i, j)) for j = labels[i], s cos(i, j) otherwise (no margin when labels[i] is -1
+/// or ignore_label). cos: N x C, entries in [-1, 1]; labels: N, int32 or int64, each -1 (target on another
+/// shard), ignore_label (-100) or in [0, C); logits: N x C.
 template <class InC, class L, class T = std::remove_const_t<InC>>
 void margin_logits(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const combined_margin& m,
                    matrix_view<T> logits) {
@@ -310,7 +330,8 @@ void margin_logits(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const com
   });
 }
 
-/// grad_cos = d <grad_logits, logits> / d cos: s grad_logits, times f'(cos) in the label column.
+/// grad_cos = d <grad_logits, logits> / d cos: s grad_logits, times f'(cos) in the label column (none for
+/// labels -1 and ignore_label).
 template <class InC, class L, class InG, class T = std::remove_const_t<InC>>
 void margin_logits_backward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const combined_margin& m,
                             matrix_view<InG> grad_logits, matrix_view<T> grad_cos) {
@@ -335,9 +356,10 @@ void margin_logits_backward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, 
   });
 }
 
-/// Fused head, pass 1. Per row i with z = margin logits: loss_i = lse_i - z_i,y (0 when labels[i] = -1),
-/// entropy_i = -sum_j p_ij log(p_ij + eps) with p = softmax(z) (eps = 0: the limit 0 log 0 = 0),
-/// p_gt_i = p_i,y (0 when labels[i] = -1), lse_i = log sum_j exp z_ij (input of pass 2).
+/// Fused head, pass 1. Per row i with z = margin logits: loss_i = lse_i - z_i,y, entropy_i =
+/// -sum_j p_ij log(p_ij + eps) with p = softmax(z) (eps = 0: the limit 0 log 0 = 0), p_gt_i = p_i,y,
+/// lse_i = log sum_j exp z_ij (input of pass 2). Rows labelled -1 (target on another shard) or
+/// ignore_label have no target here: z = s cos, loss_i = 0 and p_gt_i = 0.
 /// entropy, p_gt, lse may be empty (not computed).
 template <class InC, class L, class T = std::remove_const_t<InC>>
 void margin_ce_forward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const combined_margin& m,
@@ -381,7 +403,7 @@ void margin_ce_forward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const
     const double ref_d = std::max(static_cast<double>(mx), fy);
     const T ref = static_cast<T>(ref_d);
     const double corr = sd * (static_cast<double>(ref) - ref_d);  // the rounding of ref, in logit units
-    const double dy = sd * (fy - ref_d);                           // -inf when y = -1
+    const double dy = sd * (fy - ref_d);                           // -inf when y < 0 (no target)
     // Pass B, from the cached row: e_j = exp(d_j) into the thread's buffer, S' = sum_{j != y} e_j.
 #if defined(_OPENMP)
     T* e = work.data() + static_cast<std::size_t>(omp_get_thread_num()) * static_cast<std::size_t>(c);
@@ -397,7 +419,7 @@ void margin_ce_forward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const
     // maximum's own), so the log-add-exp below is finite whatever s is.
     const double a = sum_rest > 0.0 ? std::log(sum_rest) + corr : -inf, top = std::max(a, dy);
     const double log_sum = top + std::log(std::exp(a - top) + std::exp(dy - top));
-    const double p_y = std::exp(dy - log_sum);  // 0 when y = -1
+    const double p_y = std::exp(dy - log_sum);  // 0 when y < 0
     if (!lse.empty()) lse[i] = static_cast<T>(sd * ref_d + log_sum);
     loss[i] = y >= 0 ? static_cast<T>(log_sum - dy) : T(0);
     if (!p_gt.empty()) p_gt[i] = static_cast<T>(p_y);
@@ -424,7 +446,13 @@ void margin_ce_forward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const
 }
 
 /// Fused head, pass 2: grad_cos(i, j) = weights[i] grad_scale d loss_i / d cos(i, j), from the lse of
-/// pass 1. weights empty: all 1. Rows with labels[i] = -1 get a zero gradient.
+/// pass 1. weights empty: all 1. Per row, with p_ij = exp(z_ij - lse_i):
+///   label y in [0, C): w grad_scale s (p_ij - [j = y]), times f'(cos) in the label column;
+///   label -1 (target on another shard): w grad_scale s p_ij in every column, the gradient of lse_i alone.
+///     The loss term of such a row is the lse of a softmax that also covers other shards' classes; given
+///     that global lse (Partial FC: the logsumexp all-reduced over ranks, grad_scale = 1/B), this is the
+///     shard's part of its gradient, and the owning shard adds the -1 of the target column;
+///   label ignore_label: zero.
 template <class InC, class L, class InS, class InW, class T = std::remove_const_t<InC>>
 void margin_ce_backward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, const combined_margin& m,
                         vector_view<InS> lse, vector_view<InW> weights, double grad_scale,
@@ -449,14 +477,15 @@ void margin_ce_backward(cpu_t, matrix_view<InC> cos, vector_view<L> labels, cons
     const index_t y = static_cast<index_t>(labels[i]);
     const double w = weights.empty() ? 1.0 : static_cast<double>(weights[i]);
     // d loss / d z_j = p_j - [j = y], and d z_j / d cos_j = s (s f'(cos) in the label column).
-    if (y < 0) return detail::arc::map_checked(ci, c, [&](index_t j) { gi[j] = T(0); });  // still checked
+    // An ignored row: zero (its cosines are still checked).
+    if (y == ignore_label) return detail::arc::map_checked(ci, c, [&](index_t j) { gi[j] = T(0); });
     const T l = lse[i];
     const T coef = static_cast<T>(w * grad_scale * mf.s);
     // p_j = exp(s c_j - lse), the exponent rounded once: lse ~ s, and a rounded s c would cost low bits.
     const bool ok = detail::arc::map_checked(ci, c, [&](index_t j) {
       gi[j] = coef * fastmath::exp_finite(detail::arc::mul_sub(s, ci[j], l));
     });
-    if (ok) {
+    if (ok && y >= 0) {  // the target column (none for label -1: its target is on another shard)
       const double x = static_cast<double>(ci[y]);
       const double p_minus_1 = std::expm1(mf.s * mf.f(x) - static_cast<double>(l));  // exact near p_y = 1
       gi[y] = static_cast<T>(coef * p_minus_1 * mf.df(x, floor));

@@ -72,7 +72,8 @@ class objective {
   const objective_options& options() const { return opt_; }
 
   /// x: n x dx clean inputs (an image batch as n x CHW), z: n x dz embeddings of the perturbed batch,
-  /// cos: N x C cosines of the perturbed batch (N == n), labels: N class ids.
+  /// cos: N x C cosines of the perturbed batch (N == n), labels: N labels as for the head (a class, -1 =
+  /// target on another shard: no loss here, gradient omega_i / N s p_ij, or ignore_label = ignored row).
   /// grad_z (n x dz) and grad_cos (N x C) are overwritten.
   template <class InX, class InZ, class InC, class L>
   objective_result<T> operator()(cpu_t, matrix_view<InX> x, matrix_view<InZ> z, matrix_view<InC> cos,

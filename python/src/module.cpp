@@ -563,6 +563,7 @@ NB_MODULE(_core, m) {
   nb::exception<topofr::error>(m, "Error", PyExc_ValueError);
 
   m.def("has_cuda", [] { return bool(TOPOFR_PY_CUDA); });
+  m.attr("ignore_label") = static_cast<long long>(topofr::ignore_label);  // the C++ constant, not a copy
   m.def("image_scale", &topofr::image_scale, "c"_a, "h"_a, "w"_a);
   // Every block ends with where a CUDA call runs: the stream (a cudaStream_t as an integer) and the caller's
   // allocator (None: the library's pool); both are ignored on the CPU.

@@ -333,7 +333,8 @@ def head_case():
     n, c = 12, 9
     cos = rng.uniform(-0.95, 0.95, (n, c))
     labels = rng.integers(0, c, n)
-    labels[[3, 8]] = -1  # ignored rows
+    labels[3] = -1  # target on another shard: loss 0, gradient s p
+    labels[8] = topofr.ignore_label  # ignored: loss 0, zero gradient
     cos[0, labels[0]] = -0.9  # below the threshold (the x - m3 - sinmm branch) for the arcface margin
     cos[1, labels[1]] = 0.9
     return cos, labels, rng.random(n) + 0.5, rng.standard_normal((n, c))
@@ -359,15 +360,58 @@ def test_margin_head(tmp_path, head_case, fw, dtype, margin, label_dtype):
     for got, key in zip(f, ("loss", "entropy", "pgt", "lse")):
         check_kind(got, fw, dtype)
         np.testing.assert_allclose(to_np(got), o[key], **tol(dtype, 10 * s))
-    assert np.all(to_np(f.loss)[[3, 8]] == 0) and np.all(to_np(f.p_gt)[[3, 8]] == 0)  # docs: label -1 rows
+    assert np.all(to_np(f.loss)[[3, 8]] == 0) and np.all(to_np(f.p_gt)[[3, 8]] == 0)  # docs: labels -1, -100
     g = topofr.margin_ce_backward(c, y, f.lse, to_fw(weights, fw, dtype), m, grad_scale=1 / 12)
     check_kind(g, fw, dtype)
     np.testing.assert_allclose(to_np(g), o["grad"], **tol(dtype, s))
-    assert np.all(to_np(g)[[3, 8]] == 0)
+    assert np.all(to_np(g)[8] == 0)  # ignore_label: no gradient
+    # label -1: weights * grad_scale * s * p (Oracle: softmax of the plain logits in float64, written here)
+    z = s * cos[3].astype(np.float64)
+    p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    np.testing.assert_allclose(to_np(g)[3], weights[3] / 12 * s * p, **tol(dtype, s))
+    assert to_np(g)[3].max() > 0
     # weights None means all 1: Oracle arcface_oracle with unit weights.
     o1 = arcface(tmp_path, cosr, labels, m, grad_scale=1.0, tag="unit")
     g1 = topofr.margin_ce_backward(c, y, f.lse, None, m)
     np.testing.assert_allclose(to_np(g1), o1["grad"], **tol(dtype, s))
+
+
+def test_ignore_label_is_the_cpp_constant(fw):
+    # Oracle: PyTorch's default ignore_index, and the C++ constant topofr::ignore_label as the extension exports it.
+    assert topofr.ignore_label == -100 == topofr._core.ignore_label and "ignore_label" in topofr.__all__
+    import torch.nn.functional as F
+    import inspect
+    assert inspect.signature(F.cross_entropy).parameters["ignore_index"].default == topofr.ignore_label
+
+
+def test_partial_fc_shards(fw, dtype):
+    # insightface Partial FC (recognition/arcface_torch/partial_fc_v2.py): on each shard the labels of other
+    # shards' classes are -1, the softmax is normalised over all shards (the lse all-reduced), and the local
+    # gradient is p - [j = y] scaled by 1/B. Oracle: torch autograd of F.cross_entropy on the whole (B, C)
+    # matrix (mean over B), float64; the shards' gradients, concatenated, must equal it.
+    import torch
+    import torch.nn.functional as F
+    rng = np.random.default_rng(5)
+    n, c, s = 10, 12, 16.0
+    cos = rng.uniform(-0.9, 0.9, (n, c))
+    labels = rng.integers(0, c, n)
+    m = topofr.CombinedMargin.cosface(s, 0.2)
+    ct = torch.tensor(cos, dtype=torch.float64, requires_grad=True)
+    onehot = F.one_hot(torch.tensor(labels), c).bool()
+    logits = s * torch.where(onehot, ct - 0.2, ct)
+    F.cross_entropy(logits, torch.tensor(labels)).backward()
+    bounds = [0, 5, 12]
+    lses, local = [], []
+    for k in range(2):
+        lo, hi = bounds[k], bounds[k + 1]
+        y = np.where((labels >= lo) & (labels < hi), labels - lo, -1)
+        local.append(y)
+        lses.append(to_np(topofr.margin_ce_forward(to_fw(cos[:, lo:hi], fw, dtype), to_fw(y, fw), m).lse))
+    glse = np.logaddexp(lses[0].astype(np.float64), lses[1]).astype(dtype)
+    g = np.concatenate([to_np(topofr.margin_ce_backward(to_fw(cos[:, bounds[k]:bounds[k + 1]], fw, dtype),
+                                                        to_fw(local[k], fw), to_fw(glse, fw), None, m,
+                                                        grad_scale=1 / n)) for k in range(2)], axis=1)
+    np.testing.assert_allclose(g, ct.grad.numpy(), **tol(dtype, s))
 
 
 def test_margin_ce_forward_optional_outputs(head_case, fw):

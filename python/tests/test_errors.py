@@ -130,6 +130,16 @@ def test_values(fw, head):
     c = to_fw(cos, fw)
     raises_naming(topofr.Error, "labels", topofr.margin_logits, c, to_fw([0, 1, 4, 3, 2], fw))
     raises_naming(topofr.Error, "labels", topofr.margin_ce_forward, c, to_fw([0, 1, -2, 3, 2], fw))
+    # Every label but -1 (target on another shard), -100 (topofr.ignore_label) and [0, C) is rejected, naming the
+    # element, its value and the accepted values (oracle: the documented message, docs/api.md).
+    for bad in (-2, -99, -101, 4, -(2 ** 31)):
+        with pytest.raises(topofr.Error) as e:
+            topofr.margin_ce_backward(c, to_fw([0, 1, bad, 3, 2], fw), to_fw(np.zeros(5), fw))
+        assert (f"labels: element 2 is {bad}, expected -1 (target on another shard), -100 (ignored) or a class in "
+                "[0, 4)") in str(e.value)
+    ok = to_fw([0, -1, topofr.ignore_label, 3, -1], fw)
+    topofr.margin_logits(c, ok)
+    topofr.margin_ce_backward(c, ok, topofr.margin_ce_forward(c, ok).lse)
     bad = cos.copy()
     bad[1, 1] = 1.5
     raises_naming(topofr.Error, "cos", topofr.margin_ce_forward, to_fw(bad, fw), to_fw(y, fw))

@@ -201,16 +201,43 @@ def test_margin_ce_gradcheck(margin):
     assert torch.autograd.gradcheck(lambda c: tt.margin_ce(c, y, margin)[0], (cos,))
 
 
+@pytest.mark.parametrize("margin", [topofr.CombinedMargin(), topofr.CombinedMargin(16.0, 1.2, 0.2, 0.1)])
+def test_margin_ce_gradcheck_other_shard_and_ignored_rows(margin):
+    # Oracle: gradcheck (finite differences). Rows labelled ignore_label have loss 0 and no gradient: plain
+    # gradcheck. A row labelled -1 (target on another shard) has loss 0 here but the gradient of its lse (what
+    # Partial FC's local gradient is): gradcheck of loss + [y = -1] lse.detach() sees the lse's value in its
+    # finite differences and only the library's backward in the analytic gradient, so it passes iff that backward
+    # is d lse / d cos (nonzero).
+    cos = cosines(6, 7, 14).requires_grad_()
+    y = labels_for(6, 7, 14)
+    y[1], y[4] = -1, topofr.ignore_label
+    other = (y == -1).to(torch.float64)
+
+    def f(c):
+        loss = tt.margin_ce(c, y, margin)[0]
+        return loss + other * torch.logsumexp(margin.s * c, dim=1).detach()
+
+    assert torch.autograd.gradcheck(f, (cos,))
+    loss = tt.margin_ce(cos, y, margin)[0]
+    assert loss[1] == 0 and loss[4] == 0
+    (grad,) = torch.autograd.grad(loss.sum(), cos)
+    assert torch.all(grad[1] > 0) and torch.all(grad[4] == 0)
+    yi = y.clone()
+    yi[1] = topofr.ignore_label  # both rows ignored: the plain gradcheck applies
+    assert torch.autograd.gradcheck(lambda c: tt.margin_ce(c, yi, margin)[0], (cos,))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("margin", [topofr.CombinedMargin(), topofr.CombinedMargin.cosface(),
                                     topofr.CombinedMargin(32.0, 1.2, 0.2, 0.1)])
 def test_margin_ce_vs_oracle(tmp_path, dtype, margin):
     # Oracle: tests/oracles/arcface_oracle.py (insightface ArcFace + F.cross_entropy, float64 autograd); an
-    # ignored row (label -1) included.
+    # row labelled -1 (target on another shard: the oracle differentiates its lse) and an ignored row included.
     n, c = 10, 13
     cos = cosines(n, c, 12, dtype, lo=-0.95, hi=0.95)
     y = labels_for(n, c, 12)
     y[3] = -1
+    y[6] = topofr.ignore_label
     w = torch.linspace(0.5, 2.0, n, dtype=torch.float64)
     ref = run_arcface_oracle(tmp_path, cos, y, margin, weights=w.numpy())
     cg = cos.clone().requires_grad_()
@@ -222,6 +249,7 @@ def test_margin_ce_vs_oracle(tmp_path, dtype, margin):
     assert rel_err(entropy, ref["entropy"]) <= tol(dtype)
     assert rel_err(p_gt, ref["pgt"]) <= tol(dtype)
     assert rel_err(cg.grad, ref["grad"]) <= tol(dtype)
+    assert torch.all(cg.grad[6] == 0) and cg.grad[3].abs().max() > 0
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -21,7 +21,7 @@ from ._core import Error
 __all__ = [
     "Error", "has_cuda", "image_scale", "pairwise_distances", "persistence_pairs", "persistence_pairs_from_points",
     "gather_pairs", "scatter_pairs_add", "isa_loss", "isa_loss_from_points", "gum_fit", "sds_weights",
-    "CombinedMargin", "margin_logits", "margin_logits_backward", "margin_ce_forward", "margin_ce_backward",
+    "CombinedMargin", "ignore_label", "margin_logits", "margin_logits_backward", "margin_ce_forward", "margin_ce_backward",
     "rsp_perturb", "rsp_draw", "GUMOptions", "ISAOptions", "ObjectiveOptions", "Objective",
     "Pairs", "ISAResult", "ISADistResult", "GUMResult", "MarginCEForward", "RSPResult", "ObjectiveResult",
 ]
@@ -441,9 +441,17 @@ def _margin(m) -> Tuple[float, float, float, float]:
     return (float(m.s), float(m.m1), float(m.m2), float(m.m3))
 
 
+#: The label of an ignored row (-100, PyTorch's default ``ignore_index``; topofr::ignore_label in C++): loss 0,
+#: p_gt 0, no margin and a zero gradient. The head's labels are a class in [0, C), -1 or ignore_label; -1 means
+#: "the target class lives on another shard" (insightface Partial FC): loss 0 and p_gt 0 here, but its
+#: gradient is the row's softmax p over this shard's classes (docs/api.md).
+ignore_label: int = int(_core.ignore_label)
+
+
 def margin_logits(cos: Array, labels: Array, margin=CombinedMargin(), *, out: Optional[Array] = None,
                   stream: Optional[int] = None) -> Array:
-    """s * f(cos) in each row's label column, s * cos elsewhere ((N, C); label -1: no margin in that row)."""
+    """s * f(cos) in each row's label column, s * cos elsewhere ((N, C)). labels: (N,) int32/int64, each a class
+    in [0, C), -1 (target on another shard) or ignore_label (-100); the last two have no margin in their row."""
     c, y = _input(cos, "cos"), _input(labels, "labels")
     out = _output(out, "out") if out is not None else _empty(c, _shape(c), "like")
     _no_overlap("margin_logits", out, "logits", cos=c, labels=y)
@@ -462,9 +470,9 @@ def margin_logits_backward(cos: Array, labels: Array, grad_logits: Array, margin
 
 
 class MarginCEForward(NamedTuple):
-    loss: Array     # per-sample cross-entropy of the margin logits (N,)
+    loss: Array     # per-sample cross-entropy of the margin logits (N,); 0 for labels -1 and ignore_label
     entropy: Array  # -sum_j p_ij log(p_ij + entropy_eps)
-    p_gt: Array     # p_{i, y_i}
+    p_gt: Array     # p_{i, y_i}; 0 for labels -1 and ignore_label
     lse: Array      # log sum_j exp(z_ij), for margin_ce_backward
 
 
@@ -490,7 +498,9 @@ def margin_ce_backward(cos: Array, labels: Array, lse: Array, weights: Optional[
                        margin=CombinedMargin(), *, grad_scale: float = 1.0, out: Optional[Array] = None,
                        stream: Optional[int] = None) -> Array:
     """Pass 2: grad_cos[i, j] = weights[i] * grad_scale * d loss_i / d cos[i, j] (weights None: all 1). With
-    weights = omega (SDS) and grad_scale = 1/N this is the gradient of mean_i omega_i * loss_i."""
+    weights = omega (SDS) and grad_scale = 1/N this is the gradient of mean_i omega_i * loss_i. A row labelled -1
+    (target on another shard) gets weights[i] * grad_scale * s * p_ij in every column, p_ij = exp(s cos_ij - lse_i):
+    given the lse combined over all shards, Partial FC's local gradient; a row labelled ignore_label gets 0."""
     c, y, s = _input(cos, "cos"), _input(labels, "labels"), _input(lse, "lse")
     out = _output(out, "out") if out is not None else _empty(c, _shape(c), "like")
     w = _input(weights, "weights")
@@ -612,7 +622,8 @@ class Objective:
     def __call__(self, x: Array, z: Array, cos: Array, labels: Array, *, out=None,
                  stream: Optional[int] = None) -> ObjectiveResult:
         """x: (n, dx) or (n, C, H, W) clean inputs; z: (n, dz) embeddings; cos: (N, C) cosines (N = n);
-        labels: (N,) int32/int64. out=(grad_z, grad_cos) writes the gradients into the caller's arrays."""
+        labels: (N,) int32/int64, as for margin_ce_backward (a class, -1 = target on another shard, or
+        ignore_label). out=(grad_z, grad_cos) writes the gradients into the caller's arrays."""
         xf = _flat_points(_input(x, "x"), "x")
         zz, c, y = _input(z, "z"), _input(cos, "cos"), _input(labels, "labels")
         if out is not None:

@@ -341,9 +341,15 @@ def margin_ce(cos: Tensor, labels: Tensor, margin: Union[CombinedMargin, Tuple[f
               entropy_eps: float = 1e-5) -> Tuple[Tensor, Tensor, Tensor]:
     """The combined-margin softmax cross-entropy, per sample.
 
-    cos: (N, C) cosines, float32 or float64; labels: (N,) int32 or int64 (-1: an ignored row, loss 0).
-    The logits are s * cos, with s * (cos(m1 theta + m2) - m3) in each row's label column (``margin``, a
-    topofr.CombinedMargin; the default is ArcFace s = 64, m = 0.5, as in TopoFR).
+    cos: (N, C) cosines, float32 or float64; labels: (N,) int32 or int64, each a class in [0, C), -1 or
+    ``topofr.ignore_label`` (-100). The logits are s * cos, with s * (cos(m1 theta + m2) - m3) in each row's label
+    column (``margin``, a topofr.CombinedMargin; the default is ArcFace s = 64, m = 0.5, as in TopoFR).
+
+    -100 (``topofr.ignore_label``, PyTorch's default ignore_index) ignores the row: loss 0, p_gt 0, no gradient.
+    -1 means "the target class lives on another shard" (insightface Partial FC): loss 0 and p_gt 0 here, but the
+    row's softmax still covers these classes, so its gradient is g_i * s * p_ij, the gradient of the row's
+    log-sum-exp (the part of its loss that lives on this shard). The loss VALUE of such a row is 0 while its
+    gradient is not: torch.autograd.gradcheck does not apply to -1 rows (docs/fidelity.md).
 
     Returns (loss, entropy, p_gt), each (N,) in cos's dtype: the cross-entropy of each row, the entropy
     -sum_j p_ij log(p_ij + entropy_eps) of its softmax and the probability of its label. Only ``loss`` is

@@ -106,10 +106,11 @@ inline split split_of(layout L, index_t c, index_t i, std::size_t elt) {
   return {pre, (c - pre) % w};
 }
 
-/// Dense n x c cosines (normal, sd 0.3, clamped to +-0.999) and labels: -1 on rows i = 3 mod 7; on the
-/// others a random class, except rows i = 0 mod 3 with a scalar prefix (label in it) and rows i = 1 mod 3
-/// with a scalar tail (label C - 1), given the device layout L of elements of size elt. Label cosines on
-/// both branches of the margin; row 1's is -0.95, row 2's is 1 (x = 1: the derivative floor).
+/// Dense n x c cosines (normal, sd 0.3, clamped to +-0.999) and labels: -1 (target on another shard) on
+/// rows i = 3 mod 7, ignore_label (-100) on rows i = 5 mod 7; on the others a random class, except rows
+/// i = 0 mod 3 with a scalar prefix (label in it) and rows i = 1 mod 3 with a scalar tail (label C - 1),
+/// given the device layout L of elements of size elt. Label cosines on both branches of the margin; row 1's
+/// is -0.95, row 2's is 1 (x = 1: the derivative floor).
 template <class T>
 struct batch {
   index_t n, c;
@@ -123,7 +124,9 @@ struct batch {
     for (std::size_t k = 0; k < g.size(); ++k) cos[k] = static_cast<T>(std::clamp(g[k], -0.999, 0.999));
     labels.resize(static_cast<std::size_t>(n));
     for (index_t i = 0; i < n; ++i) {
-      labels[i] = (i % 7 == 3) ? -1 : std::min<std::int64_t>(c - 1, static_cast<std::int64_t>(y[i] * c));
+      labels[i] = (i % 7 == 3)   ? -1
+                  : (i % 7 == 5) ? ignore_label
+                                 : std::min<std::int64_t>(c - 1, static_cast<std::int64_t>(y[i] * c));
       const split sp = split_of(L, c, i, elt);
       if (labels[i] >= 0 && i % 3 == 0 && sp.pre > 0) labels[i] = sp.pre - 1;
       if (labels[i] >= 0 && i % 3 == 1 && sp.tail > 0) labels[i] = c - 1;
@@ -361,7 +364,7 @@ TEST_CASE("cuda arcface head: C = 1, 2, 3, 5, 7, 8, 9 around the vector width (o
   }
 }
 
-TEST_CASE("cuda arcface head: half and bfloat16 with odd C, labels -1 and in the scalar prefix/tail "
+TEST_CASE("cuda arcface head: half and bfloat16 with odd C, labels -1, -100 and in the scalar prefix/tail "
           "(oracle: CPU float head, label column: the formula)",
           "[cuda][arcface]") {
   for (index_t c : {2999, 1001, 13}) {
@@ -376,16 +379,18 @@ TEST_CASE("cuda arcface head: test layouts put labels in the scalar prefix and t
   // The cases above rely on batch() placing some labels where the kernels take the scalar path.
   const layout L{1, 1};
   batch<float> b(8, 1001, 1, L, sizeof(float));
-  bool in_prefix = false, in_tail = false, ignored = false;
+  bool in_prefix = false, in_tail = false, other_shard = false, ignored = false;
   for (index_t i = 0; i < b.n; ++i) {
     const split sp = split_of(L, b.c, i, sizeof(float));
     const std::int64_t y = b.label(i);
     in_prefix |= y >= 0 && y < sp.pre;
     in_tail |= y >= 0 && sp.tail > 0 && y >= b.c - sp.tail;
-    ignored |= y == -1;
+    other_shard |= y == -1;
+    ignored |= y == ignore_label;
   }
   CHECK(in_prefix);
   CHECK(in_tail);
+  CHECK(other_shard);
   CHECK(ignored);
 }
 
@@ -406,14 +411,51 @@ TEST_CASE("cuda arcface head: device-detected bad values set status bits", "[cud
     CHECK(std::isnan(loss.get()[1]));
     CHECK(std::isfinite(loss.get()[0]));
   }
-  SECTION("label < -1") {
-    labels[0] = -2;
+  SECTION("labels other than -1, -100 and [0, C): -2, -99, -101, INT32_MIN") {
+    for (const std::int32_t bad : {-2, -99, -101, std::numeric_limits<std::int32_t>::min()}) {
+      INFO("label " << bad);
+      labels[0] = bad;
+      labels[2] = -1;
+      test_ctx t;
+      dvec<float> dc(cos);
+      dvec<std::int32_t> dy(labels);
+      const device_matrix_view<const float> cv(dc.p, n, c);
+      const device_vector_view<const std::int32_t> yv(dy.p, n);
+      margin_logits(t.ctx, cv, yv, combined_margin{}, device_matrix_view<float>(grad.p, n, c));
+      CHECK(t.read() == tc::status_label_out_of_range);
+      test_ctx t2;
+      margin_ce_forward(t2.ctx, cv, yv, combined_margin{}, 1e-5, lv);
+      CHECK(t2.read() == tc::status_label_out_of_range);
+      const auto l = loss.get();
+      CHECK(std::isnan(l[0]));
+      CHECK(l[1] > 0.f);
+      CHECK(l[2] == 0.f);
+      test_ctx t3;
+      std::vector<float> hl(static_cast<std::size_t>(n), 5.f);
+      dvec<float> dl(hl);
+      margin_ce_backward(t3.ctx, cv, yv, combined_margin{}, device_vector_view<const float>(dl.p, n),
+                         device_vector_view<const float>(), 1.0, device_matrix_view<float>(grad.p, n, c));
+      CHECK(t3.read() == tc::status_label_out_of_range);
+    }
+  }
+  SECTION("labels -1 and -100 are valid: no status bit") {
+    labels = {-1, -100, 3};
     test_ctx t;
     dvec<float> dc(cos);
     dvec<std::int32_t> dy(labels);
-    margin_logits(t.ctx, device_matrix_view<const float>(dc.p, n, c), device_vector_view<const std::int32_t>(dy.p, n),
-                  combined_margin{}, device_matrix_view<float>(grad.p, n, c));
-    CHECK(t.read() == tc::status_label_out_of_range);
+    const device_matrix_view<const float> cv(dc.p, n, c);
+    const device_vector_view<const std::int32_t> yv(dy.p, n);
+    margin_logits(t.ctx, cv, yv, combined_margin{}, device_matrix_view<float>(grad.p, n, c));
+    margin_ce_forward(t.ctx, cv, yv, combined_margin{}, 1e-5, lv, {}, {}, device_vector_view<float>(lse.p, n));
+    margin_ce_backward(t.ctx, cv, yv, combined_margin{}, device_vector_view<const float>(lse.p, n),
+                       device_vector_view<const float>(), 1.0, device_matrix_view<float>(grad.p, n, c));
+    CHECK(t.read() == tc::status_ok);
+    const auto g = grad.get();
+    // All cosines equal: p = 1/C, so the -1 row's gradient is s / C in every column; the -100 row's is 0.
+    for (index_t j = 0; j < c; ++j) {
+      CHECK(g[j] == Approx(64.0 / c).epsilon(1e-5));
+      CHECK(g[c + j] == 0.f);
+    }
   }
   SECTION("cos > 1 and NaN") {
     cos[7] = 1.5f;

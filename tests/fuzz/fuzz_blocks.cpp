@@ -90,8 +90,14 @@ std::vector<std::int64_t> labels(reader& r, index_t n, index_t c) {
   std::vector<std::int64_t> y(static_cast<std::size_t>(std::max<index_t>(n, 0)));
   for (auto& v : y) {
     const unsigned b = r.byte();
-    v = b == 255 ? -1 : b == 254 ? c : b == 253 ? std::numeric_limits<std::int64_t>::min()
-                                                : static_cast<std::int64_t>(b % static_cast<unsigned>(std::max<index_t>(c, 0) + 1));
+    // -1 (target on another shard) and ignore_label (-100) are valid; C, INT64_MIN, -2 and -101 are not.
+    v = b == 255   ? -1
+        : b == 254 ? c
+        : b == 253 ? std::numeric_limits<std::int64_t>::min()
+        : b == 252 ? topofr::ignore_label
+        : b == 251 ? -2
+        : b == 250 ? -101
+                   : static_cast<std::int64_t>(b % static_cast<unsigned>(std::max<index_t>(c, 0) + 1));
   }
   return y;
 }

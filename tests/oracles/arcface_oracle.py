@@ -4,15 +4,21 @@
 
 usage: arcface_oracle.py PREFIX S M1 M2 M3 EPS GRAD_SCALE [PREFIX S M1 M2 M3 EPS GRAD_SCALE ...]
 
-(several cases per run: importing torch dominates the time.) For each case, reads PREFIX_cos.npy (N x C), PREFIX_labels.npy (N, -1 = ignored), PREFIX_weights.npy (N) and
-PREFIX_gup.npy (N x C, an upstream gradient of the logits), all as float64 / int64. Writes (float64)
-  PREFIX_logits.npy     N x C  s * margin logits
+(several cases per run: importing torch dominates the time.) For each case, reads PREFIX_cos.npy (N x C),
+PREFIX_labels.npy (N), PREFIX_weights.npy (N) and PREFIX_gup.npy (N x C, an upstream gradient of the logits),
+all as float64 / int64. Labels: a class in [0, C); -1 = the target class lives on another shard (insightface
+Partial FC: the row's softmax still covers these classes); -100 = ignored row (PyTorch's ignore_index).
+Writes (float64)
+  PREFIX_logits.npy     N x C  s * margin logits (no margin in rows labelled -1 or -100)
   PREFIX_glogits.npy    N x C  d <gup, logits> / d cos            (margin_logits_backward)
-  PREFIX_loss.npy       N      cross_entropy(reduction='none', ignore_index=-1)
+  PREFIX_loss.npy       N      cross_entropy(reduction='none'), 0 for rows labelled -1 or -100
   PREFIX_entropy.npy    N      -sum p log(p + eps), p = softmax(logits)
-  PREFIX_pgt.npy        N      p[y] (0 for ignored rows)
+  PREFIX_pgt.npy        N      p[y] (0 for rows labelled -1 or -100)
   PREFIX_lse.npy        N      logsumexp(logits)
-  PREFIX_grad.npy       N x C  d (GRAD_SCALE * sum_i w_i loss_i) / d cos   (margin_ce_backward)
+  PREFIX_grad.npy       N x C  d (GRAD_SCALE * sum_i w_i g_i) / d cos   (margin_ce_backward), with g_i the
+                               cross-entropy for a class label, logsumexp(logits_i) for -1 (this shard's
+                               part of the row's loss: the target logit, on another shard, has no
+                               derivative here), 0 for -100
 """
 import math
 import sys
@@ -28,7 +34,7 @@ except ImportError:
 def margin_logits(cos, labels, s, m1, m2, m3):
     """insightface ArcFace (m1 = 1, m3 = 0), generalised to the combined margin cos(m1 theta + m2) - m3."""
     logits = cos.clone()
-    idx = torch.where(labels != -1)[0]
+    idx = torch.where(labels >= 0)[0]
     x = cos[idx, labels[idx]]
     if m1 == 1.0:
         sin_theta = torch.sqrt(1.0 - torch.pow(x, 2))
@@ -54,8 +60,11 @@ def run(prefix, s, m1, m2, m3, eps, grad_scale):
 
     cos = torch.tensor(cos_np, dtype=torch.float64, requires_grad=True)
     logits = margin_logits(cos, labels, s, m1, m2, m3)
-    loss = F.cross_entropy(logits, labels, ignore_index=-1, reduction="none")
-    (grad,) = torch.autograd.grad((w * loss).sum() * grad_scale, cos)
+    target = torch.where(labels >= 0, labels, torch.full_like(labels, -100))
+    loss = F.cross_entropy(logits, target, ignore_index=-100, reduction="none")
+    other_shard = (labels == -1).to(torch.float64)
+    g = loss + other_shard * torch.logsumexp(logits, dim=1)
+    (grad,) = torch.autograd.grad((w * g).sum() * grad_scale, cos)
 
     with torch.no_grad():
         p = torch.softmax(logits, dim=1)

@@ -8,8 +8,9 @@
 // over the row (from L2, see margin_ce_forward_kernel). Per-thread partial sums are double and reduced by
 // cub::BlockReduce in a fixed order: results are deterministic run to run.
 // Inputs may be float, double, __half or __nv_bfloat16; the arithmetic type is float for the 16-bit types.
-// Values only the device sees (labels outside [-1, C), cosines outside [-1, 1] or NaN, non-finite lse or
-// weights) set ctx.status bits; the outputs of such a row are then unspecified (NaN where possible).
+// Values only the device sees (labels other than -1, -100 = ignore_label and [0, C), cosines outside
+// [-1, 1] or NaN, non-finite lse or weights) set ctx.status bits; the outputs of such a row are then
+// unspecified (NaN where possible).
 //
 // Memory access. Every kernel moves the cosines in 16-byte vectors (float4, double2, 8 x half/bfloat16),
 // issues several independent vector loads per thread before using any, and handles any leading dimension
@@ -182,13 +183,19 @@ struct dmargin {
   __device__ double df(double x) const { return fn.df(x, floor); }
 };
 
-/// Reads labels[i]; reports and returns -2 when it is outside [-1, c).
+/// What label_at returns for an invalid label: below every accepted value (-100 = ignore_label, -1, the
+/// classes), so that `y < -1` means "no gradient", and far enough from INT64_MIN that y - j (column j) in the
+/// kernels cannot overflow. (A label equal to it is itself invalid and also maps to it.)
+constexpr index_t invalid_label = -(index_t(1) << 31);
+
+/// Reads labels[i]: -1 (target on another shard), ignore_label (-100) or a class in [0, c); reports
+/// status_label_out_of_range and returns invalid_label for any other value.
 template <class L>
 __device__ inline index_t label_at(const L* labels, index_t i, index_t c, int* status) {
   const index_t y = static_cast<index_t>(labels[i]);
-  if (y < -1 || y >= c) {
+  if (!topofr::detail::arc::label_ok(y, c)) {
     topofr::cuda::detail::report(status, status_label_out_of_range);
-    return -2;
+    return invalid_label;
   }
   return y;
 }
@@ -220,8 +227,8 @@ constexpr index_t ew_tile_cols = index_t(ew_threads) * ew_unroll * vec_width<InC
 // An element op: row(i, c, status) reads the row's constants (reporting invalid ones when status is
 // given); plain(row, x, g) is the output of a column j != y, label(row, x, g) that of the label column y.
 
-/// Element op of margin_logits: s f(x) in the label column, s x elsewhere; an invalid label (-2) gets no
-/// margin.
+/// Element op of margin_logits: s f(x) in the label column, s x elsewhere; labels -1 and ignore_label (and
+/// an invalid one) have no label column: no margin.
 template <class A, class L>
 struct logits_op {
   static constexpr bool has_g = false;
@@ -252,7 +259,8 @@ struct logits_backward_op {
 };
 
 /// Element op of margin_ce_backward (pass 2): coef exp(s x - lse) (j != y), coef expm1(s f(x) - lse) f'(x)
-/// in the label column, coef = w grad_scale s; 0 for a row labelled -1 (or with an invalid label).
+/// in the label column, coef = w grad_scale s. A row labelled -1 (target on another shard) has no label
+/// column: coef exp(s x - lse) everywhere. 0 for a row labelled ignore_label (or with an invalid label).
 template <class A, class L, class InS, class InW>
 struct ce_backward_op {
   static constexpr bool has_g = false;
@@ -272,7 +280,7 @@ struct ce_backward_op {
     return {y, static_cast<A>(lse[i]), static_cast<A>(w * grad_scale * mf.s)};
   }
   __device__ A plain(const row_t& r, A v, A) const {
-    if (r.y < 0) return A(0);  // label -1 (or invalid: reported)
+    if (r.y < topofr::detail::arc::other_shard_label) return A(0);  // ignore_label (or invalid: reported)
     // p_j = exp(s c_j - lse), the exponent rounded once (one FMA): lse ~ s, a rounded s c would cost bits.
     return r.coef * fexp(ffma(static_cast<A>(mf.s), v, -r.l));
   }
@@ -516,7 +524,7 @@ __global__ void __launch_bounds__(head_threads)
     const dsum2 se = sum_reduce(tmp.sum).Reduce(dsum2{st.S, st.E}, dsum2_add());
     if (t == 0) sh_se = se;
     __syncthreads();
-    const bool bad = cos_bad || y == -2;
+    const bool bad = cos_bad || y == invalid_label;
     if (t == 0 && cos_bad) report(status, status_cos_out_of_range);
     const double S_ = sh_se.a, E_ = sh_se.b;
     // The row's log-sum-exp as in the CPU head: ref = max(M, f(x_y)) in cosine units.

@@ -83,7 +83,8 @@ class objective {
   const objective_options& options() const { return opt_; }
 
   /// As topofr::objective<T>::operator() (x: n x dx clean inputs, z: n x dz perturbed embeddings, cos:
-  /// N x C, labels: N; grad_z and grad_cos overwritten), all views on the device. cos may be half or
+  /// N x C, labels: N, as for the head: a class, -1 = target on another shard or ignore_label; grad_z and
+  /// grad_cos overwritten), all views on the device. cos may be half or
   /// bfloat16 when T is float. The scalars go to *device_result (device pointer; nullptr: not written).
   template <class InX, class InZ, class InC, class L>
   void operator()(const context& ctx, device_matrix_view<InX> x, device_matrix_view<InZ> z, device_matrix_view<InC> cos,
