@@ -15,3 +15,4 @@
 #include "objective.hpp"    // L_cls + alpha * L_sa, wired as the paper does
 #include "persistence.hpp"  // VR 0-dim persistence pairs
 #include "rsp.hpp"          // random structure perturbation
+#include "shard.hpp"        // class-sharded head primitives (Partial FC)

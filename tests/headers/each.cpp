@@ -13,6 +13,7 @@
 #include <topofr/gather.hpp>
 #include <topofr/distance.hpp>
 #include <topofr/arcface.hpp>
+#include <topofr/shard.hpp>
 #include <topofr/npy.hpp>
 #include <topofr/topofr.hpp>
 

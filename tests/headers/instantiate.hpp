@@ -45,6 +45,14 @@ void use_all(T* p, L* labels, topofr::edge* e) {
   margin_ce_forward(cpu, ccos, lab, mg, 1e-5, v, v, v, v);
   margin_ce_backward(cpu, ccos, lab, mg, cv, cv, 0.25, cosm);
 
+  const class_range cr = shard_range(c, 2, 1);
+  localize_labels(cpu, lab, cr, c, vector_view<L>(labels, n));
+  shard_row_stats st[2 * 4];
+  shard_stats(cpu, ccos, lab, mg, vector_view<shard_row_stats>(st, n));
+  combine_shard_stats(st, 2, n, v, v, v, v);
+  double part[4];
+  shard_entropy_eps_partial(cpu, ccos, lab, mg, cv, 1e-5, vector_view<double>(part, n));
+
   const rsp_options ro{};
   rsp_apply(cpu, rsp_draw(ro, 0, 3, 8, 8), p, 3, 8, 8);
   std::int32_t kinds[2];

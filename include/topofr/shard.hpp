@@ -1,0 +1,227 @@
+// topofr/shard.hpp — the communication-free primitives of a class-sharded ArcFace head (insightface
+// Partial FC, recognition/arcface_torch/partial_fc_v2.py): which classes a rank owns, its local labels, its
+// per-row softmax statistics, and their combination in a fixed rank order. The caller moves the
+// statistics between ranks (an all-gather of shard_row_stats, or the all-reduces of Partial FC); nothing
+// here communicates. The backward needs no new function: margin_ce_backward with the local labels and the
+// combined lse is the sharded backward (docs/api.md). CPU only; no CUDA twin yet.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+#include "arcface.hpp"
+#include "core/error.hpp"
+#include "core/execution.hpp"
+#include "core/view.hpp"
+
+namespace topofr {
+
+/// The classes [begin, end) of one rank.
+struct class_range {
+  index_t begin, end;
+  index_t size() const { return end - begin; }
+};
+
+/// insightface's split of C classes over W ranks: rank r owns C/W + (r < C%W) classes, starting at
+/// (C/W) r + min(r, C%W) (the first C%W ranks get one more).
+inline class_range shard_range(index_t classes, index_t world, index_t rank) {
+  constexpr const char* fn = "shard_range";
+  detail::require(world >= 1, fn, "world", "must be >= 1, got ", world);
+  detail::require(rank >= 0 && rank < world, fn, "rank", "must be in [0, world = ", world, "), got ", rank);
+  detail::require(classes >= world, fn, "classes", "world > number of classes: world = ", world, ", classes = ",
+                  classes);
+  const index_t q = classes / world, r = classes % world;
+  const index_t begin = q * rank + std::min(rank, r);
+  return class_range{begin, begin + q + (rank < r ? 1 : 0)};
+}
+
+/// Global labels to this shard's labels: a class y in the shard -> y - shard.begin; a class in [0, classes)
+/// outside it -> -1 (target on another shard); -1 and ignore_label (-100) stay as they are. Any other value
+/// is an error (naming the index and the value), detected before anything is written: local may alias labels.
+template <class L>
+void localize_labels(cpu_t, vector_view<const detail::identity_t<L>> labels, class_range shard, index_t classes,
+                     vector_view<L> local) {
+  static_assert(std::is_same<L, std::int32_t>::value || std::is_same<L, std::int64_t>::value,
+                "localize_labels: labels must be int32 or int64");
+  constexpr const char* fn = "localize_labels";
+  detail::check_view(labels, fn, "labels");
+  detail::check_size(local, labels.size(), fn, "local");
+  detail::require(classes >= 1, fn, "classes", "must be >= 1, got ", classes);
+  detail::require(shard.begin >= 0 && shard.begin <= shard.end && shard.end <= classes, fn, "shard",
+                  "expected 0 <= begin <= end <= classes = ", classes, ", got [", shard.begin, ", ", shard.end,
+                  ")");
+  const index_t n = labels.size();
+  for (index_t i = 0; i < n; ++i) {
+    const index_t y = static_cast<index_t>(labels[i]);
+    detail::require((y >= 0 && y < classes) || y == -1 || y == static_cast<index_t>(ignore_label), fn, "labels",
+                    "element ", i, " is ", y, ", expected -1, -100 (ignored) or a class in [0, ", classes, ")");
+  }
+  for (index_t i = 0; i < n; ++i) {
+    const index_t y = static_cast<index_t>(labels[i]);
+    index_t out = y;  // -1, -100
+    if (y >= 0) out = (y >= shard.begin && y < shard.end) ? y - shard.begin : -1;
+    local[i] = static_cast<L>(out);
+  }
+}
+
+/// One row's softmax statistics over one shard's margin logits z (s f(cos) in the local label column,
+/// s cos elsewhere). With mx = max_j z_j:
+///   max        mx
+///   sum_exp    sum_j exp(z_j - mx)
+///   sum_exp_z  sum_j exp(z_j - mx) (z_j - mx)   (shifted by mx, see below; for the exact entropy)
+///   target     z_y when the row's label is local, else NaN
+/// sum_exp_z is the sum of exp(z_j - mx) z_j less mx sum_exp: the entropy lse - sum_j p_j z_j subtracts two
+/// numbers of size s (64) to get one that may be ~1e-3, so the shift keeps its relative accuracy.
+struct shard_row_stats {
+  double max;
+  double sum_exp;
+  double sum_exp_z;
+  double target;
+};
+
+namespace detail {
+namespace shard {
+
+/// The logits of row i of a shard in double: z_j = s c_j (s rounded to T, as the head does), and
+/// s f(c_y) in the label column. Calls op(j, z_j) for every j; false when a cosine is out of [-1, 1].
+template <class T, class L, class Op>
+bool row_logits(const arc::margin_fn& mf, const T* ci, index_t c, index_t y, Op op) {
+  bool ok = true;
+  for (index_t j = 0; j < c; ++j) {
+    const double x = static_cast<double>(ci[j]);
+    ok &= std::fabs(x) <= 1.0;
+    op(j, j == y ? mf.s * mf.f(x) : mf.s * x);
+  }
+  return ok;
+}
+
+}  // namespace shard
+}  // namespace detail
+
+/// Per-row statistics of this shard (see shard_row_stats), computed in double. cos: N x C_local, entries
+/// in [-1, 1]; local_labels: N, each -1, ignore_label or a local class in [0, C_local) (localize_labels);
+/// stats: N. The same argument checks as margin_ce_forward.
+template <class InC, class L>
+void shard_stats(cpu_t, matrix_view<InC> cos, vector_view<L> local_labels, const combined_margin& m,
+                 vector_view<shard_row_stats> stats) {
+  using T = std::remove_const_t<InC>;
+  static_assert(detail::is_real_v<T>, "shard_stats: cos must be float or double");
+  constexpr const char* fn = "shard_stats";
+  const auto mf = detail::arc::checked_margin<T>(m, fn);
+  detail::arc::check_cos_view(cos, fn);
+  const index_t n = cos.rows(), c = cos.cols();
+  detail::arc::check_label_size(local_labels, n, fn);
+  detail::check_size(stats, n, fn, "stats");
+  detail::arc::check_labels(local_labels, n, c, fn);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  // One thread per row, two sweeps in a fixed order: results do not depend on the thread count.
+  detail::arc::for_rows(cos, fn, [&](index_t i) {
+    const T* ci = cos.row(i);
+    const index_t y = static_cast<index_t>(local_labels[i]);
+    double mx = -std::numeric_limits<double>::infinity();
+    const bool ok = detail::shard::row_logits<T, L>(mf, ci, c, y, [&](index_t, double z) { mx = std::max(mx, z); });
+    if (!ok) return false;
+    double se = 0.0, sez = 0.0;
+    detail::shard::row_logits<T, L>(mf, ci, c, y, [&](index_t, double z) {
+      const double d = z - mx, e = std::exp(d);
+      se += e;
+      sez += e * d;
+    });
+    stats[i] = shard_row_stats{mx, se, sez, y >= 0 ? mf.s * mf.f(static_cast<double>(ci[y])) : nan};
+    return true;
+  });
+}
+
+/// Combines the statistics of W ranks (per_rank: W x N, rank-major) in rank order 0, 1, ..., W-1, so every
+/// rank that runs it on the same all-gathered array gets bitwise the same result. Per row, with
+/// M = max_r max_r, S = sum_r sum_exp_r exp(max_r - M):
+///   lse = M + log S; loss = lse - target; p_gt = exp(target - lse);
+///   entropy (eps = 0) = log S - sum_r exp(max_r - M) (sum_exp_z_r + (max_r - M) sum_exp_r) / S
+/// where target is the one finite target over the ranks. A row whose target is on no rank (ignore_label)
+/// gets loss 0 and p_gt 0. Any of lse, loss, p_gt, entropy may be empty (not computed).
+template <class T>
+void combine_shard_stats(const shard_row_stats* per_rank, index_t world, index_t n, vector_view<T> lse,
+                         vector_view<T> loss = {}, vector_view<T> p_gt = {}, vector_view<T> entropy = {}) {
+  static_assert(detail::is_real_v<T>, "combine_shard_stats: float or double");
+  constexpr const char* fn = "combine_shard_stats";
+  detail::require(world >= 1, fn, "world", "must be >= 1, got ", world);
+  detail::require(n >= 0, fn, "n", "must be >= 0, got ", n);
+  detail::require(per_rank != nullptr || n == 0, fn, "per_rank", "null pointer for ", world, " x ", n, " stats");
+  if (!lse.empty()) detail::check_size(lse, n, fn, "lse");
+  if (!loss.empty()) detail::check_size(loss, n, fn, "loss");
+  if (!p_gt.empty()) detail::check_size(p_gt, n, fn, "p_gt");
+  if (!entropy.empty()) detail::check_size(entropy, n, fn, "entropy");
+  // O(W N) work: serial, which also lets the checks throw where they find a bad row.
+  for (index_t i = 0; i < n; ++i) {
+    double mx = -std::numeric_limits<double>::infinity(), target = std::numeric_limits<double>::quiet_NaN();
+    index_t owner = -1;
+    for (index_t r = 0; r < world; ++r) {
+      const shard_row_stats& st = per_rank[r * n + i];
+      detail::require(std::isfinite(st.max) && std::isfinite(st.sum_exp) && st.sum_exp >= 1.0 &&
+                          std::isfinite(st.sum_exp_z),
+                      fn, "per_rank", "rank ", r, " row ", i, ": max, sum_exp >= 1, sum_exp_z must be finite, got ",
+                      st.max, ", ", st.sum_exp, ", ", st.sum_exp_z);
+      mx = std::max(mx, st.max);
+      if (!std::isnan(st.target)) {
+        detail::require(owner < 0, fn, "per_rank", "row ", i, " has a target on ranks ", owner, " and ", r);
+        detail::require(std::isfinite(st.target), fn, "per_rank", "rank ", r, " row ", i,
+                        ": target is not finite, got ", st.target);
+        owner = r, target = st.target;
+      }
+    }
+    double s = 0.0, sz = 0.0;
+    for (index_t r = 0; r < world; ++r) {
+      const shard_row_stats& st = per_rank[r * n + i];
+      const double sh = st.max - mx, w = std::exp(sh);
+      s += st.sum_exp * w;
+      sz += w * (st.sum_exp_z + sh * st.sum_exp);
+    }
+    const double log_s = std::log(s);
+    // loss = log S + (M - target): exact when the target is the maximum, no cancellation of two ~s terms.
+    const double l = owner >= 0 ? log_s + (mx - target) : 0.0;
+    if (!lse.empty()) lse[i] = static_cast<T>(mx + log_s);
+    if (!loss.empty()) loss[i] = static_cast<T>(l);
+    if (!p_gt.empty()) p_gt[i] = static_cast<T>(owner >= 0 ? std::exp(-l) : 0.0);
+    if (!entropy.empty()) entropy[i] = static_cast<T>(log_s - sz / s);
+  }
+}
+
+/// The eps > 0 entropy (the released code's eps = 1e-5) does not follow from shard_row_stats: log(p + eps)
+/// needs every p_j, hence the global lse. So it costs one more reduction: after combine_shard_stats, each
+/// rank writes partial_i = sum_{j local} p_ij log(p_ij + eps), p_ij = exp(z_ij - lse_global_i) (in double),
+/// the caller all-reduces partial (SUM, over the ranks) and negates: entropy_i = -sum_r partial_r,i.
+/// The arguments are checked as for shard_stats; lse_global: N finite entries; eps >= 0 and finite in T;
+/// partial: N.
+template <class InC, class L, class InS>
+void shard_entropy_eps_partial(cpu_t, matrix_view<InC> cos, vector_view<L> local_labels, const combined_margin& m,
+                               vector_view<InS> lse_global, double eps, vector_view<double> partial) {
+  using T = std::remove_const_t<InC>;
+  static_assert(detail::is_real_v<T> && std::is_same<std::remove_const_t<InS>, T>::value,
+                "shard_entropy_eps_partial: float or double, the same for cos and lse_global");
+  constexpr const char* fn = "shard_entropy_eps_partial";
+  const auto mf = detail::arc::checked_margin<T>(m, fn);
+  detail::arc::check_entropy_eps<T>(eps, fn);
+  detail::arc::check_cos_view(cos, fn);
+  const index_t n = cos.rows(), c = cos.cols();
+  detail::arc::check_label_size(local_labels, n, fn);
+  detail::check_size(lse_global, n, fn, "lse_global");
+  detail::check_size(partial, n, fn, "partial");
+  detail::arc::check_labels(local_labels, n, c, fn);
+  detail::arc::check_finite(lse_global, fn, "lse_global");
+  detail::arc::for_rows(cos, fn, [&](index_t i) {
+    const index_t y = static_cast<index_t>(local_labels[i]);
+    const double l = static_cast<double>(lse_global[i]);
+    double acc = 0.0;
+    const bool ok = detail::shard::row_logits<T, L>(mf, cos.row(i), c, y, [&](index_t, double z) {
+      const double p = std::exp(z - l);
+      if (p > 0.0 || eps > 0.0) acc += p * std::log(p + eps);  // eps = 0: 0 log 0 = 0
+    });
+    partial[i] = acc;
+    return ok;
+  });
+}
+
+}  // namespace topofr
