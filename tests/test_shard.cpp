@@ -42,8 +42,10 @@ std::vector<T> make_cos(index_t n, index_t c, const std::vector<std::int64_t>& l
   auto t = uniform<double>(static_cast<std::size_t>(n), seed + 1, -0.99, 0.99);
   std::vector<T> cos(g.size());
   for (std::size_t k = 0; k < g.size(); ++k) cos[k] = static_cast<T>(std::clamp(g[k], -0.999, 0.999));
-  for (index_t i = 0; i < n; ++i)
-    if (labels[static_cast<std::size_t>(i)] >= 0) cos[static_cast<std::size_t>(i * c + labels[static_cast<std::size_t>(i)])] = static_cast<T>(t[static_cast<std::size_t>(i)]);
+  for (index_t i = 0; i < n; ++i) {
+    const auto yi = labels[static_cast<std::size_t>(i)];
+    if (yi >= 0) cos[static_cast<std::size_t>(i * c + yi)] = static_cast<T>(t[static_cast<std::size_t>(i)]);
+  }
   if (n > 1 && labels[1] >= 0) cos[static_cast<std::size_t>(c + labels[1])] = static_cast<T>(-0.95);  // second branch
   return cos;
 }
@@ -90,7 +92,8 @@ sharded_out run_sharded(const std::vector<T>& cos, index_t n, index_t c, const s
                        matrix_view<T>(g.data(), n, cr.size()));
     for (index_t i = 0; i < n; ++i)
       for (index_t j = 0; j < cr.size(); ++j)
-        o.grad[static_cast<std::size_t>(i * c + cr.begin + j)] = static_cast<double>(g[static_cast<std::size_t>(i * cr.size() + j)]);
+        o.grad[static_cast<std::size_t>(i * c + cr.begin + j)] =
+            static_cast<double>(g[static_cast<std::size_t>(i * cr.size() + j)]);
   }
   o.lse.assign(lse.begin(), lse.end());
   o.loss.assign(loss.begin(), loss.end());
@@ -320,4 +323,117 @@ TEST_CASE("shard errors name the argument and the value", "[shard]") {
                     Contains("entropy_eps: must be >= 0"));
   CHECK_THROWS_WITH(combine_shard_stats(st.data(), 0, 2, vector_view<double>(lse.data(), 2)),
                     Contains("topofr::combine_shard_stats: world: must be >= 1, got 0"));
+}
+
+namespace {
+/// Oracle for partial_fc_sample: partial_fc_v2.py's PartialFC_V2.sample written out plainly, with the keys
+/// drawn from the documented stream: perm[j] = uniform, perm[positive] = 2.0, the num_sample largest (a
+/// stable sort, so ties go to the lower class), sorted; labels mapped by a linear search.
+std::vector<index_t> reference_sample(const std::vector<std::int64_t>& y, class_range sh, index_t num_sample,
+                                      std::uint64_t seed, std::uint64_t step, std::vector<std::int64_t>& mapped) {
+  const index_t c = sh.size();
+  std::vector<double> perm(static_cast<std::size_t>(c));
+  for (index_t j = 0; j < c; ++j)
+    perm[static_cast<std::size_t>(j)] =
+        counter_rng(seed, static_cast<std::uint64_t>(sh.begin + j) + (std::uint64_t(1) << 32), step).uniform();
+  std::vector<index_t> positive;
+  for (const std::int64_t v : y)
+    if (v >= 0) perm[static_cast<std::size_t>(v)] = 2.0;
+  for (index_t j = 0; j < c; ++j)
+    if (perm[static_cast<std::size_t>(j)] == 2.0) positive.push_back(j);
+  std::vector<index_t> index;
+  if (num_sample >= static_cast<index_t>(positive.size())) {
+    std::vector<index_t> all(static_cast<std::size_t>(c));
+    for (index_t j = 0; j < c; ++j) all[static_cast<std::size_t>(j)] = j;
+    std::stable_sort(all.begin(), all.end(), [&](index_t a, index_t b) {
+      return perm[static_cast<std::size_t>(a)] > perm[static_cast<std::size_t>(b)];
+    });
+    index.assign(all.begin(), all.begin() + num_sample);
+    std::sort(index.begin(), index.end());
+  } else {
+    index = positive;
+  }
+  mapped = y;
+  for (auto& v : mapped)
+    if (v >= 0) v = std::find(index.begin(), index.end(), v) - index.begin();
+  return index;
+}
+}  // namespace
+
+TEST_CASE("partial_fc_sample equals Partial FC's sample (oracle: partial_fc_v2 written out)", "[shard]") {
+  const index_t classes = 103;
+  for (const index_t world : {1, 2, 4}) {
+    for (index_t rank = 0; rank < world; ++rank) {
+      const class_range sh = shard_range(classes, world, rank);
+      for (const double rate : {0.1, 0.3, 1.0}) {
+        const index_t num_sample = std::max<index_t>(1, static_cast<index_t>(rate * static_cast<double>(sh.size())));
+        for (const std::uint64_t step : {0u, 1u, 7u}) {
+          // Global labels of a gathered batch of 40 rows (some -100), localised to this shard.
+          std::vector<std::int64_t> global(40), local(40), sampled(40), mapped;
+          for (index_t i = 0; i < 40; ++i)
+            global[static_cast<std::size_t>(i)] = i % 13 == 5 ? ignore_label : (i * 37 + 11) % classes;
+          localize_labels(cpu, vector_view<const std::int64_t>(global.data(), 40), sh, classes,
+                          vector_view<std::int64_t>(local.data(), 40));
+          std::vector<index_t> index(static_cast<std::size_t>(sh.size()));
+          const index_t count = partial_fc_sample(cpu, vector_view<const std::int64_t>(local.data(), 40), sh,
+                                                  num_sample, 42, step, vector_view<index_t>(index.data(), sh.size()),
+                                                  vector_view<std::int64_t>(sampled.data(), 40));
+          const std::vector<index_t> want = reference_sample(local, sh, num_sample, 42, step, mapped);
+          REQUIRE(count == static_cast<index_t>(want.size()));
+          CHECK(std::equal(want.begin(), want.end(), index.begin()));
+          for (index_t j = count; j < sh.size(); ++j) CHECK(index[static_cast<std::size_t>(j)] == -1);
+          CHECK(sampled == mapped);
+          for (index_t i = 0; i < 40; ++i) {  // a sampled label points at its class
+            const std::int64_t l = local[static_cast<std::size_t>(i)], s = sampled[static_cast<std::size_t>(i)];
+            if (l >= 0) CHECK(index[static_cast<std::size_t>(s)] == l);
+            else CHECK(s == l);
+          }
+          if (rate == 1.0) CHECK(count == sh.size());
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("partial_fc_sample: more positives than num_sample, in place, determinism, errors", "[shard]") {
+  const class_range sh{10, 30};  // 20 local classes
+  std::vector<std::int32_t> y = {0, 3, 3, 7, 19, -1, -100, 12};
+  std::vector<index_t> index(20);
+  std::vector<std::int32_t> out(y.size());
+  // 5 positives, num_sample 2: the sample is the positives (oracle: partial_fc_v2's else-branch).
+  const index_t count =
+      partial_fc_sample(cpu, vector_view<const std::int32_t>(y.data(), 8), sh, 2, 1, 0,
+                        vector_view<index_t>(index.data(), 20), vector_view<std::int32_t>(out.data(), 8));
+  CHECK(count == 5);
+  CHECK(std::vector<index_t>(index.begin(), index.begin() + 5) == std::vector<index_t>{0, 3, 7, 12, 19});
+  CHECK(out == std::vector<std::int32_t>{0, 1, 1, 2, 4, -1, -100, 3});
+  // In place (sampled_labels aliasing local_labels) gives the same; the same (seed, step) the same sample,
+  // another step another one (oracle: the stream contract of counter_rng).
+  std::vector<std::int32_t> inplace = y;
+  partial_fc_sample(cpu, vector_view<const std::int32_t>(inplace.data(), 8), sh, 2, 1, 0,
+                    vector_view<index_t>(index.data(), 20), vector_view<std::int32_t>(inplace.data(), 8));
+  CHECK(inplace == out);
+  std::vector<index_t> a(20), b(20), c2(20);
+  std::vector<std::int32_t> none(1, -1), o(1);
+  auto draw = [&](std::vector<index_t>& into, std::uint64_t step) {
+    partial_fc_sample(cpu, vector_view<const std::int32_t>(none.data(), 1), sh, 6, 9, step,
+                      vector_view<index_t>(into.data(), 20), vector_view<std::int32_t>(o.data(), 1));
+  };
+  draw(a, 3);
+  draw(b, 3);
+  draw(c2, 4);
+  CHECK(a == b);
+  CHECK(a != c2);
+  auto call = [&](index_t num, class_range s, std::int32_t label, index_t index_size) {
+    std::vector<std::int32_t> l(1, label), r(1);
+    std::vector<index_t> idx(static_cast<std::size_t>(std::max<index_t>(index_size, 0)));
+    partial_fc_sample(cpu, vector_view<const std::int32_t>(l.data(), 1), s, num, 0, 0,
+                      vector_view<index_t>(idx.data(), index_size), vector_view<std::int32_t>(r.data(), 1));
+  };
+  CHECK_THROWS_WITH(call(0, sh, 0, 20), Catch::Contains("num_sample") && Catch::Contains("got 0"));
+  CHECK_THROWS_WITH(call(21, sh, 0, 20), Catch::Contains("num_sample") && Catch::Contains("got 21"));
+  CHECK_THROWS_WITH(call(2, sh, 20, 20), Catch::Contains("local_labels") && Catch::Contains("is 20"));
+  CHECK_THROWS_WITH(call(2, sh, -2, 20), Catch::Contains("local_labels") && Catch::Contains("is -2"));
+  CHECK_THROWS_WITH(call(2, sh, 0, 19), Catch::Contains("index"));
+  CHECK_THROWS_WITH(call(2, class_range{5, 5}, 0, 0), Catch::Contains("shard"));
 }

@@ -3,7 +3,8 @@
 // per-row softmax statistics, and their combination in a fixed rank order. The caller moves the
 // statistics between ranks (an all-gather of shard_row_stats, or the all-reduces of Partial FC); nothing
 // here communicates. The backward needs no new function: margin_ce_backward with the local labels and the
-// combined lse is the sharded backward (docs/api.md). CPU only; no CUDA twin yet.
+// combined lse is the sharded backward (docs/api.md). partial_fc_sample draws Partial FC's class sample from
+// a counter-based stream, so that any rank can recompute any rank's sample. CPU only; no CUDA twin yet.
 #pragma once
 
 #include <algorithm>
@@ -11,10 +12,13 @@
 #include <cstdint>
 #include <limits>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "arcface.hpp"
 #include "core/error.hpp"
 #include "core/execution.hpp"
+#include "core/rng.hpp"
 #include "core/view.hpp"
 
 namespace topofr {
@@ -65,6 +69,64 @@ void localize_labels(cpu_t, vector_view<const detail::identity_t<L>> labels, cla
     if (y >= 0) out = (y >= shard.begin && y < shard.end) ? y - shard.begin : -1;
     local[i] = static_cast<L>(out);
   }
+}
+
+/// Partial FC's class sample on one rank (partial_fc_v2.py, PartialFC_V2.sample): every local class that is
+/// some row's target (a positive) is kept, and the other classes with the highest keys fill the sample up to
+/// num_sample; `index` receives the chosen local classes in ascending order (count of them, the rest of
+/// `index` is set to -1) and `sampled_labels` each local label's position in `index` (-1 and -100 stay).
+/// Key of local class j: counter_rng(seed, shard.begin + j + 2^32, step).uniform(), positives 2 (the +2^32
+/// keeps these streams apart from RSP's counter_rng(seed, sample, step) for steps < 2^32). So the sample is a
+/// function of (seed, step, shard, positives): every rank can recompute every rank's sample without talking.
+/// Ties (equal keys) go to the lower class. Returns count = max(num_sample, number of positives).
+/// local_labels: N labels of this shard (localize_labels' output); sampled_labels may alias it.
+template <class L>
+index_t partial_fc_sample(cpu_t, vector_view<const detail::identity_t<L>> local_labels, class_range shard,
+                          index_t num_sample, std::uint64_t seed, std::uint64_t step, vector_view<index_t> index,
+                          vector_view<L> sampled_labels) {
+  static_assert(std::is_same<L, std::int32_t>::value || std::is_same<L, std::int64_t>::value,
+                "partial_fc_sample: labels must be int32 or int64");
+  constexpr const char* fn = "partial_fc_sample";
+  detail::check_view(local_labels, fn, "local_labels");
+  detail::require(shard.begin >= 0 && shard.end > shard.begin, fn, "shard", "expected 0 <= begin < end, got [",
+                  shard.begin, ", ", shard.end, ")");
+  const index_t c = shard.size(), n = local_labels.size();
+  detail::require(num_sample >= 1 && num_sample <= c, fn, "num_sample", "must be in [1, ", c,
+                  "] (the shard's classes), got ", num_sample);
+  detail::check_size(index, c, fn, "index");
+  detail::check_size(sampled_labels, n, fn, "sampled_labels");
+  std::vector<double> key(static_cast<std::size_t>(c));
+  for (index_t i = 0; i < n; ++i) {
+    const index_t y = static_cast<index_t>(local_labels[i]);
+    detail::require((y >= 0 && y < c) || y == -1 || y == static_cast<index_t>(ignore_label), fn, "local_labels",
+                    "element ", i, " is ", y, ", expected -1, -100 (ignored) or a local class in [0, ", c, ")");
+    if (y >= 0) key[static_cast<std::size_t>(y)] = 2.0;  // positives: above every uniform key
+  }
+  std::vector<index_t> order(static_cast<std::size_t>(c));
+  index_t positives = 0;
+  for (index_t j = 0; j < c; ++j) {
+    auto& k = key[static_cast<std::size_t>(j)];
+    if (k == 2.0) ++positives;
+    else k = counter_rng(seed, static_cast<std::uint64_t>(shard.begin + j) + (std::uint64_t(1) << 32), step).uniform();
+    order[static_cast<std::size_t>(j)] = j;
+  }
+  const index_t count = std::max(num_sample, positives);
+  // The count highest keys, ties to the lower class; then in ascending class order, as partial_fc_v2 sorts.
+  auto higher = [&](index_t a, index_t b) {
+    const double ka = key[static_cast<std::size_t>(a)], kb = key[static_cast<std::size_t>(b)];
+    return ka > kb || (ka == kb && a < b);
+  };
+  std::nth_element(order.begin(), order.begin() + (count - 1), order.end(), higher);
+  std::sort(order.begin(), order.begin() + count);
+  for (index_t j = 0; j < c; ++j) index[j] = j < count ? order[static_cast<std::size_t>(j)] : -1;
+  for (index_t i = 0; i < n; ++i) {
+    const index_t y = static_cast<index_t>(local_labels[i]);
+    if (y >= 0)
+      sampled_labels[i] = static_cast<L>(std::lower_bound(index.begin(), index.begin() + count, y) - index.begin());
+    else
+      sampled_labels[i] = static_cast<L>(y);
+  }
+  return count;
 }
 
 /// One row's softmax statistics over one shard's margin logits z (s f(cos) in the local label column,

@@ -52,6 +52,9 @@ void use_all(T* p, L* labels, topofr::edge* e) {
   combine_shard_stats(st, 2, n, v, v, v, v);
   double part[4];
   shard_entropy_eps_partial(cpu, ccos, lab, mg, cv, 1e-5, vector_view<double>(part, n));
+  index_t sample_index[2];
+  (void)partial_fc_sample(cpu, lab, cr, 1, 0, 0, vector_view<index_t>(sample_index, cr.size()),
+                          vector_view<L>(labels, n));
 
   const rsp_options ro{};
   rsp_apply(cpu, rsp_draw(ro, 0, 3, 8, 8), p, 3, 8, 8);
