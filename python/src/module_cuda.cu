@@ -60,16 +60,19 @@ void run(const exec& e, const char* fn, Body&& body) {
     throw topofr::error(std::string("topofr.") + fn + ": the device found " + tc::describe_status(s));
 }
 
-/// A device scalar of type V from ctx's allocator, copied to the host by get() after run() synchronised.
+/// A device scalar of type V from ctx's allocator; get() copies it to the host once the stream has run (it
+/// synchronises here, inside run()'s body, because the scalar's memory goes back to the allocator with it).
 template <class V>
 struct device_scalar {
   explicit device_scalar(const tc::context& ctx) : ws(ctx, sizeof(V)) {}
   V* ptr() const { return ws.as<V>(); }
-  void fetch(const tc::context& ctx, const char* fn) {
+  V get(const tc::context& ctx, const char* fn) const {
+    V host{};
     tc::check_cuda(cudaMemcpyAsync(&host, ptr(), sizeof(V), cudaMemcpyDeviceToHost, ctx.stream), fn);
+    tc::check_cuda(cudaStreamSynchronize(ctx.stream), fn);
+    return host;
   }
   tc::workspace ws;
-  V host{};
 };
 
 }  // namespace
@@ -103,9 +106,7 @@ struct device_scalar {
       device_scalar<topofr::objective_result<T>> res(ctx);                                                     \
       const tc::objective<T> obj(o);                                                                           \
       obj(ctx, x, z, c, y, gz, gc, res.ptr(), tc::objective_samples<T>{loss, ent, pgt, hard, w});              \
-      res.fetch(ctx, "Objective");                                                                             \
-      tc::check_cuda(cudaStreamSynchronize(ctx.stream), "Objective");                                         \
-      r = res.host;                                                                                            \
+      r = res.get(ctx, "Objective");                                                                           \
     });                                                                                                        \
     return r;                                                                                                  \
   }
@@ -140,9 +141,7 @@ struct device_scalar {
     run(e, "isa_loss", [&](const tc::context& ctx) {                                                           \
       device_scalar<T> loss(ctx);                                                                              \
       topofr::isa_loss(ctx, dx, dz, px, pz, v, r, dvec<T>(loss.ptr(), 1), gz, gx);                             \
-      loss.fetch(ctx, "isa_loss");                                                                             \
-      tc::check_cuda(cudaStreamSynchronize(ctx.stream), "isa_loss");                                          \
-      out = static_cast<double>(loss.host);                                                                    \
+      out = static_cast<double>(loss.get(ctx, "isa_loss"));                                                    \
     });                                                                                                        \
     return out;                                                                                                \
   }                                                                                                            \
@@ -152,9 +151,7 @@ struct device_scalar {
     run(e, "isa_loss_from_points", [&](const tc::context& ctx) {                                               \
       device_scalar<T> loss(ctx);                                                                              \
       topofr::isa_loss_from_points(ctx, x, z, o, dvec<T>(loss.ptr(), 1), gz, gx);                              \
-      loss.fetch(ctx, "isa_loss_from_points");                                                                 \
-      tc::check_cuda(cudaStreamSynchronize(ctx.stream), "isa_loss_from_points");                              \
-      out = static_cast<double>(loss.host);                                                                    \
+      out = static_cast<double>(loss.get(ctx, "isa_loss_from_points"));                                        \
     });                                                                                                        \
     return out;                                                                                                \
   }                                                                                                            \
@@ -163,9 +160,7 @@ struct device_scalar {
     run(e, "gum_fit", [&](const tc::context& ctx) {                                                            \
       device_scalar<topofr::gum_result> res(ctx);                                                              \
       topofr::gum_fit(ctx, ent, h, o, res.ptr());                                                              \
-      res.fetch(ctx, "gum_fit");                                                                               \
-      tc::check_cuda(cudaStreamSynchronize(ctx.stream), "gum_fit");                                           \
-      out = res.host;                                                                                          \
+      out = res.get(ctx, "gum_fit");                                                                           \
     });                                                                                                        \
     return out;                                                                                                \
   }                                                                                                            \
