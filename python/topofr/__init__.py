@@ -46,24 +46,25 @@ def _is_torch(a) -> bool:
 
 
 def _input(a, name: str):
-    """An input as a DLPack-exportable array without copying, unless its last axis is strided (then a
-    contiguous copy, which the caller never sees: it is only read)."""
+    """An input as a DLPack-exportable array without copying, unless its last axis is strided, a stride is
+    negative or rows overlap (then a contiguous copy, which the caller never sees: it is only read)."""
     if a is None:
         return None
     if _is_torch(a):
         a = a.detach()
-        if a.dim() and a.shape[-1] > 1 and a.stride(-1) != 1 or any(s < 0 for s in a.stride()) or \
-                _overlapping(a.shape, a.stride()):
-            a = a.contiguous()
-        return a
+        return a.contiguous() if _needs_copy(a.shape, a.stride()) else a
     if not isinstance(a, np.ndarray):
         if hasattr(a, "__dlpack__"):
             return a
         a = np.asarray(a)
-    if a.ndim and a.shape[-1] > 1 and a.strides[-1] != a.itemsize or any(s < 0 for s in a.strides) or \
-            _overlapping(a.shape, [s // a.itemsize for s in a.strides]):
-        a = np.ascontiguousarray(a)
-    return a
+    return np.ascontiguousarray(a) if _needs_copy(a.shape, [s // a.itemsize for s in a.strides]) else a
+
+
+def _needs_copy(shape, strides) -> bool:
+    """Whether an array (strides in elements) is not a view the library takes: unit stride along the last axis,
+    no negative stride, rows that do not overlap."""
+    return (len(shape) > 0 and shape[-1] > 1 and strides[-1] != 1) or any(s < 0 for s in strides) or \
+        _overlapping(shape, strides)
 
 
 def _pairs_input(a, name: str):
