@@ -25,6 +25,7 @@ topofr::combined_margin margins(const args& a) {
   m.m1 = a.number("--m1", m.m1);
   m.m2 = a.number("--m2", m.m2);
   m.m3 = a.number("--m3", m.m3);
+  m.straight_through = a.choice("--margin-grad", {"exact", "straight-through"}, "exact") == "straight-through";
   return m;
 }
 
@@ -191,7 +192,9 @@ std::vector<flag> with_margin_flags(const char* labels_help, std::initializer_li
                          {"--s", "s", "logit scale (default 64)"},
                          {"--m1", "m1", "multiplicative angular margin (default 1)"},
                          {"--m2", "m2", "additive angular margin (default 0.5)"},
-                         {"--m3", "m3", "additive cosine margin (default 0)"}};
+                         {"--m3", "m3", "additive cosine margin (default 0)"},
+                         {"--margin-grad", "exact|straight-through",
+                          "target column's gradient: s f'(cos) (default) or s (arcface_torch's no_grad margin)"}};
   f.insert(f.end(), rest.begin(), rest.end());
   return f;
 }
@@ -199,7 +202,7 @@ std::vector<flag> with_margin_flags(const char* labels_help, std::initializer_li
 }  // namespace
 
 const command& arcface_command() {
-  static const command c = {"arcface", "--cos C.npy --labels Y.npy [--s 64] [--m1 1] [--m2 0.5] [--m3 0] --logits-out L.npy "
+  static const command c = {"arcface", "--cos C.npy --labels Y.npy [--s 64] [--m1 1] [--m2 0.5] [--m3 0] [--margin-grad exact] --logits-out L.npy "
                   "[--grad-in G.npy --grad-out GC.npy]",
        "Combined-margin logits s*(cos(m1*theta + m2) - m3) at the label, s*cos elsewhere; and their backward.",
        with_margin_flags("int32 or int64 (N,), in [0, C), -1 (class in another shard) or -100 (ignored)",
@@ -211,7 +214,7 @@ const command& arcface_command() {
 }
 
 const command& margin_ce_command() {
-  static const command c = {"margin-ce", "--cos C.npy --labels Y.npy [--s --m1 --m2 --m3] [--weights W.npy] [--entropy-eps 1e-5] "
+  static const command c = {"margin-ce", "--cos C.npy --labels Y.npy [--s --m1 --m2 --m3 --margin-grad] [--weights W.npy] [--entropy-eps 1e-5] "
                     "--loss-out L.npy --entropy-out E.npy --pgt-out P.npy [--lse-out S.npy] [--grad-out GC.npy]",
        "Fused margin-softmax cross-entropy: per-sample loss, entropy and p_gt; gradient of mean_i w_i loss_i.",
        with_margin_flags("int32 or int64 (N,), in [0, C), -1 (class in another shard: loss 0, gradient of its "

@@ -28,8 +28,12 @@ namespace topofr {
 
 /// Target logit s (cos(m1 theta + m2) - m3): SphereFace (m1), ArcFace (m2), CosFace (m3) in one.
 /// Defaults: ArcFace as in TopoFR (s = 64, m = 0.5). CosFace: m2 = 0, m3 = 0.35.
+/// straight_through picks the target column's gradient (docs/math.md, "Margin gradient"): false (the
+/// default, TopoFR's ArcFace) differentiates the margin, s f'(cos); true passes s straight through, as
+/// insightface's arcface_torch does by applying the margin under torch.no_grad(). The forward is the same.
 struct combined_margin {
   double s = 64.0, m1 = 1.0, m2 = 0.5, m3 = 0.0;
+  bool straight_through = false;
 };
 
 /// Labels of the head. A row's label is a class in [0, C), or one of two values without a target column:
@@ -64,9 +68,11 @@ constexpr index_t lanes = 64 / sizeof(T);
 /// the CUDA head (topofr/cuda/arcface.cuh) evaluates this very code, in double, as the CPU does.
 struct margin_fn {
   double s, m1, m2, m3, cos_m2, sin_m2, threshold, sinmm;
+  bool straight_through;
 
   explicit margin_fn(const combined_margin& m)
-      : s(m.s), m1(m.m1), m2(m.m2), m3(m.m3), cos_m2(std::cos(m.m2)), sin_m2(std::sin(m.m2)) {
+      : s(m.s), m1(m.m1), m2(m.m2), m3(m.m3), cos_m2(std::cos(m.m2)), sin_m2(std::sin(m.m2)),
+        straight_through(m.straight_through) {
     const double pi = 3.14159265358979323846;
     double angle = (pi - m2) / m1;  // beyond it m1 theta + m2 passes pi and cos(.) stops decreasing
     angle = angle < 0.0 ? 0.0 : (angle > pi ? pi : angle);
@@ -83,9 +89,10 @@ struct margin_fn {
     if (m1 == 1.0) return x * cos_m2 - sin_theta(x) * sin_m2 - m3;  // the insightface form
     return ::cos(m1 * ::acos(x) + m2) - m3;
   }
-  /// df/dx, with sin(theta) floored at sin_floor so that x = +-1 gives a finite slope.
+  /// df/dx, with sin(theta) floored at sin_floor so that x = +-1 gives a finite slope; 1 when the margin
+  /// gradient is straight-through.
   TOPOFR_HD double df(double x, double sin_floor) const {
-    if (!(x > threshold)) return 1.0;
+    if (straight_through || !(x > threshold)) return 1.0;
     const double sq = sin_theta(x);
     const double st = sq < sin_floor ? sin_floor : sq;  // std::max(sq, sin_floor)
     if (m1 == 1.0) return cos_m2 + x * sin_m2 / st;

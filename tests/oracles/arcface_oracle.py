@@ -2,7 +2,10 @@
 """Oracle for the combined-margin ArcFace head: PyTorch autograd in float64 of the reference formula
 (insightface's ArcFace, as TopoFR uses it), independent of the C++ implementation.
 
-usage: arcface_oracle.py PREFIX S M1 M2 M3 EPS GRAD_SCALE [PREFIX S M1 M2 M3 EPS GRAD_SCALE ...]
+usage: arcface_oracle.py [--straight-through] PREFIX S M1 M2 M3 EPS GRAD_SCALE [PREFIX S M1 M2 M3 EPS GRAD_SCALE ...]
+
+--straight-through: the margin is applied as insightface's arcface_torch does, under torch.no_grad(), so the
+logits' derivative is s in every column (the forward values are the same).
 
 (several cases per run: importing torch dominates the time.) For each case, reads PREFIX_cos.npy (N x C),
 PREFIX_labels.npy (N), PREFIX_weights.npy (N) and PREFIX_gup.npy (N x C, an upstream gradient of the logits),
@@ -48,18 +51,25 @@ def margin_logits(cos, labels, s, m1, m2, m3):
     return logits * s
 
 
-def run(prefix, s, m1, m2, m3, eps, grad_scale):
+def run(prefix, s, m1, m2, m3, eps, grad_scale, straight_through=False):
     cos_np = np.load(prefix + "_cos.npy").astype(np.float64)
     labels = torch.from_numpy(np.load(prefix + "_labels.npy").astype(np.int64))
     w = torch.from_numpy(np.load(prefix + "_weights.npy").astype(np.float64))
     gup = torch.from_numpy(np.load(prefix + "_gup.npy").astype(np.float64))
 
+    def head_logits(cos):
+        if not straight_through:
+            return margin_logits(cos, labels, s, m1, m2, m3)
+        with torch.no_grad():  # arcface_torch: `with torch.no_grad(): ...` edits the logits in place
+            shift = margin_logits(cos, labels, 1.0, m1, m2, m3) - cos
+        return (cos + shift) * s
+
     cos = torch.tensor(cos_np, dtype=torch.float64, requires_grad=True)
-    logits = margin_logits(cos, labels, s, m1, m2, m3)
+    logits = head_logits(cos)
     (glogits,) = torch.autograd.grad((logits * gup).sum(), cos)
 
     cos = torch.tensor(cos_np, dtype=torch.float64, requires_grad=True)
-    logits = margin_logits(cos, labels, s, m1, m2, m3)
+    logits = head_logits(cos)
     target = torch.where(labels >= 0, labels, torch.full_like(labels, -100))
     loss = F.cross_entropy(logits, target, ignore_index=-100, reduction="none")
     other_shard = (labels == -1).to(torch.float64)
@@ -81,10 +91,12 @@ def run(prefix, s, m1, m2, m3, eps, grad_scale):
 
 def main():
     args = sys.argv[1:]
+    st = bool(args) and args[0] == "--straight-through"
+    args = args[1:] if st else args
     if not args or len(args) % 7:
-        sys.exit("usage: arcface_oracle.py PREFIX S M1 M2 M3 EPS GRAD_SCALE [...]")
+        sys.exit("usage: arcface_oracle.py [--straight-through] PREFIX S M1 M2 M3 EPS GRAD_SCALE [...]")
     for k in range(0, len(args), 7):
-        run(args[k], *(float(a) for a in args[k + 1:k + 7]))
+        run(args[k], *(float(a) for a in args[k + 1:k + 7]), straight_through=st)
 
 
 if __name__ == "__main__":
