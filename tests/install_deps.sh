@@ -5,6 +5,7 @@ set -euo pipefail
 pkgs=(build-essential cmake libeigen3-dev catch2 libbenchmark-dev
       python3 python3-numpy python3-torch python3-torchvision python3-gudhi ripser
       libtorch-dev libstb-dev zlib1g-dev  # zlib: the trainer's checkpoint CRC check (LibTorch needs it too)
+      libgloo-dev                      # the distributed trainer: headers of the Gloo process group (libtorch has its code)
       libcli11-dev nlohmann-json3-dev  # the CLI's and the trainer's command lines, the trainer's report
       python3-matplotlib python3-pil   # the trainer's plots; JPEG fixtures in test_train_support
       clang libclang-rt-14-dev         # tests/fuzz: libFuzzer and Clang's sanitizer runtimes
