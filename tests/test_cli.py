@@ -162,17 +162,27 @@ def margin_torch(C, y, s, m1, m2, m3):
     return logits * s
 
 
-def arcface_oracle(cos, y, g, s, m1, m2, m3):
+def head_torch(C, yt, s, m1, m2, m3, st):
+    """The margin logits; st (--margin-grad straight-through): the margin added under torch.no_grad(), as
+    insightface's arcface_torch does, so autograd sees s * cos."""
+    if not st:
+        return margin_torch(C, yt, s, m1, m2, m3)
+    with torch.no_grad():
+        shift = margin_torch(C, yt, 1.0, m1, m2, m3) - C
+    return (C + shift) * s
+
+
+def arcface_oracle(cos, y, g, s, m1, m2, m3, st=False):
     C = torch.tensor(np.asarray(cos, np.float64), requires_grad=True)
-    logits = margin_torch(C, torch.tensor(y.astype(np.int64)), s, m1, m2, m3)
+    logits = head_torch(C, torch.tensor(y.astype(np.int64)), s, m1, m2, m3, st)
     logits.backward(torch.tensor(np.asarray(g, np.float64)))
     return logits.detach().numpy(), C.grad.numpy()
 
 
-def margin_ce_oracle(cos, y, w, s, m1, m2, m3, eps):
+def margin_ce_oracle(cos, y, w, s, m1, m2, m3, eps, st=False):
     C = torch.tensor(np.asarray(cos, np.float64), requires_grad=True)
     yt = torch.tensor(y.astype(np.int64))
-    logits = margin_torch(C, yt, s, m1, m2, m3)
+    logits = head_torch(C, yt, s, m1, m2, m3, st)
     lse = torch.logsumexp(logits, 1)
     p = torch.softmax(logits, dim=1)
     rows, valid, yc = torch.arange(len(y)), yt >= 0, yt.clamp(min=0)
@@ -478,7 +488,9 @@ def test_arcface(oracle):
         for label, yp, margins, kw in (
                 ("arcface default int32", Y32, (), dict(s=64, m1=1, m2=0.5, m3=0)),
                 ("arcface int64 s=30 m2=0.3", Y64, ("--s", 30, "--m2", 0.3), dict(s=30, m1=1, m2=0.3, m3=0)),
-                ("cosface", Y64, ("--m2", 0, "--m3", 0.35), dict(s=64, m1=1, m2=0.0, m3=0.35))):
+                ("cosface", Y64, ("--m2", 0, "--m3", 0.35), dict(s=64, m1=1, m2=0.0, m3=0.35)),
+                ("arcface --margin-grad straight-through", Y64, ("--margin-grad", "straight-through"),
+                 dict(s=64, m1=1, m2=0.5, m3=0, st=True))):
             stdout = ok("arcface", "--cos", Cp, "--labels", yp, *margins, "--logits-out", LO, "--grad-in", Gp, "--grad-out", GO)
             check("arcface: N=" in stdout and "grad:" in stdout, f"{label}: summary lines, got {stdout!r}")
             want_l, want_g = arcface_oracle(cos, y, gin, **kw)
@@ -520,6 +532,7 @@ def test_arcface(oracle):
     check(re.search(r"^median_ms=[0-9.eE+-]+$", stdout, re.M) is not None, "arcface --repeat: median_ms=")
 
     # Bad input (arcface).
+    bad(["arcface", "--cos", Cp, "--labels", Y32, "--logits-out", LO, "--margin-grad", "straight"], "--margin-grad", "straight")
     bad(["arcface", "--cos", save("c1.npy", np.zeros(5)), "--labels", Y32, "--logits-out", LO], "--cos")
     bad(["arcface", "--cos", Cp, "--labels", save("yshort.npy", y[:5].astype(np.int32)), "--logits-out", LO], "--labels", "(5,)")
     bad(["arcface", "--cos", Cp, "--labels", save("y2d.npy", y.reshape(3, 4)), "--logits-out", LO], "--labels")
