@@ -169,6 +169,7 @@ label_grad label_grad_oracle(double x, double lse, double coef, const combined_m
       df = m.m1 * std::sin(m.m1 * theta + m.m2) / st;
     }
   }
+  if (m.straight_through) df = 1.0;  // arcface_torch: the margin is a constant to autograd
   const double slack = std::abs(coef * df) * (std::abs(m.s * f) + std::abs(lse)) * 8 * DBL_EPSILON;
   return {coef * std::expm1(m.s * f - lse) * df, slack};
 }
@@ -309,12 +310,14 @@ TEST_CASE("cuda arcface head: parity with the CPU head (oracle: CPU arcface.hpp)
   parity<double>(9, 20000, 0.0, combined_margin{}, 1e-6);                      // eps = 0: online entropy
   parity<double>(5, 777, 1e-5, combined_margin{30.0, 1.0, 0.0, 0.35}, 1e-6);   // CosFace
   parity<double>(5, 300, 1e-5, combined_margin{64.0, 1.35, 0.2, 0.1}, 1e-6);   // combined m1 != 1
+  parity<double>(7, 500, 1e-5, combined_margin{64.0, 1.0, 0.5, 0.0, true}, 1e-6);  // straight-through margin gradient
 }
 
 TEST_CASE("cuda arcface head: parity with the CPU head (oracle: CPU arcface.hpp), float", "[cuda][arcface]") {
   parity<float>(37, 1000, 1e-5, combined_margin{}, 1e-4);
   parity<float>(9, 20000, 0.0, combined_margin{}, 1e-4);
   parity<float>(3, 85742, 1e-5, combined_margin{}, 1e-4);  // the TopoFR class count
+  parity<float>(7, 500, 1e-5, combined_margin{64.0, 1.0, 0.5, 0.0, true}, 1e-4);  // straight-through
 }
 
 TEST_CASE("cuda arcface head: degenerate shapes (one class, one row; oracle: CPU head)", "[cuda][arcface]") {
