@@ -356,9 +356,15 @@ void sds_weights(const in_array& hard_posterior, const opt_in& p_gt, double lamb
 }
 
 // ---- combined-margin head ----------------------------------------------------------------------------------
-using margin_t = std::tuple<double, double, double, double>;  // (s, m1, m2, m3)
+using margin_t = std::tuple<double, double, double, double, bool>;  // (s, m1, m2, m3, straight_through)
 topofr::combined_margin margin_of(const margin_t& m) {
-  return {std::get<0>(m), std::get<1>(m), std::get<2>(m), std::get<3>(m)};
+  topofr::combined_margin c;
+  c.s = std::get<0>(m);
+  c.m1 = std::get<1>(m);
+  c.m2 = std::get<2>(m);
+  c.m3 = std::get<3>(m);
+  c.straight_through = std::get<4>(m);
+  return c;
 }
 
 /// The head's bindings: f(be, c, y) with the backend and the views of cos (N x C, float32 or float64) and

@@ -422,24 +422,31 @@ def sds_weights(hard_posterior: Array, p_gt: Optional[Array] = None, *, lambda_:
 
 # ---- the combined-margin head ----------------------------------------------------------------------------------
 class CombinedMargin(NamedTuple):
-    """Target logit s * (cos(m1 * theta + m2) - m3). ArcFace: m2 = 0.5 (the default); CosFace: m2 = 0, m3 = 0.35."""
+    """Target logit s * (cos(m1 * theta + m2) - m3). ArcFace: m2 = 0.5 (the default); CosFace: m2 = 0, m3 = 0.35.
+
+    straight_through picks the target column's gradient (the forward is the same): False (the default, TopoFR's
+    ArcFace) differentiates the margin, s * f'(cos); True passes s straight through, as insightface's
+    arcface_torch does by applying the margin under torch.no_grad()."""
     s: float = 64.0
     m1: float = 1.0
     m2: float = 0.5
     m3: float = 0.0
+    straight_through: bool = False
 
     @staticmethod
-    def arcface(s: float = 64.0, m: float = 0.5) -> "CombinedMargin":
-        return CombinedMargin(s, 1.0, m, 0.0)
+    def arcface(s: float = 64.0, m: float = 0.5, straight_through: bool = False) -> "CombinedMargin":
+        return CombinedMargin(s, 1.0, m, 0.0, straight_through)
 
     @staticmethod
-    def cosface(s: float = 64.0, m: float = 0.35) -> "CombinedMargin":
-        return CombinedMargin(s, 1.0, 0.0, m)
+    def cosface(s: float = 64.0, m: float = 0.35, straight_through: bool = False) -> "CombinedMargin":
+        return CombinedMargin(s, 1.0, 0.0, m, straight_through)
 
 
-def _margin(m) -> Tuple[float, float, float, float]:
+def _margin(m) -> Tuple[float, float, float, float, bool]:
+    """The margin as the extension takes it: (s, m1, m2, m3, straight_through); a plain 4- or 5-tuple is read
+    as CombinedMargin's fields."""
     m = CombinedMargin(*m) if not isinstance(m, CombinedMargin) else m
-    return (float(m.s), float(m.m1), float(m.m2), float(m.m3))
+    return (float(m.s), float(m.m1), float(m.m2), float(m.m3), bool(m.straight_through))
 
 
 #: The label of an ignored row (-100, PyTorch's default ``ignore_index``; topofr::ignore_label in C++): loss 0,
