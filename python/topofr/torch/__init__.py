@@ -542,3 +542,11 @@ class RSP(nn.Module):
 
     def extra_repr(self) -> str:
         return f"probability={self.probability}, seed={self.seed}"
+
+
+def __getattr__(name: str) -> Any:
+    """``topofr.torch.distributed`` (the class-sharded head over torch.distributed) is imported on first use."""
+    if name == "distributed":
+        import importlib
+        return importlib.import_module(".distributed", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
