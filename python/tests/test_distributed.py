@@ -207,3 +207,12 @@ def test_all_gather_with_grad_single_rank(tmp_path):
             tt.distributed.ShardedMarginCE(4, 6, sample_rate=0.0)
     finally:
         dist.destroy_process_group()
+
+
+def test_the_installed_package_ships_the_subpackage():
+    # topofr.torch is a package: topofr.torch.distributed must sit next to the extension that was installed
+    # (python/CMakeLists.txt installs _core into topofr/, pyproject's wheel.packages copies the Python tree).
+    from pathlib import Path
+    assert Path(tt.distributed.__file__).parent == Path(tt.__file__).parent
+    assert Path(tt.__file__).parent.parent == Path(topofr._core.__file__).parent
+    assert tt.distributed.ShardedMarginCE.__module__ == "topofr.torch.distributed"
