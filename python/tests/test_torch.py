@@ -594,9 +594,10 @@ def test_opcheck(path):
     cos, y = cosines(6, 4, 48), labels_for(6, 4, 48)
     crit = tt.TopoFRLoss()
     torch.library.opcheck(torch.ops.topofr.isa_loss.default, (x, z, "symmetric", "mean", 1.0, 1.0, True, True))
-    torch.library.opcheck(torch.ops.topofr.margin_ce.default, (cos, y, 64.0, 1.0, 0.5, 0.0, 1e-5))
+    torch.library.opcheck(torch.ops.topofr.margin_ce.default, (cos, y, 64.0, 1.0, 0.5, 0.0, False, 1e-5))
+    torch.library.opcheck(torch.ops.topofr.margin_ce.default, (cos, y, 64.0, 1.0, 0.5, 0.0, True, 1e-5))
     torch.library.opcheck(torch.ops.topofr.objective.default, (x, z, cos, y, crit._handle))
-    loss, entropy, p_gt, lse = torch.ops.topofr.margin_ce(cos, y, 64.0, 1.0, 0.5, 0.0, 1e-5)
-    torch.library.opcheck(torch.ops.topofr.margin_ce_backward.default, (cos, y, lse, loss, 64.0, 1.0, 0.5, 0.0))
+    loss, entropy, p_gt, lse = torch.ops.topofr.margin_ce(cos, y, 64.0, 1.0, 0.5, 0.0, False, 1e-5)
+    torch.library.opcheck(torch.ops.topofr.margin_ce_backward.default, (cos, y, lse, loss, 64.0, 1.0, 0.5, 0.0, False))
     torch.library.opcheck(torch.ops.topofr.sds_weights.default,
                           (entropy, p_gt, "reference", 1000, 1e-10, True, 1.0, True))
