@@ -10,6 +10,8 @@ margin cross-entropy, the whole TopoFR objective), never a re-derivation by auto
   prediction entropies.
 * :class:`TopoFRLoss` -- the whole objective L = (1/N) sum_i omega_i L_arc,i + alpha L_sa in one library call.
 * :class:`RSP` -- random structure perturbation of an image batch (no gradient).
+* ``topofr.torch.distributed`` (a submodule, imported on first use of ``topofr.torch.distributed``):
+  ``ShardedMarginCE``, Partial FC's class-sharded margin head with SDS weights over ``torch.distributed``.
 
 Inputs are float32 or float64 tensors (the outputs have the inputs' dtype); labels int32 or int64. CPU tensors
 are seen zero-copy through DLPack; CUDA tensors are passed through as they are (an extension built without CUDA
