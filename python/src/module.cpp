@@ -356,9 +356,15 @@ void sds_weights(const in_array& hard_posterior, const opt_in& p_gt, double lamb
 }
 
 // ---- combined-margin head ----------------------------------------------------------------------------------
-using margin_t = std::tuple<double, double, double, double>;  // (s, m1, m2, m3)
+using margin_t = std::tuple<double, double, double, double, bool>;  // (s, m1, m2, m3, straight_through)
 topofr::combined_margin margin_of(const margin_t& m) {
-  return {std::get<0>(m), std::get<1>(m), std::get<2>(m), std::get<3>(m)};
+  topofr::combined_margin c;
+  c.s = std::get<0>(m);
+  c.m1 = std::get<1>(m);
+  c.m2 = std::get<2>(m);
+  c.m3 = std::get<3>(m);
+  c.straight_through = std::get<4>(m);
+  return c;
 }
 
 /// The head's bindings: f(be, c, y) with the backend and the views of cos (N x C, float32 or float64) and
@@ -434,6 +440,126 @@ void margin_ce_backward(const in_array& cos, const in_array& labels, const margi
     auto g = mat<T, S>(grad_cos, fn, "grad_cos", B::where);
     nb::gil_scoped_release nogil;
     run::margin_ce_backward(be, c, y, margin_of(margin), s, w, grad_scale, g);
+  });
+}
+
+// ---- class-sharded head (topofr/shard.hpp): CPU only ---------------------------------------------------------
+/// The sharded primitives have no CUDA twin yet: an array on a CUDA device is a TypeError naming the function
+/// and the argument (before anything is viewed or written).
+template <class A> void cpu_only(const A& a, const char* fn, const char* arg) {
+  if (space_of(a, fn, arg) != space::cpu)
+    type_fail(fn, arg, "is a CUDA array, but the sharded primitives (shard_stats, combine_shard_stats, ...) run on "
+              "the CPU in this release (no CUDA twin yet): pass CPU arrays");
+}
+
+static_assert(sizeof(topofr::shard_row_stats) == 4 * sizeof(double) &&
+                  alignof(topofr::shard_row_stats) == alignof(double),
+              "shard_row_stats is viewed as 4 doubles per row");
+
+/// An (N, 4) float64 array as N shard_row_stats, zero-copy: rows must be dense (row stride 4).
+template <class R, class A> topofr::vector_view<R> stats_rows(const A& a, const char* fn, const char* arg) {
+  cpu_only(a, fn, arg);
+  check_array<double>(a, 2, space::cpu, fn, arg);
+  if (a.shape(1) != 4) value_fail(fn, arg, "expected shape (N, 4), got (", a.shape(0), ", ", a.shape(1), ")");
+  if (a.shape(0) > 1 && a.stride(0) != 4)
+    value_fail(fn, arg, "rows must be dense (row stride 4), got ", a.stride(0));
+  return {reinterpret_cast<R*>(const_cast<void*>(static_cast<const void*>(a.data()))), dim(a, 0)};
+}
+
+topofr::class_range class_range_of(index_t begin, index_t end) { return topofr::class_range{begin, end}; }
+
+void localize_labels(const in_array& labels, index_t begin, index_t end, index_t classes, const out_array& local) {
+  const char* fn = "localize_labels";
+  cpu_only(labels, fn, "labels");
+  cpu_only(local, fn, "local");
+  with_label(labels, fn, "labels", [&](auto l) {
+    using L = decltype(l);
+    auto y = vec<const L>(labels, fn, "labels");
+    auto o = vec<L>(local, fn, "local");
+    nb::gil_scoped_release nogil;
+    topofr::localize_labels<L>(cpu, y, class_range_of(begin, end), classes, o);
+  });
+}
+
+index_t partial_fc_sample(const in_array& local_labels, index_t begin, index_t end, index_t num_sample,
+                          std::uint64_t seed, std::uint64_t step, const out_array& index,
+                          const out_array& sampled_labels) {
+  const char* fn = "partial_fc_sample";
+  cpu_only(local_labels, fn, "local_labels");
+  cpu_only(index, fn, "index");
+  cpu_only(sampled_labels, fn, "sampled_labels");
+  index_t count = 0;
+  with_label(local_labels, fn, "local_labels", [&](auto l) {
+    using L = decltype(l);
+    auto y = vec<const L>(local_labels, fn, "local_labels");
+    auto ix = vec<index_t>(index, fn, "index");
+    auto o = vec<L>(sampled_labels, fn, "sampled_labels");
+    nb::gil_scoped_release nogil;
+    count = topofr::partial_fc_sample<L>(cpu, y, class_range_of(begin, end), num_sample, seed, step, ix, o);
+  });
+  return count;
+}
+
+void shard_stats(const in_array& cos, const in_array& local_labels, const margin_t& margin, const out_array& stats) {
+  const char* fn = "shard_stats";
+  cpu_only(cos, fn, "cos");
+  cpu_only(local_labels, fn, "local_labels");
+  auto st = stats_rows<topofr::shard_row_stats>(stats, fn, "stats");
+  with_real(cos, fn, "cos", [&](auto t) {
+    using T = decltype(t);
+    auto c = mat<const T>(cos, fn, "cos");
+    with_label(local_labels, fn, "local_labels", [&](auto l) {
+      auto y = vec<const decltype(l)>(local_labels, fn, "local_labels");
+      nb::gil_scoped_release nogil;
+      topofr::shard_stats(cpu, c, y, margin_of(margin), st);
+    });
+  });
+}
+
+void combine_shard_stats(const in_array& per_rank, const opt_out& lse, const opt_out& loss, const opt_out& p_gt,
+                         const opt_out& entropy) {
+  const char* fn = "combine_shard_stats";
+  cpu_only(per_rank, fn, "per_rank");
+  check_array<double>(per_rank, 3, space::cpu, fn, "per_rank");
+  if (per_rank.shape(2) != 4)
+    value_fail(fn, "per_rank", "expected shape (W, N, 4), got (", per_rank.shape(0), ", ", per_rank.shape(1), ", ",
+               per_rank.shape(2), ")");
+  const index_t w = dim(per_rank, 0), n = dim(per_rank, 1);
+  if (per_rank.size() != 0 && ((n > 1 && per_rank.stride(1) != 4) || (w > 1 && per_rank.stride(0) != 4 * n)))
+    value_fail(fn, "per_rank", "must be a contiguous (W, N, 4) array (rank-major), got strides (",
+               per_rank.stride(0), ", ", per_rank.stride(1), ", ", per_rank.stride(2), ")");
+  const auto* rows = static_cast<const topofr::shard_row_stats*>(static_cast<const void*>(per_rank.data()));
+  // The outputs share one real dtype: the first one given picks it.
+  const out_array* first = lse ? &*lse : loss ? &*loss : p_gt ? &*p_gt : entropy ? &*entropy : nullptr;
+  if (!first) value_fail(fn, "out", "no output requested (lse, loss, p_gt and entropy are all None)");
+  for (const opt_out* o : {&lse, &loss, &p_gt, &entropy})
+    if (*o) cpu_only(**o, fn, "out");
+  with_real(*first, fn, "out", [&](auto t) {
+    using T = decltype(t);
+    auto view = [&](const opt_out& a, const char* arg) { return a ? vec<T>(*a, fn, arg) : topofr::vector_view<T>(); };
+    auto ls = view(lse, "lse"), lo = view(loss, "loss"), pg = view(p_gt, "p_gt"), en = view(entropy, "entropy");
+    nb::gil_scoped_release nogil;
+    topofr::combine_shard_stats<T>(n == 0 ? nullptr : rows, w, n, ls, lo, pg, en);
+  });
+}
+
+void shard_entropy_eps_partial(const in_array& cos, const in_array& local_labels, const margin_t& margin,
+                               const in_array& lse_global, double eps, const out_array& partial) {
+  const char* fn = "shard_entropy_eps_partial";
+  cpu_only(cos, fn, "cos");
+  cpu_only(local_labels, fn, "local_labels");
+  cpu_only(lse_global, fn, "lse_global");
+  cpu_only(partial, fn, "partial");
+  with_real(cos, fn, "cos", [&](auto t) {
+    using T = decltype(t);
+    auto c = mat<const T>(cos, fn, "cos");
+    auto s = vec<const T>(lse_global, fn, "lse_global");
+    auto o = vec<double>(partial, fn, "partial");
+    with_label(local_labels, fn, "local_labels", [&](auto l) {
+      auto y = vec<const decltype(l)>(local_labels, fn, "local_labels");
+      nb::gil_scoped_release nogil;
+      topofr::shard_entropy_eps_partial(cpu, c, y, margin_of(margin), s, eps, o);
+    });
   });
 }
 
@@ -590,6 +716,19 @@ NB_MODULE(_core, m) {
         "entropy"_a.none(), "p_gt"_a.none(), "lse"_a.none(), stream, allocator);
   m.def("margin_ce_backward", &margin_ce_backward, "cos"_a, "labels"_a, "margin"_a, "lse"_a, "weights"_a.none(),
         "grad_scale"_a, "grad_cos"_a, stream, allocator);
+  // The class-sharded head's primitives (topofr/shard.hpp): CPU only, no stream or allocator.
+  m.def("shard_range", [](index_t classes, index_t world, index_t rank) {
+    const topofr::class_range r = topofr::shard_range(classes, world, rank);
+    return std::make_tuple(r.begin, r.end);
+  }, "classes"_a, "world"_a, "rank"_a);
+  m.def("localize_labels", &localize_labels, "labels"_a, "begin"_a, "end"_a, "classes"_a, "local"_a);
+  m.def("partial_fc_sample", &partial_fc_sample, "local_labels"_a, "begin"_a, "end"_a, "num_sample"_a, "seed"_a,
+        "step"_a, "index"_a, "sampled_labels"_a);
+  m.def("shard_stats", &shard_stats, "cos"_a, "local_labels"_a, "margin"_a, "stats"_a);
+  m.def("combine_shard_stats", &combine_shard_stats, "per_rank"_a, "lse"_a.none(), "loss"_a.none(),
+        "p_gt"_a.none(), "entropy"_a.none());
+  m.def("shard_entropy_eps_partial", &shard_entropy_eps_partial, "cos"_a, "local_labels"_a, "margin"_a,
+        "lse_global"_a, "eps"_a, "partial"_a);
   m.def("rsp_perturb", &rsp_perturb, "images"_a, "probability"_a, "seed"_a, "step"_a, "kinds"_a.none(), stream,
         allocator);
   m.def("rsp_draw", &rsp_draw, "sample"_a, "c"_a, "h"_a, "w"_a, "probability"_a, "seed"_a, "step"_a);

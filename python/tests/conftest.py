@@ -117,16 +117,19 @@ def isa_oracle(tmp_path, x, z, x_scale=1.0, z_scale=1.0):
     return {k: np.load(f"{prefix}_{k}.npy") for k in ("loss", "grad_z", "grad_x", "pairs_x", "pairs_z")}
 
 
-def arcface(tmp_path, cos, labels, margin, eps=1e-5, grad_scale=1.0, weights=None, gup=None, tag="a"):
-    """arcface_oracle.run on float64 copies: logits, glogits, loss, entropy, pgt, lse, grad."""
+def arcface(tmp_path, cos, labels, margin, eps=1e-5, grad_scale=1.0, weights=None, gup=None, tag="a",
+            straight_through=False):
+    """arcface_oracle.run on float64 copies: logits, glogits, loss, entropy, pgt, lse, grad.
+    straight_through: the oracle's --straight-through (arcface_torch's margin under torch.no_grad())."""
     cos = np.asarray(cos, dtype=np.float64)
     prefix = str(tmp_path / tag)
     np.save(prefix + "_cos.npy", cos)
     np.save(prefix + "_labels.npy", np.asarray(labels, dtype=np.int64))
     np.save(prefix + "_weights.npy", np.ones(cos.shape[0]) if weights is None else np.asarray(weights, np.float64))
     np.save(prefix + "_gup.npy", np.zeros_like(cos) if gup is None else np.asarray(gup, np.float64))
-    s, m1, m2, m3 = margin
-    arcface_oracle.run(prefix, float(s), float(m1), float(m2), float(m3), float(eps), float(grad_scale))
+    s, m1, m2, m3 = tuple(margin)[:4]
+    arcface_oracle.run(prefix, float(s), float(m1), float(m2), float(m3), float(eps), float(grad_scale),
+                       straight_through=bool(straight_through))
     return {k: np.load(f"{prefix}_{k}.npy") for k in ("logits", "glogits", "loss", "entropy", "pgt", "lse", "grad")}
 
 

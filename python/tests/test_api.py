@@ -376,6 +376,57 @@ def test_margin_head(tmp_path, head_case, fw, dtype, margin, label_dtype):
     np.testing.assert_allclose(to_np(g1), o1["grad"], **tol(dtype, s))
 
 
+@pytest.mark.parametrize("margin", ["arcface", "combined"])
+def test_margin_head_straight_through(tmp_path, head_case, fw, dtype, margin):
+    # straight_through=True: the target column's gradient is s (arcface_torch applies the margin under
+    # torch.no_grad()); the forward is the exact head's. Oracle: arcface_oracle.py --straight-through, float64
+    # torch autograd of logits = s (cos + (margin(cos) - cos).detach()).
+    cos, labels, weights, gup = head_case
+    exact = MARGINS[margin]
+    m = exact._replace(straight_through=True)
+    assert tuple(m)[:4] == tuple(exact)[:4] and m.straight_through and not exact.straight_through
+    cosr = cos.astype(dtype)
+    o = arcface(tmp_path, cosr, labels, m, eps=1e-5, grad_scale=1 / 12, weights=weights, gup=gup,
+                straight_through=True)
+    oe = arcface(tmp_path, cosr, labels, exact, eps=1e-5, grad_scale=1 / 12, weights=weights, gup=gup, tag="e")
+    c, y, s = to_fw(cosr, fw), to_fw(labels, fw), m.s
+    f = topofr.margin_ce_forward(c, y, m)
+    fe = topofr.margin_ce_forward(c, y, exact)
+    for got, want in zip(f, fe):  # the forward is the same code: bitwise equal
+        np.testing.assert_array_equal(to_np(got), to_np(want))
+    for got, key in zip(f, ("loss", "entropy", "pgt", "lse")):
+        np.testing.assert_allclose(to_np(got), o[key], **tol(dtype, 10 * s))
+    np.testing.assert_allclose(to_np(topofr.margin_logits(c, y, m)), o["logits"], **tol(dtype, s))
+    gl = topofr.margin_logits_backward(c, y, to_fw(gup, fw, dtype), m)
+    np.testing.assert_allclose(to_np(gl), o["glogits"], **tol(dtype, 10 * s))
+    g = topofr.margin_ce_backward(c, y, f.lse, to_fw(weights, fw, dtype), m, grad_scale=1 / 12)
+    np.testing.assert_allclose(to_np(g), o["grad"], **tol(dtype, s))
+    # ... and differs from the exact gradient in the target columns only (rows 0 and 1 are on both branches).
+    rows = [i for i in range(len(labels)) if labels[i] >= 0]
+    other = np.ones_like(cos, dtype=bool)
+    other[rows, labels[rows]] = False
+    np.testing.assert_array_equal(o["grad"][other], oe["grad"][other])
+    assert np.abs(o["grad"] - oe["grad"]).max() > 1e-3
+    # a plain 5-tuple is a CombinedMargin, and the 4-field spelling stays the exact gradient
+    np.testing.assert_array_equal(to_np(topofr.margin_ce_backward(c, y, f.lse, None, tuple(m))),
+                                  to_np(topofr.margin_ce_backward(c, y, f.lse, None, m)))
+    np.testing.assert_array_equal(to_np(topofr.margin_ce_backward(c, y, f.lse, None, tuple(exact)[:4])),
+                                  to_np(topofr.margin_ce_backward(c, y, f.lse, None, exact)))
+
+
+def test_objective_straight_through(tmp_path, head_case):
+    # The objective's options carry the switch to C++: with ISA and SDS off, dL/dcos is the head's mean gradient.
+    # Oracle: arcface_oracle.py --straight-through (grad_scale 1/N, unit weights).
+    cos, labels, _, _ = head_case
+    labels = np.where(labels == -1, 0, labels)  # the objective's head: any label; keep a plain batch
+    m = topofr.CombinedMargin.arcface(straight_through=True)
+    o = arcface(tmp_path, cos, labels, m, grad_scale=1 / len(labels), straight_through=True)
+    obj = topofr.Objective(topofr.ObjectiveOptions(margin=m, use_isa=False, use_sds=False))
+    z = np.random.default_rng(1).standard_normal((len(labels), 4))
+    r = obj(z, z, cos, labels)
+    np.testing.assert_allclose(r.grad_cos, o["grad"], rtol=1e-9, atol=1e-11 * 64)
+
+
 def test_ignore_label_is_the_cpp_constant(fw):
     # Oracle: PyTorch's default ignore_index, and the C++ constant topofr::ignore_label as the extension exports it.
     assert topofr.ignore_label == -100 == topofr._core.ignore_label and "ignore_label" in topofr.__all__

@@ -96,7 +96,9 @@ def run_arcface_oracle(tmp_path, cos, labels, margin, eps=1e-5, weights=None, gr
     np.save(prefix + "_labels.npy", labels.numpy())
     np.save(prefix + "_weights.npy", w)
     np.save(prefix + "_gup.npy", np.zeros((n, c)))
-    arcface_oracle.run(prefix, *(float(v) for v in margin), eps, grad_scale)
+    m = topofr.CombinedMargin(*margin)
+    arcface_oracle.run(prefix, *(float(v) for v in tuple(m)[:4]), eps, grad_scale,
+                       straight_through=m.straight_through)  # the oracle's --straight-through
     return {k: np.load(f"{prefix}_{k}.npy") for k in ("loss", "entropy", "pgt", "lse", "grad")}
 
 
@@ -250,6 +252,36 @@ def test_margin_ce_vs_oracle(tmp_path, dtype, margin):
     assert rel_err(p_gt, ref["pgt"]) <= tol(dtype)
     assert rel_err(cg.grad, ref["grad"]) <= tol(dtype)
     assert torch.all(cg.grad[6] == 0) and cg.grad[3].abs().max() > 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("margin", [topofr.CombinedMargin.arcface(straight_through=True),
+                                    topofr.CombinedMargin(32.0, 1.2, 0.2, 0.1, True)])
+def test_margin_ce_straight_through_vs_oracle(tmp_path, dtype, margin):
+    # straight_through: the target column's gradient is s, as arcface_torch's margin under torch.no_grad().
+    # Oracle: arcface_oracle.py --straight-through (float64 autograd of s (cos + (margin(cos) - cos).detach()));
+    # the forward equals the exact margin's (the same code), the module's gradient is the oracle's too.
+    n, c = 10, 13
+    cos = cosines(n, c, 15, dtype, lo=-0.95, hi=0.95)
+    y = labels_for(n, c, 15)
+    y[3], y[6] = -1, topofr.ignore_label
+    ref = run_arcface_oracle(tmp_path, cos, y, margin)
+    exact = margin._replace(straight_through=False)
+    cg = cos.clone().requires_grad_()
+    loss, entropy, p_gt = tt.margin_ce(cg, y, margin)
+    loss.sum().backward()
+    le, ee, pe = tt.margin_ce(cos, y, exact)
+    assert torch.equal(loss.detach(), le) and torch.equal(entropy, ee) and torch.equal(p_gt, pe)
+    assert rel_err(loss, ref["loss"]) <= tol(dtype)
+    assert rel_err(cg.grad, ref["grad"]) <= tol(dtype)
+    ce = cos.clone().requires_grad_()
+    tt.margin_ce(ce, y, exact)[0].sum().backward()
+    assert rel_err(cg.grad, ce.grad.detach().numpy()) > 1e-3  # the switch changes the gradient
+    mod = tt.MarginCE(margin, sds=False)
+    assert mod.margin.straight_through
+    cm = cos.clone().requires_grad_()
+    mod(cm, y).backward()
+    assert rel_err(cm.grad, ref["grad"] / n) <= tol(dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -562,9 +594,10 @@ def test_opcheck(path):
     cos, y = cosines(6, 4, 48), labels_for(6, 4, 48)
     crit = tt.TopoFRLoss()
     torch.library.opcheck(torch.ops.topofr.isa_loss.default, (x, z, "symmetric", "mean", 1.0, 1.0, True, True))
-    torch.library.opcheck(torch.ops.topofr.margin_ce.default, (cos, y, 64.0, 1.0, 0.5, 0.0, 1e-5))
+    torch.library.opcheck(torch.ops.topofr.margin_ce.default, (cos, y, 64.0, 1.0, 0.5, 0.0, False, 1e-5))
+    torch.library.opcheck(torch.ops.topofr.margin_ce.default, (cos, y, 64.0, 1.0, 0.5, 0.0, True, 1e-5))
     torch.library.opcheck(torch.ops.topofr.objective.default, (x, z, cos, y, crit._handle))
-    loss, entropy, p_gt, lse = torch.ops.topofr.margin_ce(cos, y, 64.0, 1.0, 0.5, 0.0, 1e-5)
-    torch.library.opcheck(torch.ops.topofr.margin_ce_backward.default, (cos, y, lse, loss, 64.0, 1.0, 0.5, 0.0))
+    loss, entropy, p_gt, lse = torch.ops.topofr.margin_ce(cos, y, 64.0, 1.0, 0.5, 0.0, False, 1e-5)
+    torch.library.opcheck(torch.ops.topofr.margin_ce_backward.default, (cos, y, lse, loss, 64.0, 1.0, 0.5, 0.0, False))
     torch.library.opcheck(torch.ops.topofr.sds_weights.default,
                           (entropy, p_gt, "reference", 1000, 1e-10, True, 1.0, True))

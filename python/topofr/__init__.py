@@ -22,6 +22,8 @@ __all__ = [
     "Error", "has_cuda", "image_scale", "pairwise_distances", "persistence_pairs", "persistence_pairs_from_points",
     "gather_pairs", "scatter_pairs_add", "isa_loss", "isa_loss_from_points", "gum_fit", "sds_weights",
     "CombinedMargin", "ignore_label", "margin_logits", "margin_logits_backward", "margin_ce_forward", "margin_ce_backward",
+    "ClassRange", "shard_range", "localize_labels", "PartialFCSample", "partial_fc_sample", "shard_stats",
+    "ShardCombined", "combine_shard_stats", "shard_entropy_eps_partial",
     "rsp_perturb", "rsp_draw", "GUMOptions", "ISAOptions", "ObjectiveOptions", "Objective",
     "Pairs", "ISAResult", "ISADistResult", "GUMResult", "MarginCEForward", "RSPResult", "ObjectiveResult",
 ]
@@ -422,24 +424,31 @@ def sds_weights(hard_posterior: Array, p_gt: Optional[Array] = None, *, lambda_:
 
 # ---- the combined-margin head ----------------------------------------------------------------------------------
 class CombinedMargin(NamedTuple):
-    """Target logit s * (cos(m1 * theta + m2) - m3). ArcFace: m2 = 0.5 (the default); CosFace: m2 = 0, m3 = 0.35."""
+    """Target logit s * (cos(m1 * theta + m2) - m3). ArcFace: m2 = 0.5 (the default); CosFace: m2 = 0, m3 = 0.35.
+
+    straight_through picks the target column's gradient (the forward is the same): False (the default, TopoFR's
+    ArcFace) differentiates the margin, s * f'(cos); True passes s straight through, as insightface's
+    arcface_torch does by applying the margin under torch.no_grad()."""
     s: float = 64.0
     m1: float = 1.0
     m2: float = 0.5
     m3: float = 0.0
+    straight_through: bool = False
 
     @staticmethod
-    def arcface(s: float = 64.0, m: float = 0.5) -> "CombinedMargin":
-        return CombinedMargin(s, 1.0, m, 0.0)
+    def arcface(s: float = 64.0, m: float = 0.5, straight_through: bool = False) -> "CombinedMargin":
+        return CombinedMargin(s, 1.0, m, 0.0, straight_through)
 
     @staticmethod
-    def cosface(s: float = 64.0, m: float = 0.35) -> "CombinedMargin":
-        return CombinedMargin(s, 1.0, 0.0, m)
+    def cosface(s: float = 64.0, m: float = 0.35, straight_through: bool = False) -> "CombinedMargin":
+        return CombinedMargin(s, 1.0, 0.0, m, straight_through)
 
 
-def _margin(m) -> Tuple[float, float, float, float]:
+def _margin(m) -> Tuple[float, float, float, float, bool]:
+    """The margin as the extension takes it: (s, m1, m2, m3, straight_through); a plain 4- or 5-tuple is read
+    as CombinedMargin's fields."""
     m = CombinedMargin(*m) if not isinstance(m, CombinedMargin) else m
-    return (float(m.s), float(m.m1), float(m.m2), float(m.m3))
+    return (float(m.s), float(m.m1), float(m.m2), float(m.m3), bool(m.straight_through))
 
 
 #: The label of an ignored row (-100, PyTorch's default ``ignore_index``; topofr::ignore_label in C++): loss 0,
@@ -507,6 +516,187 @@ def margin_ce_backward(cos: Array, labels: Array, lse: Array, weights: Optional[
     w = _input(weights, "weights")
     _no_overlap("margin_ce_backward", out, "grad_cos", cos=c, labels=y, lse=s, weights=w)
     _core.margin_ce_backward(c, y, _margin(margin), s, w, grad_scale, out, **_exec(c, stream))
+    return out
+
+
+# ---- the class-sharded head (Partial FC primitives, topofr/shard.hpp): CPU only ------------------------------
+def _cpu_only(fn: str, **arrays) -> None:
+    """The sharded primitives have no CUDA twin in this release: a CUDA array is a TypeError naming it."""
+    for name, a in arrays.items():
+        if a is not None and _is_cuda(a):
+            raise TypeError(f"topofr.{fn}: {name}: is a CUDA array, but the sharded primitives (shard_stats, "
+                            f"combine_shard_stats, ...) run on the CPU in this release (no CUDA twin yet): pass "
+                            f"CPU arrays")
+
+
+class ClassRange(NamedTuple):
+    """The classes [begin, end) of one rank (topofr::class_range)."""
+    begin: int
+    end: int
+
+    @property
+    def size(self) -> int:
+        return self.end - self.begin
+
+
+def _shard(shard, fn: str) -> ClassRange:
+    """A (begin, end) pair of integers (a ClassRange, a tuple); the C++ checks its values."""
+    if not isinstance(shard, (tuple, list)) or len(shard) != 2:
+        raise TypeError(f"topofr.{fn}: shard: expected a (begin, end) pair (topofr.shard_range's result), got "
+                        f"{type(shard).__name__}")
+    b = _integer(shard[0], fn, "shard", -2 ** 63, 2 ** 63 - 1)
+    e = _integer(shard[1], fn, "shard", -2 ** 63, 2 ** 63 - 1)
+    return ClassRange(b, e)
+
+
+def shard_range(classes: int, world: int, rank: int) -> ClassRange:
+    """insightface's split of `classes` over `world` ranks: rank r owns classes // world + (r < classes % world)
+    classes, from (classes // world) * r + min(r, classes % world). Errors: world < 1, rank outside [0, world),
+    classes < world ("world > number of classes")."""
+    args = [_integer(v, "shard_range", k, -2 ** 63, 2 ** 63 - 1)
+            for k, v in (("classes", classes), ("world", world), ("rank", rank))]
+    return ClassRange(*_core.shard_range(*args))
+
+
+def localize_labels(labels: Array, shard, classes: int, *, out: Optional[Array] = None) -> Array:
+    """Global labels (N,) int32/int64 to this shard's: a class y in shard = (begin, end) -> y - begin, a class in
+    [0, classes) on another shard -> -1, -1 and ignore_label (-100) unchanged; any other value is an error naming
+    the element (checked before anything is written, so out may be labels itself)."""
+    fn = "localize_labels"
+    _cpu_only(fn, labels=labels, out=out)
+    y = _input(labels, "labels")
+    sh = _shard(shard, fn)
+    out = _output(out, "out") if out is not None else _empty(y, _shape(y), "like")
+    _core.localize_labels(y, sh.begin, sh.end, _integer(classes, fn, "classes", -2 ** 63, 2 ** 63 - 1), out)
+    return out
+
+
+class PartialFCSample(NamedTuple):
+    """partial_fc_sample's result: ``index`` (C_local,) int64, the sampled local classes in ascending order then
+    -1 (``index[:count]`` = ``classes``); ``labels`` (N,), each local label's position in the sample (the labels of
+    the N x count cosine matrix ``cos[:, classes]``; -1 and -100 unchanged); ``count``."""
+    index: Array
+    labels: Array
+    count: int
+
+    @property
+    def classes(self) -> Array:
+        """index[:count]: the sampled local classes, ascending."""
+        return self.index[:self.count]
+
+
+def partial_fc_sample(local_labels: Array, shard, *, num_sample: Optional[int] = None,
+                      sample_rate: Optional[float] = None, seed: int = 0, step: int = 0,
+                      out=None) -> PartialFCSample:
+    """Partial FC's class sample on one rank (insightface PartialFC_V2.sample): every local class that is some
+    row's target is kept, the other classes with the highest keys fill the sample up to num_sample (or
+    max(1, int(sample_rate * C_local)), insightface's count); count = max(num_sample, number of positives). Keys
+    come from a counter-based stream of (seed, shard.begin + j, step), so every rank can recompute every rank's
+    sample. local_labels: (N,) int32/int64 (localize_labels' output); shard: this rank's (begin, end).
+    out=(index (C_local,) int64, sampled_labels (N,) of local_labels' dtype; it may be local_labels itself)."""
+    fn = "partial_fc_sample"
+    _cpu_only(fn, local_labels=local_labels)
+    y = _input(local_labels, "local_labels")
+    sh = _shard(shard, fn)
+    if (num_sample is None) == (sample_rate is None):
+        raise TypeError(f"topofr.{fn}: num_sample: give exactly one of num_sample and sample_rate")
+    if num_sample is None:
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.floating)) or \
+                not 0.0 < float(sample_rate) <= 1.0:
+            raise Error(f"topofr.{fn}: sample_rate: must be in (0, 1], got {sample_rate!r}")
+        num_sample = max(1, int(float(sample_rate) * max(sh.size, 0)))
+    num_sample = _integer(num_sample, fn, "num_sample", -2 ** 63, 2 ** 63 - 1)
+    seed, step = _integer(seed, fn, "seed", 0, _U64), _integer(step, fn, "step", 0, _U64)
+    if out is not None:
+        index, sampled = (_output(o, "out") for o in _out_tuple(out, 2, fn, "(index, sampled_labels)"))
+        _cpu_only(fn, out=index)
+        _cpu_only(fn, out=sampled)
+    else:
+        index, sampled = _empty(y, (max(sh.size, 0),), "int64"), _empty(y, _shape(y), "like")
+    count = _core.partial_fc_sample(y, sh.begin, sh.end, num_sample, seed, step, index, sampled)
+    return PartialFCSample(index, sampled, int(count))
+
+
+def shard_stats(cos: Array, local_labels: Array, margin=CombinedMargin(), *, out: Optional[Array] = None) -> Array:
+    """Per-row softmax statistics of this shard's margin logits z (s f(cos) in the local label column, s cos
+    elsewhere), in double: an (N, 4) float64 array whose columns are [max, sum_exp, sum_exp_z, target] (C++
+    topofr::shard_row_stats; sum_exp_z = sum_j exp(z_j - max) (z_j - max); target = z_y, NaN when the row's label
+    is not local). cos: (N, C_local) float32/float64; local_labels: (N,) from localize_labels. out: an (N, 4)
+    float64 array with dense rows, written in place (the library writes the 4-double structs into it)."""
+    fn = "shard_stats"
+    _cpu_only(fn, cos=cos, local_labels=local_labels, out=out)
+    c, y = _input(cos, "cos"), _input(local_labels, "local_labels")
+    n = c.shape[0] if len(c.shape) == 2 else 0
+    out = _output(out, "out") if out is not None else _empty(c, (n, 4), "float64")
+    _no_overlap(fn, out, "stats", cos=c, local_labels=y)
+    _core.shard_stats(c, y, _margin(margin), out)
+    return out
+
+
+class ShardCombined(NamedTuple):
+    lse: Optional[Array]      # the global log-sum-exp of each row (for margin_ce_backward)
+    loss: Optional[Array]     # lse - target; 0 when the target is on no rank
+    p_gt: Optional[Array]     # exp(target - lse); 0 when the target is on no rank
+    entropy: Optional[Array]  # the eps = 0 entropy -sum_j p_j log p_j (shard_entropy_eps_partial for eps > 0)
+
+
+def _dtype_str(dtype) -> str:
+    name = str(getattr(dtype, "name", dtype)).replace("torch.", "")
+    if dtype in (float, "float") or name == "double":
+        name = "float64"
+    if name == "float":
+        name = "float32"
+    return name
+
+
+def combine_shard_stats(per_rank: Array, dtype: Any = "float64", *, out=None) -> ShardCombined:
+    """Combines the (W, N, 4) float64 statistics of W ranks (shard_stats' outputs stacked in rank order, e.g. an
+    all-gather) in rank order 0..W-1, so every rank gets bitwise the same result: per row lse, loss, p_gt and the
+    eps = 0 entropy, each (N,) of `dtype` ("float32"/"float64", a NumPy or torch dtype; the cosines' dtype), in
+    per_rank's framework. out=(lse, loss, p_gt, entropy): the caller's arrays, any of them None (not computed).
+    Errors: a non-finite max or sum_exp_z, sum_exp < 1, a row with a target on two ranks."""
+    fn = "combine_shard_stats"
+    _cpu_only(fn, per_rank=per_rank)
+    p = _input(per_rank, "per_rank")
+    shape = _shape(p)
+    if len(shape) == 3 and not _dense(p):
+        p = p.contiguous() if _is_torch(p) else np.ascontiguousarray(p)
+    n = shape[1] if len(shape) == 3 else 0
+    if out is None:
+        d = _dtype_str(dtype)
+        if d not in ("float32", "float64"):
+            raise TypeError(f"topofr.{fn}: dtype: expected float32 or float64, got {dtype!r}")
+        outs = tuple(_empty(p, (n,), d) for _ in range(4))
+    else:
+        outs = tuple(_output(o, "out") for o in _out_tuple(out, 4, fn, "(lse, loss, p_gt, entropy), any None"))
+        for o in outs:
+            _cpu_only(fn, out=o)
+    for o, name in zip(outs, ShardCombined._fields):
+        _no_overlap(fn, o, name, per_rank=p)
+    _core.combine_shard_stats(p, *outs)
+    return ShardCombined(*outs)
+
+
+def _dense(a) -> bool:
+    """C-contiguous (the layout combine_shard_stats reads the W x N structs in)."""
+    if _is_torch(a):
+        return a.is_contiguous()
+    return isinstance(a, np.ndarray) and a.flags.c_contiguous
+
+
+def shard_entropy_eps_partial(cos: Array, local_labels: Array, lse_global: Array, margin=CombinedMargin(), *,
+                              entropy_eps: float = 1e-5, out: Optional[Array] = None) -> Array:
+    """This shard's part of the eps > 0 entropy -sum_j p_j log(p_j + eps), which needs the global lse:
+    partial_i = sum_{j local} p_ij log(p_ij + eps), p_ij = exp(z_ij - lse_global_i), in float64 (N,). Sum it over
+    the ranks (an all-reduce) and negate to get the entropy. lse_global: combine_shard_stats' lse, cos's dtype.
+    (C++: the argument is `eps`.)"""
+    fn = "shard_entropy_eps_partial"
+    _cpu_only(fn, cos=cos, local_labels=local_labels, lse_global=lse_global, out=out)
+    c, y, s = _input(cos, "cos"), _input(local_labels, "local_labels"), _input(lse_global, "lse_global")
+    n = c.shape[0] if len(c.shape) == 2 else 0
+    out = _output(out, "out") if out is not None else _empty(c, (n,), "float64")
+    _no_overlap(fn, out, "partial", cos=c, local_labels=y, lse_global=s)
+    _core.shard_entropy_eps_partial(c, y, _margin(margin), s, float(entropy_eps), out)
     return out
 
 

@@ -10,6 +10,8 @@ margin cross-entropy, the whole TopoFR objective), never a re-derivation by auto
   prediction entropies.
 * :class:`TopoFRLoss` -- the whole objective L = (1/N) sum_i omega_i L_arc,i + alpha L_sa in one library call.
 * :class:`RSP` -- random structure perturbation of an image batch (no gradient).
+* ``topofr.torch.distributed`` (a submodule, imported on first use of ``topofr.torch.distributed``):
+  ``ShardedMarginCE``, Partial FC's class-sharded margin head with SDS weights over ``torch.distributed``.
 
 Inputs are float32 or float64 tensors (the outputs have the inputs' dtype); labels int32 or int64. CPU tensors
 are seen zero-copy through DLPack; CUDA tensors are passed through as they are (an extension built without CUDA
@@ -76,9 +78,13 @@ def _grad_wanted(t: Tensor) -> bool:
     return torch.is_grad_enabled() and t.requires_grad
 
 
-def _margin_tuple(margin: Any) -> Tuple[float, float, float, float]:
+#: (s, m1, m2, m3, straight_through): a CombinedMargin as plain values (what a custom op's arguments can be).
+MarginTuple = Tuple[float, float, float, float, bool]
+
+
+def _margin_tuple(margin: Any) -> MarginTuple:
     m = margin if isinstance(margin, CombinedMargin) else CombinedMargin(*margin)
-    return (float(m.s), float(m.m1), float(m.m2), float(m.m3))
+    return (float(m.s), float(m.m1), float(m.m2), float(m.m3), bool(m.straight_through))
 
 
 def _check_tensor(t: Any, fn: str, name: str) -> None:
@@ -96,7 +102,7 @@ def _isa_kernel(x: Tensor, z: Tensor, variant: str, reduction: str, x_scale: flo
     return loss, r.grad_x, r.grad_z
 
 
-def _margin_ce_kernel(cos: Tensor, labels: Tensor, margin: Tuple[float, float, float, float],
+def _margin_ce_kernel(cos: Tensor, labels: Tensor, margin: MarginTuple,
                       entropy_eps: float) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     """Per-row (loss, entropy, p_gt, lse), each (N,) in cos's dtype."""
     f = _tf.margin_ce_forward(cos, labels, CombinedMargin(*margin), entropy_eps=entropy_eps)
@@ -104,7 +110,7 @@ def _margin_ce_kernel(cos: Tensor, labels: Tensor, margin: Tuple[float, float, f
 
 
 def _margin_ce_backward_kernel(cos: Tensor, labels: Tensor, lse: Tensor, grad_loss: Tensor,
-                               margin: Tuple[float, float, float, float]) -> Tensor:
+                               margin: MarginTuple) -> Tensor:
     """grad_cos[i, j] = grad_loss[i] * d loss_i / d cos[i, j] (the library's pass 2, grad_scale = 1)."""
     return _tf.margin_ce_backward(cos, labels, lse, grad_loss.to(cos.dtype), CombinedMargin(*margin), grad_scale=1.0)
 
@@ -158,9 +164,10 @@ class _ISAFunction(torch.autograd.Function):
 class _MarginCEFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, cos: Tensor, labels: Tensor, s: float, m1: float, m2: float, m3: float,
-                entropy_eps: float):  # type: ignore[override]
-        loss, entropy, p_gt, lse = _margin_ce_kernel(cos, labels, (s, m1, m2, m3), entropy_eps)
-        ctx.margin = (s, m1, m2, m3)
+                straight_through: bool, entropy_eps: float):  # type: ignore[override]
+        margin = (s, m1, m2, m3, straight_through)
+        loss, entropy, p_gt, lse = _margin_ce_kernel(cos, labels, margin, entropy_eps)
+        ctx.margin = margin
         ctx.save_for_backward(cos, labels)
         ctx.lse = lse
         ctx.mark_non_differentiable(entropy, p_gt)
@@ -171,7 +178,7 @@ class _MarginCEFunction(torch.autograd.Function):
     def backward(ctx: Any, grad_loss: Tensor, grad_entropy: Any, grad_p_gt: Any):  # type: ignore[override]
         cos, labels = ctx.saved_tensors
         g = _margin_ce_backward_kernel(cos, labels, ctx.lse, grad_loss, ctx.margin)
-        return g, None, None, None, None, None, None
+        return g, None, None, None, None, None, None, None
 
 
 class _ObjectiveFunction(torch.autograd.Function):
@@ -224,33 +231,33 @@ if _HAS_CUSTOM_OP:  # pragma: no cover - only on torch >= 2.4
 
     @torch.library.custom_op("topofr::margin_ce", mutates_args=())
     def _margin_ce_op(cos: Tensor, labels: Tensor, s: float, m1: float, m2: float, m3: float,
-                      entropy_eps: float) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        return _margin_ce_kernel(cos, labels, (s, m1, m2, m3), entropy_eps)
+                      straight_through: bool, entropy_eps: float) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        return _margin_ce_kernel(cos, labels, (s, m1, m2, m3, straight_through), entropy_eps)
 
     @_margin_ce_op.register_fake
-    def _(cos, labels, s, m1, m2, m3, entropy_eps):
+    def _(cos, labels, s, m1, m2, m3, straight_through, entropy_eps):
         n = cos.shape[0]
         return tuple(cos.new_empty((n,)) for _ in range(4))
 
     def _margin_ce_setup(ctx, inputs, output):
-        ctx.margin = tuple(inputs[2:6])
+        ctx.margin = tuple(inputs[2:7])
         ctx.save_for_backward(inputs[0], inputs[1], output[3])
 
     @once_differentiable  # the library has no second derivatives
     def _margin_ce_backward(ctx, grad_loss, _ge, _gp, _gl):
         cos, labels, lse = ctx.saved_tensors
         return (torch.ops.topofr.margin_ce_backward(cos, labels, lse, grad_loss, *ctx.margin),
-                None, None, None, None, None, None)
+                None, None, None, None, None, None, None)
 
     _margin_ce_op.register_autograd(_margin_ce_backward, setup_context=_margin_ce_setup)
 
     @torch.library.custom_op("topofr::margin_ce_backward", mutates_args=())
     def _margin_ce_backward_op(cos: Tensor, labels: Tensor, lse: Tensor, grad_loss: Tensor, s: float, m1: float,
-                               m2: float, m3: float) -> Tensor:
-        return _margin_ce_backward_kernel(cos, labels, lse, grad_loss.contiguous(), (s, m1, m2, m3))
+                               m2: float, m3: float, straight_through: bool) -> Tensor:
+        return _margin_ce_backward_kernel(cos, labels, lse, grad_loss.contiguous(), (s, m1, m2, m3, straight_through))
 
     @_margin_ce_backward_op.register_fake
-    def _(cos, labels, lse, grad_loss, s, m1, m2, m3):
+    def _(cos, labels, lse, grad_loss, s, m1, m2, m3, straight_through):
         return cos.new_empty(cos.shape)
 
     @torch.library.custom_op("topofr::sds_weights", mutates_args=())
@@ -343,7 +350,9 @@ def margin_ce(cos: Tensor, labels: Tensor, margin: Union[CombinedMargin, Tuple[f
 
     cos: (N, C) cosines, float32 or float64; labels: (N,) int32 or int64, each a class in [0, C), -1 or
     ``topofr.ignore_label`` (-100). The logits are s * cos, with s * (cos(m1 theta + m2) - m3) in each row's label
-    column (``margin``, a topofr.CombinedMargin; the default is ArcFace s = 64, m = 0.5, as in TopoFR).
+    column (``margin``, a topofr.CombinedMargin; the default is ArcFace s = 64, m = 0.5, as in TopoFR). With
+    ``margin.straight_through`` the target column's gradient is s instead of s f'(cos) (insightface's arcface_torch
+    applies the margin under torch.no_grad()); the forward is the same.
 
     -100 (``topofr.ignore_label``, PyTorch's default ignore_index) ignores the row: loss 0, p_gt 0, no gradient.
     -1 means "the target class lives on another shard" (insightface Partial FC): loss 0 and p_gt 0 here, but the
@@ -358,11 +367,11 @@ def margin_ce(cos: Tensor, labels: Tensor, margin: Union[CombinedMargin, Tuple[f
     """
     _check_tensor(cos, "margin_ce", "cos")
     _check_tensor(labels, "margin_ce", "labels")
-    s, m1, m2, m3 = _margin_tuple(margin)
+    s, m1, m2, m3, st = _margin_tuple(margin)
     if custom_ops_enabled():
-        loss, entropy, p_gt, _ = torch.ops.topofr.margin_ce(cos, labels, s, m1, m2, m3, float(entropy_eps))
+        loss, entropy, p_gt, _ = torch.ops.topofr.margin_ce(cos, labels, s, m1, m2, m3, st, float(entropy_eps))
         return loss, entropy.detach(), p_gt.detach()
-    return _MarginCEFunction.apply(cos, labels, s, m1, m2, m3, float(entropy_eps))
+    return _MarginCEFunction.apply(cos, labels, s, m1, m2, m3, st, float(entropy_eps))
 
 
 class MarginCEStats(NamedTuple):
@@ -535,3 +544,11 @@ class RSP(nn.Module):
 
     def extra_repr(self) -> str:
         return f"probability={self.probability}, seed={self.seed}"
+
+
+def __getattr__(name: str) -> Any:
+    """``topofr.torch.distributed`` (the class-sharded head over torch.distributed) is imported on first use."""
+    if name == "distributed":
+        import importlib
+        return importlib.import_module(".distributed", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
