@@ -1,7 +1,7 @@
-// tests/emu/cub/device/device_scan.cuh — cub::DeviceScan::ExclusiveSum / InclusiveSum for the SIMT emulator:
-// CUB's two-phase interface (d_temp_storage == nullptr only sets temp_storage_bytes), run at once on the
-// host, left to right, accumulating in the input's value type (CUB's accumulator for Sum without an
-// initial value). In place (d_out == d_in) works, as in CUB.
+// tests/emu/cub/device/device_scan.cuh — cub::DeviceScan::ExclusiveSum / InclusiveSum / ExclusiveScan (with
+// an operator and an initial value) for the SIMT emulator: CUB's two-phase interface (d_temp_storage ==
+// nullptr only sets temp_storage_bytes), run at once on the host, left to right, accumulating in the input's
+// value type (the initial value's for ExclusiveScan). In place (d_out == d_in) works, as in CUB.
 #pragma once
 
 #include <cstddef>
@@ -22,6 +22,24 @@ struct DeviceScan {
   static cudaError_t InclusiveSum(void* d_temp_storage, std::size_t& temp_storage_bytes, InputIteratorT d_in,
                                   OutputIteratorT d_out, NumItemsT num_items, cudaStream_t = 0) {
     return scan(d_temp_storage, temp_storage_bytes, d_in, d_out, num_items, true);
+  }
+
+  template <class InputIteratorT, class OutputIteratorT, class ScanOpT, class InitValueT, class NumItemsT>
+  static cudaError_t ExclusiveScan(void* d_temp_storage, std::size_t& temp_storage_bytes, InputIteratorT d_in,
+                                   OutputIteratorT d_out, ScanOpT scan_op, InitValueT init_value, NumItemsT num_items,
+                                   cudaStream_t = 0) {
+    if (!d_temp_storage) {
+      temp_storage_bytes = temp_bytes;
+      return cudaSuccess;
+    }
+    if (temp_storage_bytes < temp_bytes || num_items < 0) return cudaErrorInvalidValue;
+    InitValueT acc = init_value;
+    for (NumItemsT k = 0; k < num_items; ++k) {
+      const auto v = d_in[k];
+      d_out[k] = acc;
+      acc = scan_op(acc, v);
+    }
+    return cudaSuccess;
   }
 
  private:
