@@ -4,8 +4,12 @@
 // statistics between ranks (an all-gather of shard_row_stats, or the all-reduces of Partial FC); nothing
 // here communicates. The backward needs no new function: margin_ce_backward with the local labels and the
 // combined lse is the sharded backward (docs/api.md). partial_fc_sample draws Partial FC's class sample from
-// a counter-based stream, so that any rank can recompute any rank's sample. CPU only; no CUDA twin yet.
+// a counter-based stream, so that any rank can recompute any rank's sample. CUDA twins: topofr/cuda/shard.cuh;
+// what both evaluate per element or per row (the logit, the sample key, the label map, the rank combine) is
+// written once below as TOPOFR_HD code, and the host argument checks once as templates over the memory space.
 #pragma once
+
+#include <math.h>  // ::exp, ::log, ::fma, ::isfinite, ::isnan: callable from host and device code
 
 #include <algorithm>
 #include <cmath>
@@ -26,7 +30,7 @@ namespace topofr {
 /// The classes [begin, end) of one rank.
 struct class_range {
   index_t begin, end;
-  index_t size() const { return end - begin; }
+  TOPOFR_HD index_t size() const { return end - begin; }
 };
 
 /// insightface's split of C classes over W ranks: rank r owns C/W + (r < C%W) classes, starting at
@@ -42,34 +46,80 @@ inline class_range shard_range(index_t classes, index_t world, index_t rank) {
   return class_range{begin, begin + q + (rank < r ? 1 : 0)};
 }
 
-/// Global labels to this shard's labels: a class y in the shard -> y - shard.begin; a class in [0, classes)
-/// outside it -> -1 (target on another shard); -1 and ignore_label (-100) stay as they are. Any other value
-/// is an error (naming the index and the value), detected before anything is written: local may alias labels.
-template <class L>
-void localize_labels(cpu_t, vector_view<const detail::identity_t<L>> labels, class_range shard, index_t classes,
-                     vector_view<L> local) {
+namespace detail {
+namespace shard {
+
+/// A global label to this shard's label (the label already checked by arc::label_ok(y, classes)): a class in
+/// the shard -> y - begin, a class elsewhere -> -1; -1 and ignore_label (-100) stay.
+TOPOFR_HD inline index_t localize(index_t y, index_t begin, index_t end) {
+  return y >= 0 ? ((y >= begin && y < end) ? y - begin : index_t(-1)) : y;
+}
+
+/// The host-side checks of localize_labels (CPU and CUDA; the label values are checked where they are read).
+template <class L, class S>
+void check_localize_args(const char* fn, const vector_view<const L, S>& labels, class_range shard, index_t classes,
+                         const vector_view<L, S>& local) {
   static_assert(std::is_same<L, std::int32_t>::value || std::is_same<L, std::int64_t>::value,
                 "localize_labels: labels must be int32 or int64");
-  constexpr const char* fn = "localize_labels";
   detail::check_view(labels, fn, "labels");
   detail::check_size(local, labels.size(), fn, "local");
   detail::require(classes >= 1, fn, "classes", "must be >= 1, got ", classes);
   detail::require(shard.begin >= 0 && shard.begin <= shard.end && shard.end <= classes, fn, "shard",
                   "expected 0 <= begin <= end <= classes = ", classes, ", got [", shard.begin, ", ", shard.end,
                   ")");
+}
+
+}  // namespace shard
+}  // namespace detail
+
+/// Global labels to this shard's labels: a class y in the shard -> y - shard.begin; a class in [0, classes)
+/// outside it -> -1 (target on another shard); -1 and ignore_label (-100) stay as they are. Any other value
+/// is an error (naming the index and the value), detected before anything is written: local may alias labels.
+template <class L>
+void localize_labels(cpu_t, vector_view<const detail::identity_t<L>> labels, class_range shard, index_t classes,
+                     vector_view<L> local) {
+  constexpr const char* fn = "localize_labels";
+  detail::shard::check_localize_args<L>(fn, labels, shard, classes, local);
   const index_t n = labels.size();
   for (index_t i = 0; i < n; ++i) {
     const index_t y = static_cast<index_t>(labels[i]);
-    detail::require((y >= 0 && y < classes) || y == -1 || y == static_cast<index_t>(ignore_label), fn, "labels",
-                    "element ", i, " is ", y, ", expected -1, -100 (ignored) or a class in [0, ", classes, ")");
+    detail::require(detail::arc::label_ok(y, classes), fn, "labels", "element ", i, " is ", y,
+                    ", expected -1, -100 (ignored) or a class in [0, ", classes, ")");
   }
-  for (index_t i = 0; i < n; ++i) {
-    const index_t y = static_cast<index_t>(labels[i]);
-    index_t out = y;  // -1, -100
-    if (y >= 0) out = (y >= shard.begin && y < shard.end) ? y - shard.begin : -1;
-    local[i] = static_cast<L>(out);
-  }
+  for (index_t i = 0; i < n; ++i)
+    local[i] = static_cast<L>(detail::shard::localize(static_cast<index_t>(labels[i]), shard.begin, shard.end));
 }
+
+namespace detail {
+namespace shard {
+
+/// The sample key of a positive class: above every uniform key in [0, 1).
+constexpr double positive_key = 2.0;
+
+/// The sample key of the non-positive class `global_class` (shard.begin + j) at (seed, step).
+TOPOFR_HD inline double sample_key(std::uint64_t seed, index_t global_class, std::uint64_t step) {
+  return counter_rng(seed, static_cast<std::uint64_t>(global_class) + (std::uint64_t(1) << 32), step).uniform();
+}
+
+/// The host-side checks of partial_fc_sample (CPU and CUDA; the label values are checked where they are read).
+template <class L, class S>
+void check_sample_args(const char* fn, const vector_view<const L, S>& local_labels, class_range shard,
+                       index_t num_sample, const vector_view<index_t, S>& index,
+                       const vector_view<L, S>& sampled_labels) {
+  static_assert(std::is_same<L, std::int32_t>::value || std::is_same<L, std::int64_t>::value,
+                "partial_fc_sample: labels must be int32 or int64");
+  detail::check_view(local_labels, fn, "local_labels");
+  detail::require(shard.begin >= 0 && shard.end > shard.begin, fn, "shard", "expected 0 <= begin < end, got [",
+                  shard.begin, ", ", shard.end, ")");
+  const index_t c = shard.size(), n = local_labels.size();
+  detail::require(num_sample >= 1 && num_sample <= c, fn, "num_sample", "must be in [1, ", c,
+                  "] (the shard's classes), got ", num_sample);
+  detail::check_size(index, c, fn, "index");
+  detail::check_size(sampled_labels, n, fn, "sampled_labels");
+}
+
+}  // namespace shard
+}  // namespace detail
 
 /// Partial FC's class sample on one rank (partial_fc_v2.py, PartialFC_V2.sample): every local class that is
 /// some row's target (a positive) is kept, and the other classes with the highest keys fill the sample up to
@@ -84,30 +134,22 @@ template <class L>
 index_t partial_fc_sample(cpu_t, vector_view<const detail::identity_t<L>> local_labels, class_range shard,
                           index_t num_sample, std::uint64_t seed, std::uint64_t step, vector_view<index_t> index,
                           vector_view<L> sampled_labels) {
-  static_assert(std::is_same<L, std::int32_t>::value || std::is_same<L, std::int64_t>::value,
-                "partial_fc_sample: labels must be int32 or int64");
   constexpr const char* fn = "partial_fc_sample";
-  detail::check_view(local_labels, fn, "local_labels");
-  detail::require(shard.begin >= 0 && shard.end > shard.begin, fn, "shard", "expected 0 <= begin < end, got [",
-                  shard.begin, ", ", shard.end, ")");
+  detail::shard::check_sample_args<L>(fn, local_labels, shard, num_sample, index, sampled_labels);
   const index_t c = shard.size(), n = local_labels.size();
-  detail::require(num_sample >= 1 && num_sample <= c, fn, "num_sample", "must be in [1, ", c,
-                  "] (the shard's classes), got ", num_sample);
-  detail::check_size(index, c, fn, "index");
-  detail::check_size(sampled_labels, n, fn, "sampled_labels");
   std::vector<double> key(static_cast<std::size_t>(c));
   for (index_t i = 0; i < n; ++i) {
     const index_t y = static_cast<index_t>(local_labels[i]);
     detail::require((y >= 0 && y < c) || y == -1 || y == static_cast<index_t>(ignore_label), fn, "local_labels",
                     "element ", i, " is ", y, ", expected -1, -100 (ignored) or a local class in [0, ", c, ")");
-    if (y >= 0) key[static_cast<std::size_t>(y)] = 2.0;  // positives: above every uniform key
+    if (y >= 0) key[static_cast<std::size_t>(y)] = detail::shard::positive_key;
   }
   std::vector<index_t> order(static_cast<std::size_t>(c));
   index_t positives = 0;
   for (index_t j = 0; j < c; ++j) {
     auto& k = key[static_cast<std::size_t>(j)];
-    if (k == 2.0) ++positives;
-    else k = counter_rng(seed, static_cast<std::uint64_t>(shard.begin + j) + (std::uint64_t(1) << 32), step).uniform();
+    if (k == detail::shard::positive_key) ++positives;
+    else k = detail::shard::sample_key(seed, shard.begin + j, step);
     order[static_cast<std::size_t>(j)] = j;
   }
   const index_t count = std::max(num_sample, positives);
@@ -147,17 +189,123 @@ struct shard_row_stats {
 namespace detail {
 namespace shard {
 
-/// The logits of row i of a shard in double: z_j = s c_j (s rounded to T, as the head does), and
-/// s f(c_y) in the label column. Calls op(j, z_j) for every j; false when a cosine is out of [-1, 1].
+/// The margin logit of one element in double: s f(x) in the label column, s x elsewhere (s rounded to T, as
+/// the head does). The same code on the host and on the device.
+TOPOFR_HD inline double logit(const arc::margin_fn& mf, double x, bool label_column) {
+  return label_column ? mf.s * mf.f(x) : mf.s * x;
+}
+
+/// The logits of row i of a shard in double (logit above). Calls op(j, z_j) for every j; false when a
+/// cosine is out of [-1, 1].
 template <class T, class L, class Op>
 bool row_logits(const arc::margin_fn& mf, const T* ci, index_t c, index_t y, Op op) {
   bool ok = true;
   for (index_t j = 0; j < c; ++j) {
     const double x = static_cast<double>(ci[j]);
     ok &= std::fabs(x) <= 1.0;
-    op(j, j == y ? mf.s * mf.f(x) : mf.s * x);
+    op(j, logit(mf, x, j == y));
   }
   return ok;
+}
+
+/// The host-side checks of shard_stats (CPU and CUDA; the values of cos and labels are checked where they
+/// are read). Returns the checked margin function.
+template <class T, class InC, class L, class S>
+arc::margin_fn check_stats_args(const char* fn, const combined_margin& m, const matrix_view<InC, S>& cos,
+                                const vector_view<L, S>& local_labels, const vector_view<shard_row_stats, S>& stats) {
+  const auto mf = arc::checked_margin<T>(m, fn);
+  arc::check_cos_view(cos, fn);
+  arc::check_label_size(local_labels, cos.rows(), fn);
+  detail::check_size(stats, cos.rows(), fn, "stats");
+  return mf;
+}
+
+/// The host-side checks of shard_entropy_eps_partial (CPU and CUDA; the values of cos, labels and lse_global
+/// are checked where they are read). Returns the checked margin function.
+template <class T, class InC, class L, class InS, class S>
+arc::margin_fn check_eps_partial_args(const char* fn, const combined_margin& m, const matrix_view<InC, S>& cos,
+                                      const vector_view<L, S>& local_labels, const vector_view<InS, S>& lse_global,
+                                      double eps, const vector_view<double, S>& partial) {
+  const auto mf = arc::checked_margin<T>(m, fn);
+  arc::check_entropy_eps<T>(eps, fn);
+  arc::check_cos_view(cos, fn);
+  const index_t n = cos.rows();
+  arc::check_label_size(local_labels, n, fn);
+  detail::check_size(lse_global, n, fn, "lse_global");
+  detail::check_size(partial, n, fn, "partial");
+  return mf;
+}
+
+/// The host-side checks of combine_shard_stats (CPU and CUDA). per_rank: a pointer to world x n stats.
+template <class T, class S>
+void check_combine_args(const char* fn, const shard_row_stats* per_rank, index_t world, index_t n,
+                        const vector_view<T, S>& lse, const vector_view<T, S>& loss, const vector_view<T, S>& p_gt,
+                        const vector_view<T, S>& entropy) {
+  static_assert(detail::is_real_v<T>, "combine_shard_stats: float or double");
+  detail::require(world >= 1, fn, "world", "must be >= 1, got ", world);
+  detail::require(n >= 0, fn, "n", "must be >= 0, got ", n);
+  detail::require(per_rank != nullptr || n == 0, fn, "per_rank", "null pointer for ", world, " x ", n, " stats");
+  if (!lse.empty()) detail::check_size(lse, n, fn, "lse");
+  if (!loss.empty()) detail::check_size(loss, n, fn, "loss");
+  if (!p_gt.empty()) detail::check_size(p_gt, n, fn, "p_gt");
+  if (!entropy.empty()) detail::check_size(entropy, n, fn, "entropy");
+}
+
+/// One row of combine_shard_stats, or why it cannot be combined.
+struct combined_row {
+  double lse, loss, p_gt, entropy;
+};
+enum combine_fault : int {
+  combine_ok = 0,
+  combine_bad_stats,    // rank `rank`: max, sum_exp >= 1, sum_exp_z not all finite
+  combine_two_targets,  // targets on ranks `other` and `rank`
+  combine_bad_target,   // rank `rank`: target not finite (and not NaN)
+};
+
+/// Combines row i of the W x n stats in rank order 0, 1, ..., W-1 (see combine_shard_stats). The CPU loop
+/// and the CUDA kernel both call this very function. Every multiply-add is an explicit fma (one rounding,
+/// the same on every compiler and on the device, which would otherwise contract a * b + c as it likes),
+/// so the arithmetic is bitwise the same everywhere; exp and log are the platform's (the C library's on
+/// the host, CUDA's on the device), so host and device may differ in the last bits where those do.
+/// On a fault, returns it with the rank(s) concerned and leaves `out` unset.
+TOPOFR_HD inline combine_fault combine_row(const shard_row_stats* per_rank, index_t world, index_t n, index_t i,
+                                           combined_row& out, index_t& rank, index_t& other) {
+  double mx = -HUGE_VAL, target = 0.0;
+  index_t owner = -1;
+  for (index_t r = 0; r < world; ++r) {
+    const shard_row_stats& st = per_rank[r * n + i];
+    if (!(::isfinite(st.max) && ::isfinite(st.sum_exp) && st.sum_exp >= 1.0 && ::isfinite(st.sum_exp_z))) {
+      rank = r;
+      return combine_bad_stats;
+    }
+    mx = mx < st.max ? st.max : mx;  // std::max(mx, st.max)
+    if (!::isnan(st.target)) {
+      if (owner >= 0) {
+        rank = r, other = owner;
+        return combine_two_targets;
+      }
+      if (!::isfinite(st.target)) {
+        rank = r;
+        return combine_bad_target;
+      }
+      owner = r, target = st.target;
+    }
+  }
+  double s = 0.0, sz = 0.0;
+  for (index_t r = 0; r < world; ++r) {
+    const shard_row_stats& st = per_rank[r * n + i];
+    const double sh = st.max - mx, w = ::exp(sh);
+    s = ::fma(st.sum_exp, w, s);                             // s += sum_exp w
+    sz = ::fma(w, ::fma(sh, st.sum_exp, st.sum_exp_z), sz);  // sz += w (sum_exp_z + sh sum_exp)
+  }
+  const double log_s = ::log(s);
+  // loss = log S + (M - target): exact when the target is the maximum, no cancellation of two ~s terms.
+  const double l = owner >= 0 ? log_s + (mx - target) : 0.0;
+  out.lse = mx + log_s;
+  out.loss = l;
+  out.p_gt = owner >= 0 ? ::exp(-l) : 0.0;
+  out.entropy = log_s - sz / s;
+  return combine_ok;
 }
 
 }  // namespace shard
@@ -172,11 +320,8 @@ void shard_stats(cpu_t, matrix_view<InC> cos, vector_view<L> local_labels, const
   using T = std::remove_const_t<InC>;
   static_assert(detail::is_real_v<T>, "shard_stats: cos must be float or double");
   constexpr const char* fn = "shard_stats";
-  const auto mf = detail::arc::checked_margin<T>(m, fn);
-  detail::arc::check_cos_view(cos, fn);
+  const auto mf = detail::shard::check_stats_args<T>(fn, m, cos, local_labels, stats);
   const index_t n = cos.rows(), c = cos.cols();
-  detail::arc::check_label_size(local_labels, n, fn);
-  detail::check_size(stats, n, fn, "stats");
   detail::arc::check_labels(local_labels, n, c, fn);
   const double nan = std::numeric_limits<double>::quiet_NaN();
   // One thread per row, two sweeps in a fixed order: results do not depend on the thread count.
@@ -192,7 +337,7 @@ void shard_stats(cpu_t, matrix_view<InC> cos, vector_view<L> local_labels, const
       se += e;
       sez += e * d;
     });
-    stats[i] = shard_row_stats{mx, se, sez, y >= 0 ? mf.s * mf.f(static_cast<double>(ci[y])) : nan};
+    stats[i] = shard_row_stats{mx, se, sez, y >= 0 ? detail::shard::logit(mf, static_cast<double>(ci[y]), true) : nan};
     return true;
   });
 }
@@ -207,47 +352,29 @@ void shard_stats(cpu_t, matrix_view<InC> cos, vector_view<L> local_labels, const
 template <class T>
 void combine_shard_stats(const shard_row_stats* per_rank, index_t world, index_t n, vector_view<T> lse,
                          vector_view<T> loss = {}, vector_view<T> p_gt = {}, vector_view<T> entropy = {}) {
-  static_assert(detail::is_real_v<T>, "combine_shard_stats: float or double");
   constexpr const char* fn = "combine_shard_stats";
-  detail::require(world >= 1, fn, "world", "must be >= 1, got ", world);
-  detail::require(n >= 0, fn, "n", "must be >= 0, got ", n);
-  detail::require(per_rank != nullptr || n == 0, fn, "per_rank", "null pointer for ", world, " x ", n, " stats");
-  if (!lse.empty()) detail::check_size(lse, n, fn, "lse");
-  if (!loss.empty()) detail::check_size(loss, n, fn, "loss");
-  if (!p_gt.empty()) detail::check_size(p_gt, n, fn, "p_gt");
-  if (!entropy.empty()) detail::check_size(entropy, n, fn, "entropy");
+  detail::shard::check_combine_args(fn, per_rank, world, n, lse, loss, p_gt, entropy);
   // O(W N) work: serial, which also lets the checks throw where they find a bad row.
   for (index_t i = 0; i < n; ++i) {
-    double mx = -std::numeric_limits<double>::infinity(), target = std::numeric_limits<double>::quiet_NaN();
-    index_t owner = -1;
-    for (index_t r = 0; r < world; ++r) {
-      const shard_row_stats& st = per_rank[r * n + i];
-      detail::require(std::isfinite(st.max) && std::isfinite(st.sum_exp) && st.sum_exp >= 1.0 &&
-                          std::isfinite(st.sum_exp_z),
-                      fn, "per_rank", "rank ", r, " row ", i, ": max, sum_exp >= 1, sum_exp_z must be finite, got ",
-                      st.max, ", ", st.sum_exp, ", ", st.sum_exp_z);
-      mx = std::max(mx, st.max);
-      if (!std::isnan(st.target)) {
-        detail::require(owner < 0, fn, "per_rank", "row ", i, " has a target on ranks ", owner, " and ", r);
-        detail::require(std::isfinite(st.target), fn, "per_rank", "rank ", r, " row ", i,
-                        ": target is not finite, got ", st.target);
-        owner = r, target = st.target;
+    detail::shard::combined_row out;
+    index_t r = -1, other = -1;
+    switch (detail::shard::combine_row(per_rank, world, n, i, out, r, other)) {
+      case detail::shard::combine_ok:
+        break;
+      case detail::shard::combine_bad_stats: {
+        const shard_row_stats& st = per_rank[r * n + i];
+        detail::fail(fn, "per_rank", "rank ", r, " row ", i, ": max, sum_exp >= 1, sum_exp_z must be finite, got ",
+                     st.max, ", ", st.sum_exp, ", ", st.sum_exp_z);
       }
+      case detail::shard::combine_two_targets:
+        detail::fail(fn, "per_rank", "row ", i, " has a target on ranks ", other, " and ", r);
+      case detail::shard::combine_bad_target:
+        detail::fail(fn, "per_rank", "rank ", r, " row ", i, ": target is not finite, got ", per_rank[r * n + i].target);
     }
-    double s = 0.0, sz = 0.0;
-    for (index_t r = 0; r < world; ++r) {
-      const shard_row_stats& st = per_rank[r * n + i];
-      const double sh = st.max - mx, w = std::exp(sh);
-      s += st.sum_exp * w;
-      sz += w * (st.sum_exp_z + sh * st.sum_exp);
-    }
-    const double log_s = std::log(s);
-    // loss = log S + (M - target): exact when the target is the maximum, no cancellation of two ~s terms.
-    const double l = owner >= 0 ? log_s + (mx - target) : 0.0;
-    if (!lse.empty()) lse[i] = static_cast<T>(mx + log_s);
-    if (!loss.empty()) loss[i] = static_cast<T>(l);
-    if (!p_gt.empty()) p_gt[i] = static_cast<T>(owner >= 0 ? std::exp(-l) : 0.0);
-    if (!entropy.empty()) entropy[i] = static_cast<T>(log_s - sz / s);
+    if (!lse.empty()) lse[i] = static_cast<T>(out.lse);
+    if (!loss.empty()) loss[i] = static_cast<T>(out.loss);
+    if (!p_gt.empty()) p_gt[i] = static_cast<T>(out.p_gt);
+    if (!entropy.empty()) entropy[i] = static_cast<T>(out.entropy);
   }
 }
 
@@ -264,13 +391,8 @@ void shard_entropy_eps_partial(cpu_t, matrix_view<InC> cos, vector_view<L> local
   static_assert(detail::is_real_v<T> && std::is_same<std::remove_const_t<InS>, T>::value,
                 "shard_entropy_eps_partial: float or double, the same for cos and lse_global");
   constexpr const char* fn = "shard_entropy_eps_partial";
-  const auto mf = detail::arc::checked_margin<T>(m, fn);
-  detail::arc::check_entropy_eps<T>(eps, fn);
-  detail::arc::check_cos_view(cos, fn);
+  const auto mf = detail::shard::check_eps_partial_args<T>(fn, m, cos, local_labels, lse_global, eps, partial);
   const index_t n = cos.rows(), c = cos.cols();
-  detail::arc::check_label_size(local_labels, n, fn);
-  detail::check_size(lse_global, n, fn, "lse_global");
-  detail::check_size(partial, n, fn, "partial");
   detail::arc::check_labels(local_labels, n, c, fn);
   detail::arc::check_finite(lse_global, fn, "lse_global");
   detail::arc::for_rows(cos, fn, [&](index_t i) {

@@ -13,3 +13,4 @@
 #include "cuda/objective.cuh"    // cuda::objective<T>: L_cls + alpha L_sa on the device
 #include "cuda/persistence.cuh"  // VR 0-dim persistence pairs
 #include "cuda/rsp.cuh"          // random structure perturbation
+#include "cuda/shard.cuh"        // class-sharded head primitives (Partial FC)
