@@ -195,6 +195,29 @@ TOPOFR_HD inline double logit(const arc::margin_fn& mf, double x, bool label_col
   return label_column ? mf.s * mf.f(x) : mf.s * x;
 }
 
+/// se += sum_j exp(d_j), sez += sum_j exp(d_j) d_j over [b, e), with d_j = s c_j - mx <= 0 in double: eight
+/// double lanes, each its own accumulator, so the loop vectorises without reassociation (and its order
+/// does not depend on the SIMD width); fastmath::exp_finite is within 2 ulp of the C library's exp.
+template <class T>
+void exp_sums(const T* c, index_t b, index_t e, double s, double mx, double& se, double& sez) {
+  constexpr index_t W = 8;
+  double a[W], az[W];
+  for (index_t l = 0; l < W; ++l) a[l] = 0.0, az[l] = 0.0;
+  index_t j = b;
+  for (; j + W <= e; j += W)
+    for (index_t l = 0; l < W; ++l) {
+      const double d = s * static_cast<double>(c[j + l]) - mx, x = fastmath::exp_finite(d);
+      a[l] += x;
+      az[l] += x * d;
+    }
+  for (; j < e; ++j) {
+    const double d = s * static_cast<double>(c[j]) - mx, x = fastmath::exp_finite(d);
+    a[0] += x;
+    az[0] += x * d;
+  }
+  for (index_t l = 0; l < W; ++l) se += a[l], sez += az[l];
+}
+
 /// The logits of row i of a shard in double (logit above). Calls op(j, z_j) for every j; false when a
 /// cosine is out of [-1, 1].
 template <class T, class L, class Op>
@@ -324,20 +347,29 @@ void shard_stats(cpu_t, matrix_view<InC> cos, vector_view<L> local_labels, const
   const index_t n = cos.rows(), c = cos.cols();
   detail::arc::check_labels(local_labels, n, c, fn);
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  // One thread per row, two sweeps in a fixed order: results do not depend on the thread count.
+  // One thread per row, two sweeps in a fixed order: results do not depend on the thread count. The
+  // logits are s c_j in double (s f(c_y) at the label), as the head forms them; the max is taken over the
+  // cosines (s > 0: the same maximum) and the sums in lanes, so both sweeps vectorise.
+  const double inf = std::numeric_limits<double>::infinity();
   detail::arc::for_rows(cos, fn, [&](index_t i) {
     const T* ci = cos.row(i);
     const index_t y = static_cast<index_t>(local_labels[i]);
-    double mx = -std::numeric_limits<double>::infinity();
-    const bool ok = detail::shard::row_logits<T, L>(mf, ci, c, y, [&](index_t, double z) { mx = std::max(mx, z); });
+    const index_t split = y >= 0 ? y : c;
+    T mc = -std::numeric_limits<T>::infinity();
+    bool ok = detail::arc::max_checked(ci, 0, split, mc);
+    if (y >= 0) ok &= detail::arc::max_checked(ci, y + 1, c, mc) && std::fabs(ci[y]) <= T(1);
     if (!ok) return false;
+    const double zy = y >= 0 ? detail::shard::logit(mf, static_cast<double>(ci[y]), true) : -inf;
+    const double mx = std::max(mf.s * static_cast<double>(mc), zy);
     double se = 0.0, sez = 0.0;
-    detail::shard::row_logits<T, L>(mf, ci, c, y, [&](index_t, double z) {
-      const double d = z - mx, e = std::exp(d);
+    detail::shard::exp_sums(ci, 0, split, mf.s, mx, se, sez);
+    if (y >= 0) {
+      detail::shard::exp_sums(ci, y + 1, c, mf.s, mx, se, sez);
+      const double d = zy - mx, e = std::exp(d);
       se += e;
       sez += e * d;
-    });
-    stats[i] = shard_row_stats{mx, se, sez, y >= 0 ? detail::shard::logit(mf, static_cast<double>(ci[y]), true) : nan};
+    }
+    stats[i] = shard_row_stats{mx, se, sez, y >= 0 ? zy : nan};
     return true;
   });
 }
