@@ -235,6 +235,10 @@ c10::intrusive_ptr<c10d::ProcessGroupGloo> make_group(int rank, int world, int p
       if (rank == victim) std::fflush(stdout), std::_Exit(3);
       all_gather_rows(*pg, torch::zeros({2, 3}));
       std::printf("no error after rank %d died\n", victim);
+    } else if (scenario == "stalled") {  // alive but absent: the group's 3 s timeout must end the wait
+      if (rank == world - 1) std::this_thread::sleep_for(std::chrono::seconds(8)), std::fflush(stdout), std::_Exit(4);
+      all_gather_rows(*pg, torch::zeros({2, 3}));
+      std::printf("no error while rank %d stalled\n", world - 1);
     }
     pg->barrier()->wait();
   } catch (const std::exception& e) {
@@ -381,6 +385,16 @@ TEST_CASE("sharded head: a rank that dies before a collective -> the others fail
     }
     CHECK(r.seconds < 20.0);
   }
+}
+
+TEST_CASE("sharded head: a rank that stalls -> the others fail at the group's timeout, no hang") {
+  const launch_result r = launch(2, "stalled", 30.0);
+  INFO(report(r));
+  CHECK(r.rc[1] == 4);
+  CHECK(r.rc[0] == 1);
+  CHECK(r.out[0].find("error: all_gather_rows: all-gather of the shape of local failed on rank 0 of 2") !=
+        std::string::npos);
+  CHECK(r.seconds < 20.0);
 }
 
 TEST_CASE("ShardedClassifier: argument errors name the argument") {
