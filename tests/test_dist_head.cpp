@@ -220,7 +220,8 @@ c10::intrusive_ptr<c10d::ProcessGroupGloo> make_group(int rank, int world, int p
   int rc = 0;
   try {
     torch::set_num_threads(1);
-    const auto timeout = std::chrono::milliseconds(scenario == "cases" ? 20000 : 3000);
+    // Short timeouts where a rank dies or stalls; long ones where a wait would mean a failure of the head.
+    const auto timeout = std::chrono::milliseconds(scenario == "cases" || scenario == "bad_cos" ? 20000 : 3000);
     const auto pg = make_group(rank, world, port, timeout);
     if (scenario == "cases") {
       for (const spec& sp : cases(world)) rc |= run_case(*pg, sp) ? 0 : 2;
@@ -235,6 +236,11 @@ c10::intrusive_ptr<c10d::ProcessGroupGloo> make_group(int rank, int world, int p
       if (rank == victim) std::fflush(stdout), std::_Exit(3);
       all_gather_rows(*pg, torch::zeros({2, 3}));
       std::printf("no error after rank %d died\n", victim);
+    } else if (scenario == "bad_cos") {  // rank 1's cosines are invalid, rank 0's fine
+      torch::Tensor cos = torch::zeros({4, 3});
+      if (rank == 1) cos[2][1] = 2.0;
+      sharded_margin_ce(*pg, cos, torch::full({4}, -1, torch::kLong), margin_ce_config{});
+      std::printf("no error for a cosine of 2\n");
     } else if (scenario == "stalled") {  // alive but absent: the group's 3 s timeout must end the wait
       if (rank == world - 1) std::this_thread::sleep_for(std::chrono::seconds(8)), std::fflush(stdout), std::_Exit(4);
       all_gather_rows(*pg, torch::zeros({2, 3}));
@@ -385,6 +391,17 @@ TEST_CASE("sharded head: a rank that dies before a collective -> the others fail
     }
     CHECK(r.seconds < 20.0);
   }
+}
+
+TEST_CASE("sharded head: an error on one rank before the statistics all-gather stops every rank at once") {
+  const launch_result r = launch(2, "bad_cos", 30.0);
+  INFO(report(r));
+  CHECK(r.rc[0] == 1);
+  CHECK(r.rc[1] == 1);
+  CHECK(r.out[0].find("error: sharded_margin_ce: rank 1 failed before the all-gather of the row statistics") !=
+        std::string::npos);
+  CHECK(r.out[1].find("error: topofr::shard_stats: cos: element (2, 1) is 2") != std::string::npos);
+  CHECK(r.seconds < 10.0);  // not the group's 20 s timeout
 }
 
 TEST_CASE("sharded head: a rank that stalls -> the others fail at the group's timeout, no hang") {
