@@ -47,6 +47,7 @@ struct spec {
   double sample_rate = 1.0;
   bool one_shard = false;  // every label on the last rank's shard (then every other shard has only -1 rows)
   std::uint64_t seed = 1;
+  bool straight = false;  // combined_margin::straight_through
 };
 
 /// max |a - b| / max |b|: the error relative to the size of the reference (elementwise relative errors of
@@ -100,6 +101,7 @@ bool run_case(c10d::ProcessGroup& pg, const spec& sp) {
   margin_ce_config cfg;
   cfg.sds = sp.sds;
   cfg.entropy_eps = sp.eps;
+  cfg.margin.straight_through = sp.straight;
   checker ok{sp.name + " [rank " + std::to_string(rank) + "]", sp.dbl ? 1e-12 : 1e-5};
 
   // The sharded head, as the trainer uses it.
@@ -148,7 +150,6 @@ bool run_case(c10d::ProcessGroup& pg, const spec& sp) {
   const torch::Tensor cos_o = F::normalize(zo, nopt).mm(F::normalize(wo.index_select(0, used), nopt).t()).clamp(-1.0, 1.0);
   margin_ce_stats so;
   const torch::Tensor loss_o = MarginCE::apply(cos_o, ylab, cfg, &so);
-  loss_o.backward();
   const torch::Tensor co = cos_o.detach().contiguous();
   torch::Tensor l_o = torch::empty({n}, co.options()), h_o = torch::empty_like(l_o), p_o = torch::empty_like(l_o),
                 lse_o = torch::empty_like(l_o);
@@ -158,6 +159,20 @@ bool run_case(c10d::ProcessGroup& pg, const spec& sp) {
                       cfg.margin, cfg.entropy_eps, detail_ag::vec<T>(l_o), detail_ag::vec<T>(h_o),
                       detail_ag::vec<T>(p_o), detail_ag::vec<T>(lse_o));
   });
+
+  if (!sp.straight) {
+    loss_o.backward();
+  } else {  // MarginCE's backward drops straight_through: the cos gradient from the library's head directly
+    torch::Tensor g = torch::empty_like(co);
+    AT_DISPATCH_FLOATING_TYPES(co.scalar_type(), "oracle_backward", [&] {
+      using T = scalar_t;
+      margin_ce_backward(cpu, detail_ag::cmat<T>(co), vector_view<const std::int64_t>(ylab.data_ptr<std::int64_t>(), n),
+                         cfg.margin, vector_view<const T>(lse_o.data_ptr<T>(), n),
+                         vector_view<const T>(so.weights.data_ptr<T>(), n), 1.0 / static_cast<double>(n),
+                         detail_ag::mat<T>(g));
+    });
+    cos_o.backward(g);
+  }
 
   ok("loss", std::abs(loss.item<double>() - loss_o.item<double>()) / std::abs(loss_o.item<double>()));
   ok("stats.loss_unweighted", test::rel(st.loss_unweighted, so.loss_unweighted));
@@ -198,6 +213,7 @@ std::vector<spec> cases(int world) {
     v.push_back({"labels on one shard SDS " + t, 37, dbl, true, 1e-5, 1.0, true, 2});
     v.push_back({"sample 0.3 C=37 SDS " + t, 37, dbl, true, 1e-5, 0.3, false, 3});
     v.push_back({"sample 0.3 C=37 " + t, 37, dbl, false, 1e-5, 0.3, false, 4});
+    v.push_back({"straight-through margin SDS C=37 " + t, 37, dbl, true, 1e-5, 1.0, false, 5, true});
   }
   return v;
 }
