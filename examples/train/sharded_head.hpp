@@ -168,6 +168,8 @@ inline global_rows combine_rows(c10d::ProcessGroup& pg, const torch::Tensor& c, 
       torch::Tensor part = torch::empty({n}, torch::kDouble);
       shard_entropy_eps_partial(cpu, detail_ag::cmat<T>(c), yv, m, vector_view<const T>(g.lse.data_ptr<T>(), n), eps,
                                 detail_ag::vec<double>(part));
+      // Gloo's ring all-reduce sums each element on one rank and then sends that sum to all: the same bits
+      // everywhere, so GUM sees the same entropies on every rank (the test checks the weights bitwise).
       if (world > 1) allreduce_sum(pg, part, fn, "the entropy partial sums");
       g.entropy.copy_(part.neg());
     }
