@@ -258,7 +258,7 @@ c10::intrusive_ptr<c10d::ProcessGroupGloo> make_group(int rank, int world, int p
       sharded_margin_ce(*pg, cos, torch::full({4}, -1, torch::kLong), margin_ce_config{});
       std::printf("no error for a cosine of 2\n");
     } else if (scenario == "stalled") {  // alive but absent: the group's 3 s timeout must end the wait
-      if (rank == world - 1) std::this_thread::sleep_for(std::chrono::seconds(8)), std::fflush(stdout), std::_Exit(4);
+      if (rank == world - 1) std::this_thread::sleep_for(std::chrono::seconds(5)), std::fflush(stdout), std::_Exit(4);
       all_gather_rows(*pg, torch::zeros({2, 3}));
       std::printf("no error while rank %d stalled\n", world - 1);
     }
