@@ -373,7 +373,7 @@ def test_sharded_margin_ce_on_cuda_one_rank(tmp_path):
                                                       dtype=torch.float64, group=group).to(dev)
                 with torch.no_grad():
                     head.weight.copy_(weight)
-                e = emb.to(dev).requires_grad_()
+                e = emb.clone().to(dev).requires_grad_()  # a leaf on each device
                 loss = head(e, labels if cpu_labels else labels.to(dev))  # CPU labels are moved to the weight
                 loss.backward()
                 last = head.last
