@@ -14,7 +14,7 @@ all-reduce) and each rank keeps its own rows.
 Any backend that has ``all_gather`` and ``all_reduce`` works: Gloo with CPU tensors (tested with 2 and 3 ranks),
 NCCL with CUDA tensors (the sharded primitives run on the tensors' device, on torch's current stream; every
 collective, including the small gathers of the labels and batch sizes, stays on that device, since NCCL cannot
-gather CPU tensors). The CUDA path has not run on a GPU yet (its test, tests/test_cuda.py, is a 1-rank group).
+gather CPU tensors). The CUDA path has not run on a GPU yet (its test in python/tests/test_cuda.py is a 1-rank group).
 """
 from typing import Any, Optional, Tuple, Union
 
