@@ -356,6 +356,9 @@ def test_sharded_margin_ce_on_cuda_one_rank(tmp_path):
 
     if not dist.is_available():
         pytest.skip("torch.distributed is not available")
+    if dist.is_initialized():
+        pytest.skip("a process group is already initialised in this process")
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # the CPU group (and a Gloo default group): loopback
     backend = "nccl" if dist.is_nccl_available() else "gloo"
     dist.init_process_group(backend, init_method=f"file://{tmp_path / 'store'}", world_size=1, rank=0)
     try:
