@@ -12,11 +12,13 @@
 #include "topofr/isa.hpp"
 #include "topofr/objective.hpp"
 #include "topofr/rsp.hpp"
+#include "topofr/shard.hpp"
 
 namespace topofr_py {
 namespace cuda_api {
 
 using topofr::edge;
+using topofr::index_t;
 template <class T> using dvec = topofr::device_vector_view<T>;
 template <class T> using dmat = topofr::device_matrix_view<T>;
 template <class T> using dbatch = topofr::device_batch_view<T>;
@@ -44,7 +46,18 @@ struct exec {
                           dvec<const T>, dvec<const T>, double, dmat<T>);                                      \
   topofr::objective_result<T> objective(const exec&, const topofr::objective_options&, dmat<const T>,          \
                                         dmat<const T>, dmat<const T>, dvec<const L>, dmat<T>, dmat<T>,         \
-                                        dvec<T>, dvec<T>, dvec<T>, dvec<T>, dvec<T>);
+                                        dvec<T>, dvec<T>, dvec<T>, dvec<T>, dvec<T>);                        \
+  void shard_stats(const exec&, dmat<const T>, dvec<const L>, const topofr::combined_margin&,                  \
+                   dvec<topofr::shard_row_stats>);                                                             \
+  void shard_entropy_eps_partial(const exec&, dmat<const T>, dvec<const L>, const topofr::combined_margin&,    \
+                                 dvec<const T>, double, dvec<double>);
+
+/// The class-sharded head's label work (topofr/cuda/shard.cuh). partial_fc_sample returns the count, which the
+/// device writes into a device scalar: it is read after the call's synchronisation, as the other scalars are.
+#define TOPOFR_PY_CUDA_LABELS(L)                                                                               \
+  void localize_labels(const exec&, dvec<const L>, topofr::class_range, index_t, dvec<L>);                     \
+  index_t partial_fc_sample(const exec&, dvec<const L>, topofr::class_range, index_t, std::uint64_t,           \
+                            std::uint64_t, dvec<index_t>, dvec<L>);
 
 #define TOPOFR_PY_CUDA_DECL(T)                                                                                 \
   void pairwise_distances(const exec&, dmat<const T>, dmat<T>, double);                                        \
@@ -62,11 +75,16 @@ struct exec {
   void sds_weights(const exec&, dvec<const T>, dvec<const T>, double, bool, dvec<T>);                          \
   void rsp_perturb(const exec&, topofr::device_image_batch_view<T>, const topofr::rsp_options&,                \
                    dvec<std::int32_t>);                                                                        \
+  /* per_rank: the W x N gathered stats (rank-major); lse, loss, p_gt, entropy: any may be empty */             \
+  void combine_shard_stats(const exec&, dvec<const topofr::shard_row_stats>, index_t, index_t, dvec<T>,        \
+                           dvec<T>, dvec<T>, dvec<T>);                                                         \
   TOPOFR_PY_CUDA_HEAD(T, std::int32_t)                                                                         \
   TOPOFR_PY_CUDA_HEAD(T, std::int64_t)
 
 TOPOFR_PY_CUDA_DECL(float)
 TOPOFR_PY_CUDA_DECL(double)
+TOPOFR_PY_CUDA_LABELS(std::int32_t)
+TOPOFR_PY_CUDA_LABELS(std::int64_t)
 
 }  // namespace cuda_api
 }  // namespace topofr_py

@@ -84,6 +84,10 @@ TOPOFR_PY_FORWARD(margin_logits_backward)
 TOPOFR_PY_FORWARD(margin_ce_forward)
 TOPOFR_PY_FORWARD(margin_ce_backward)
 TOPOFR_PY_FORWARD(rsp_perturb)
+TOPOFR_PY_FORWARD(localize_labels)
+TOPOFR_PY_FORWARD(partial_fc_sample)
+TOPOFR_PY_FORWARD(shard_stats)
+TOPOFR_PY_FORWARD(shard_entropy_eps_partial)
 }  // namespace run
 #undef TOPOFR_PY_FORWARD
 
@@ -443,23 +447,18 @@ void margin_ce_backward(const in_array& cos, const in_array& labels, const margi
   });
 }
 
-// ---- class-sharded head (topofr/shard.hpp): CPU only ---------------------------------------------------------
-/// The sharded primitives have no CUDA twin yet: an array on a CUDA device is a TypeError naming the function
-/// and the argument (before anything is viewed or written).
-template <class A> void cpu_only(const A& a, const char* fn, const char* arg) {
-  if (space_of(a, fn, arg) != space::cpu)
-    type_fail(fn, arg, "is a CUDA array, but the sharded primitives (shard_stats, combine_shard_stats, ...) run on "
-              "the CPU in this release (no CUDA twin yet): pass CPU arrays");
-}
-
+// ---- class-sharded head (topofr/shard.hpp; on CUDA topofr/cuda/shard.cuh) ------------------------------------
+// As the other blocks: the backend is picked from the first array, every other array must be on the same side.
+// On CUDA the values the CPU checks as it reads them (labels, cosines, lse_global, the stats) are checked on the
+// device and come back as topofr.Error from the call's one synchronisation (module_cuda.cu).
 static_assert(sizeof(topofr::shard_row_stats) == 4 * sizeof(double) &&
                   alignof(topofr::shard_row_stats) == alignof(double),
               "shard_row_stats is viewed as 4 doubles per row");
 
 /// An (N, 4) float64 array as N shard_row_stats, zero-copy: rows must be dense (row stride 4).
-template <class R, class A> topofr::vector_view<R> stats_rows(const A& a, const char* fn, const char* arg) {
-  cpu_only(a, fn, arg);
-  check_array<double>(a, 2, space::cpu, fn, arg);
+template <class R, class S, class A>
+topofr::vector_view<R, S> stats_rows(const A& a, const char* fn, const char* arg, space where) {
+  check_array<double>(a, 2, where, fn, arg);
   if (a.shape(1) != 4) value_fail(fn, arg, "expected shape (N, 4), got (", a.shape(0), ", ", a.shape(1), ")");
   if (a.shape(0) > 1 && a.stride(0) != 4)
     value_fail(fn, arg, "rows must be dense (row stride 4), got ", a.stride(0));
@@ -468,97 +467,124 @@ template <class R, class A> topofr::vector_view<R> stats_rows(const A& a, const 
 
 topofr::class_range class_range_of(index_t begin, index_t end) { return topofr::class_range{begin, end}; }
 
-void localize_labels(const in_array& labels, index_t begin, index_t end, index_t classes, const out_array& local) {
+namespace run {
+/// combine_shard_stats: the CPU takes a pointer to the W x N stats, the CUDA twin a device vector of them.
+template <class T>
+void combine_shard_stats(const cpu_exec&, topofr::vector_view<const topofr::shard_row_stats> per_rank,
+                         index_t world, index_t n, topofr::vector_view<T> lse, topofr::vector_view<T> loss,
+                         topofr::vector_view<T> p_gt, topofr::vector_view<T> entropy) {
+  topofr::combine_shard_stats<T>(n == 0 ? nullptr : per_rank.data(), world, n, lse, loss, p_gt, entropy);
+}
+template <class T>
+void combine_shard_stats(const cuda_exec& x, topofr::device_vector_view<const topofr::shard_row_stats> per_rank,
+                         index_t world, index_t n, topofr::device_vector_view<T> lse,
+                         topofr::device_vector_view<T> loss, topofr::device_vector_view<T> p_gt,
+                         topofr::device_vector_view<T> entropy) {
+  cuda_api::combine_shard_stats(x.e, per_rank, world, n, lse, loss, p_gt, entropy);
+}
+}  // namespace run
+
+void localize_labels(const in_array& labels, index_t begin, index_t end, index_t classes, const out_array& local,
+                     TOPOFR_PY_EXEC) {
   const char* fn = "localize_labels";
-  cpu_only(labels, fn, "labels");
-  cpu_only(local, fn, "local");
-  with_label(labels, fn, "labels", [&](auto l) {
-    using L = decltype(l);
-    auto y = vec<const L>(labels, fn, "labels");
-    auto o = vec<L>(local, fn, "local");
-    nb::gil_scoped_release nogil;
-    topofr::localize_labels<L>(cpu, y, class_range_of(begin, end), classes, o);
+  on_backend(labels, fn, "labels", stream, allocator, [&](const auto& be) {
+    using B = std::decay_t<decltype(be)>;
+    using S = mem_t<B>;
+    with_label(labels, fn, "labels", [&](auto l) {
+      using L = decltype(l);
+      auto y = vec<const L, S>(labels, fn, "labels", B::where);
+      auto o = vec<L, S>(local, fn, "local", B::where);
+      nb::gil_scoped_release nogil;
+      run::localize_labels(be, y, class_range_of(begin, end), classes, o);
+    });
   });
 }
 
 index_t partial_fc_sample(const in_array& local_labels, index_t begin, index_t end, index_t num_sample,
                           std::uint64_t seed, std::uint64_t step, const out_array& index,
-                          const out_array& sampled_labels) {
+                          const out_array& sampled_labels, TOPOFR_PY_EXEC) {
   const char* fn = "partial_fc_sample";
-  cpu_only(local_labels, fn, "local_labels");
-  cpu_only(index, fn, "index");
-  cpu_only(sampled_labels, fn, "sampled_labels");
   index_t count = 0;
-  with_label(local_labels, fn, "local_labels", [&](auto l) {
-    using L = decltype(l);
-    auto y = vec<const L>(local_labels, fn, "local_labels");
-    auto ix = vec<index_t>(index, fn, "index");
-    auto o = vec<L>(sampled_labels, fn, "sampled_labels");
-    nb::gil_scoped_release nogil;
-    count = topofr::partial_fc_sample<L>(cpu, y, class_range_of(begin, end), num_sample, seed, step, ix, o);
+  on_backend(local_labels, fn, "local_labels", stream, allocator, [&](const auto& be) {
+    using B = std::decay_t<decltype(be)>;
+    using S = mem_t<B>;
+    with_label(local_labels, fn, "local_labels", [&](auto l) {
+      using L = decltype(l);
+      auto y = vec<const L, S>(local_labels, fn, "local_labels", B::where);
+      auto ix = vec<index_t, S>(index, fn, "index", B::where);
+      auto o = vec<L, S>(sampled_labels, fn, "sampled_labels", B::where);
+      nb::gil_scoped_release nogil;
+      count = run::partial_fc_sample(be, y, class_range_of(begin, end), num_sample, seed, step, ix, o);
+    });
   });
   return count;
 }
 
-void shard_stats(const in_array& cos, const in_array& local_labels, const margin_t& margin, const out_array& stats) {
+void shard_stats(const in_array& cos, const in_array& local_labels, const margin_t& margin, const out_array& stats,
+                 TOPOFR_PY_EXEC) {
   const char* fn = "shard_stats";
-  cpu_only(cos, fn, "cos");
-  cpu_only(local_labels, fn, "local_labels");
-  auto st = stats_rows<topofr::shard_row_stats>(stats, fn, "stats");
-  with_real(cos, fn, "cos", [&](auto t) {
-    using T = decltype(t);
-    auto c = mat<const T>(cos, fn, "cos");
-    with_label(local_labels, fn, "local_labels", [&](auto l) {
-      auto y = vec<const decltype(l)>(local_labels, fn, "local_labels");
-      nb::gil_scoped_release nogil;
-      topofr::shard_stats(cpu, c, y, margin_of(margin), st);
+  on_backend(cos, fn, "cos", stream, allocator, [&](const auto& be) {
+    using B = std::decay_t<decltype(be)>;
+    using S = mem_t<B>;
+    auto st = stats_rows<topofr::shard_row_stats, S>(stats, fn, "stats", B::where);
+    with_real(cos, fn, "cos", [&](auto t) {
+      auto c = mat<const decltype(t), S>(cos, fn, "cos", B::where);
+      with_label(local_labels, fn, "local_labels", [&](auto l) {
+        auto y = vec<const decltype(l), S>(local_labels, fn, "local_labels", B::where);
+        nb::gil_scoped_release nogil;
+        run::shard_stats(be, c, y, margin_of(margin), st);
+      });
     });
   });
 }
 
 void combine_shard_stats(const in_array& per_rank, const opt_out& lse, const opt_out& loss, const opt_out& p_gt,
-                         const opt_out& entropy) {
+                         const opt_out& entropy, TOPOFR_PY_EXEC) {
   const char* fn = "combine_shard_stats";
-  cpu_only(per_rank, fn, "per_rank");
-  check_array<double>(per_rank, 3, space::cpu, fn, "per_rank");
-  if (per_rank.shape(2) != 4)
-    value_fail(fn, "per_rank", "expected shape (W, N, 4), got (", per_rank.shape(0), ", ", per_rank.shape(1), ", ",
-               per_rank.shape(2), ")");
-  const index_t w = dim(per_rank, 0), n = dim(per_rank, 1);
-  if (per_rank.size() != 0 && ((n > 1 && per_rank.stride(1) != 4) || (w > 1 && per_rank.stride(0) != 4 * n)))
-    value_fail(fn, "per_rank", "must be a contiguous (W, N, 4) array (rank-major), got strides (",
-               per_rank.stride(0), ", ", per_rank.stride(1), ", ", per_rank.stride(2), ")");
-  const auto* rows = static_cast<const topofr::shard_row_stats*>(static_cast<const void*>(per_rank.data()));
-  // The outputs share one real dtype: the first one given picks it.
-  const out_array* first = lse ? &*lse : loss ? &*loss : p_gt ? &*p_gt : entropy ? &*entropy : nullptr;
-  if (!first) value_fail(fn, "out", "no output requested (lse, loss, p_gt and entropy are all None)");
-  for (const opt_out* o : {&lse, &loss, &p_gt, &entropy})
-    if (*o) cpu_only(**o, fn, "out");
-  with_real(*first, fn, "out", [&](auto t) {
-    using T = decltype(t);
-    auto view = [&](const opt_out& a, const char* arg) { return a ? vec<T>(*a, fn, arg) : topofr::vector_view<T>(); };
-    auto ls = view(lse, "lse"), lo = view(loss, "loss"), pg = view(p_gt, "p_gt"), en = view(entropy, "entropy");
-    nb::gil_scoped_release nogil;
-    topofr::combine_shard_stats<T>(n == 0 ? nullptr : rows, w, n, ls, lo, pg, en);
+  on_backend(per_rank, fn, "per_rank", stream, allocator, [&](const auto& be) {
+    using B = std::decay_t<decltype(be)>;
+    using S = mem_t<B>;
+    check_array<double>(per_rank, 3, B::where, fn, "per_rank");
+    if (per_rank.shape(2) != 4)
+      value_fail(fn, "per_rank", "expected shape (W, N, 4), got (", per_rank.shape(0), ", ", per_rank.shape(1),
+                 ", ", per_rank.shape(2), ")");
+    const index_t w = dim(per_rank, 0), n = dim(per_rank, 1);
+    if (per_rank.size() != 0 && ((n > 1 && per_rank.stride(1) != 4) || (w > 1 && per_rank.stride(0) != 4 * n)))
+      value_fail(fn, "per_rank", "must be a contiguous (W, N, 4) array (rank-major), got strides (",
+                 per_rank.stride(0), ", ", per_rank.stride(1), ", ", per_rank.stride(2), ")");
+    const topofr::vector_view<const topofr::shard_row_stats, S> rows(
+        static_cast<const topofr::shard_row_stats*>(static_cast<const void*>(per_rank.data())), w * n);
+    // The outputs share one real dtype: the first one given picks it.
+    const out_array* first = lse ? &*lse : loss ? &*loss : p_gt ? &*p_gt : entropy ? &*entropy : nullptr;
+    if (!first) value_fail(fn, "out", "no output requested (lse, loss, p_gt and entropy are all None)");
+    with_real(*first, fn, "out", [&](auto t) {
+      using T = decltype(t);
+      auto view = [&](const opt_out& a, const char* arg) {
+        return a ? vec<T, S>(*a, fn, arg, B::where) : topofr::vector_view<T, S>();
+      };
+      auto ls = view(lse, "lse"), lo = view(loss, "loss"), pg = view(p_gt, "p_gt"), en = view(entropy, "entropy");
+      nb::gil_scoped_release nogil;
+      run::combine_shard_stats<T>(be, rows, w, n, ls, lo, pg, en);
+    });
   });
 }
 
 void shard_entropy_eps_partial(const in_array& cos, const in_array& local_labels, const margin_t& margin,
-                               const in_array& lse_global, double eps, const out_array& partial) {
+                               const in_array& lse_global, double eps, const out_array& partial, TOPOFR_PY_EXEC) {
   const char* fn = "shard_entropy_eps_partial";
-  cpu_only(cos, fn, "cos");
-  cpu_only(local_labels, fn, "local_labels");
-  cpu_only(lse_global, fn, "lse_global");
-  cpu_only(partial, fn, "partial");
-  with_real(cos, fn, "cos", [&](auto t) {
-    using T = decltype(t);
-    auto c = mat<const T>(cos, fn, "cos");
-    auto s = vec<const T>(lse_global, fn, "lse_global");
-    auto o = vec<double>(partial, fn, "partial");
-    with_label(local_labels, fn, "local_labels", [&](auto l) {
-      auto y = vec<const decltype(l)>(local_labels, fn, "local_labels");
-      nb::gil_scoped_release nogil;
-      topofr::shard_entropy_eps_partial(cpu, c, y, margin_of(margin), s, eps, o);
+  on_backend(cos, fn, "cos", stream, allocator, [&](const auto& be) {
+    using B = std::decay_t<decltype(be)>;
+    using S = mem_t<B>;
+    with_real(cos, fn, "cos", [&](auto t) {
+      using T = decltype(t);
+      auto c = mat<const T, S>(cos, fn, "cos", B::where);
+      auto s = vec<const T, S>(lse_global, fn, "lse_global", B::where);
+      auto o = vec<double, S>(partial, fn, "partial", B::where);
+      with_label(local_labels, fn, "local_labels", [&](auto l) {
+        auto y = vec<const decltype(l), S>(local_labels, fn, "local_labels", B::where);
+        nb::gil_scoped_release nogil;
+        run::shard_entropy_eps_partial(be, c, y, margin_of(margin), s, eps, o);
+      });
     });
   });
 }
@@ -716,19 +742,21 @@ NB_MODULE(_core, m) {
         "entropy"_a.none(), "p_gt"_a.none(), "lse"_a.none(), stream, allocator);
   m.def("margin_ce_backward", &margin_ce_backward, "cos"_a, "labels"_a, "margin"_a, "lse"_a, "weights"_a.none(),
         "grad_scale"_a, "grad_cos"_a, stream, allocator);
-  // The class-sharded head's primitives (topofr/shard.hpp): CPU only, no stream or allocator.
+  // The class-sharded head's primitives (topofr/shard.hpp; CUDA arrays: topofr/cuda/shard.cuh). shard_range is
+  // host arithmetic.
   m.def("shard_range", [](index_t classes, index_t world, index_t rank) {
     const topofr::class_range r = topofr::shard_range(classes, world, rank);
     return std::make_tuple(r.begin, r.end);
   }, "classes"_a, "world"_a, "rank"_a);
-  m.def("localize_labels", &localize_labels, "labels"_a, "begin"_a, "end"_a, "classes"_a, "local"_a);
+  m.def("localize_labels", &localize_labels, "labels"_a, "begin"_a, "end"_a, "classes"_a, "local"_a, stream,
+        allocator);
   m.def("partial_fc_sample", &partial_fc_sample, "local_labels"_a, "begin"_a, "end"_a, "num_sample"_a, "seed"_a,
-        "step"_a, "index"_a, "sampled_labels"_a);
-  m.def("shard_stats", &shard_stats, "cos"_a, "local_labels"_a, "margin"_a, "stats"_a);
+        "step"_a, "index"_a, "sampled_labels"_a, stream, allocator);
+  m.def("shard_stats", &shard_stats, "cos"_a, "local_labels"_a, "margin"_a, "stats"_a, stream, allocator);
   m.def("combine_shard_stats", &combine_shard_stats, "per_rank"_a, "lse"_a.none(), "loss"_a.none(),
-        "p_gt"_a.none(), "entropy"_a.none());
+        "p_gt"_a.none(), "entropy"_a.none(), stream, allocator);
   m.def("shard_entropy_eps_partial", &shard_entropy_eps_partial, "cos"_a, "local_labels"_a, "margin"_a,
-        "lse_global"_a, "eps"_a, "partial"_a);
+        "lse_global"_a, "eps"_a, "partial"_a, stream, allocator);
   m.def("rsp_perturb", &rsp_perturb, "images"_a, "probability"_a, "seed"_a, "step"_a, "kinds"_a.none(), stream,
         allocator);
   m.def("rsp_draw", &rsp_draw, "sample"_a, "c"_a, "h"_a, "w"_a, "probability"_a, "seed"_a, "step"_a);

@@ -109,6 +109,16 @@ struct device_scalar {
       r = res.get(ctx, "Objective");                                                                           \
     });                                                                                                        \
     return r;                                                                                                  \
+  }                                                                                                            \
+  void shard_stats(const exec& e, dmat<const T> c, dvec<const L> y, const topofr::combined_margin& m,           \
+                   dvec<topofr::shard_row_stats> st) {                                                         \
+    run(e, "shard_stats", [&](const tc::context& ctx) { topofr::shard_stats(ctx, c, y, m, st); });             \
+  }                                                                                                            \
+  void shard_entropy_eps_partial(const exec& e, dmat<const T> c, dvec<const L> y, const topofr::combined_margin& m,\
+                                 dvec<const T> lse, double eps, dvec<double> partial) {                        \
+    run(e, "shard_entropy_eps_partial", [&](const tc::context& ctx) {                                          \
+      topofr::shard_entropy_eps_partial(ctx, c, y, m, lse, eps, partial);                                      \
+    });                                                                                                        \
   }
 
 #define TOPOFR_PY_CUDA_DEF(T)                                                                                  \
@@ -171,11 +181,37 @@ struct device_scalar {
                    dvec<std::int32_t> k) {                                                                     \
     run(e, "rsp_perturb", [&](const tc::context& ctx) { topofr::rsp_perturb(ctx, im, o, k); });                \
   }                                                                                                            \
+  void combine_shard_stats(const exec& e, dvec<const topofr::shard_row_stats> per_rank, index_t world,         \
+                           index_t n, dvec<T> lse, dvec<T> loss, dvec<T> pgt, dvec<T> ent) {                   \
+    run(e, "combine_shard_stats", [&](const tc::context& ctx) {                                                \
+      topofr::combine_shard_stats<T>(ctx, per_rank, world, n, lse, loss, pgt, ent);                            \
+    });                                                                                                        \
+  }                                                                                                            \
   TOPOFR_PY_CUDA_HEAD_DEF(T, std::int32_t)                                                                     \
   TOPOFR_PY_CUDA_HEAD_DEF(T, std::int64_t)
 
+#define TOPOFR_PY_CUDA_LABELS_DEF(L)                                                                           \
+  void localize_labels(const exec& e, dvec<const L> y, topofr::class_range shard, index_t classes,             \
+                       dvec<L> local) {                                                                        \
+    run(e, "localize_labels",                                                                                  \
+        [&](const tc::context& ctx) { topofr::localize_labels<L>(ctx, y, shard, classes, local); });           \
+  }                                                                                                            \
+  index_t partial_fc_sample(const exec& e, dvec<const L> y, topofr::class_range shard, index_t num_sample,     \
+                            std::uint64_t seed, std::uint64_t step, dvec<index_t> index, dvec<L> sampled) {    \
+    index_t count = 0;                                                                                         \
+    run(e, "partial_fc_sample", [&](const tc::context& ctx) {                                                  \
+      device_scalar<index_t> n(ctx);                                                                           \
+      topofr::partial_fc_sample<L>(ctx, y, shard, num_sample, seed, step, index, sampled,                      \
+                                   dvec<index_t>(n.ptr(), 1));                                                 \
+      count = n.get(ctx, "partial_fc_sample");                                                                 \
+    });                                                                                                        \
+    return count;                                                                                              \
+  }
+
 TOPOFR_PY_CUDA_DEF(float)
 TOPOFR_PY_CUDA_DEF(double)
+TOPOFR_PY_CUDA_LABELS_DEF(std::int32_t)
+TOPOFR_PY_CUDA_LABELS_DEF(std::int64_t)
 
 }  // namespace cuda_api
 }  // namespace topofr_py

@@ -201,6 +201,10 @@ def test_all_gather_with_grad_single_rank(tmp_path):
         assert head.shard == (0, 6) and head.weight.shape == (6, 4)
         with pytest.raises(TypeError, match="ShardedMarginCE: local_embeddings: expected a torch.Tensor"):
             head(np.zeros((2, 4)), torch.zeros(2, dtype=torch.int64))
+        # The module runs where its weight is (CPU here, CUDA after .cuda()): other embeddings are named.
+        with pytest.raises(TypeError, match=r"ShardedMarginCE: local_embeddings: is on meta, but the weight is on "
+                                            r"cpu"):
+            head(torch.zeros(2, 4, dtype=torch.float64, device="meta"), torch.zeros(2, dtype=torch.int64))
         with pytest.raises(topofr.Error, match=r"ShardedMarginCE: local_embeddings: expected \(B, 4\)"):
             head(torch.zeros(2, 5, dtype=torch.float64), torch.zeros(2, dtype=torch.int64))
         with pytest.raises(topofr.Error, match=r"ShardedMarginCE: sample_rate"):

@@ -10,6 +10,8 @@ Oracles (none of them is the code under test):
 * insightface's split and PartialFC_V2.sample written out in Python, with the keys from a plain-Python
   Philox4x32-10 (checked against Random123's known-answer vectors).
 """
+import ctypes
+
 import numpy as np
 import pytest
 import torch
@@ -252,33 +254,70 @@ def test_shard_errors(fw):
 
 
 class FakeCUDA:
-    """An array on a CUDA device as DLPack describes it (no GPU needed: the check happens before any view)."""
+    """An array on a CUDA device as DLPack describes it, over host memory (no GPU needed): a hand-made DLPack
+    capsule whose device is kDLCUDA. Only a CPU-only build may see it (it refuses it before any element is read);
+    a CUDA build would hand its host pointer to a kernel."""
+
+    class _Device(ctypes.Structure):
+        _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
+
+    class _DType(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
+
+    class _Tensor(ctypes.Structure):
+        pass
+
+    class _Managed(ctypes.Structure):
+        pass
+
+    _Tensor._fields_ = [("data", ctypes.c_void_p), ("device", _Device), ("ndim", ctypes.c_int32), ("dtype", _DType),
+                        ("shape", ctypes.POINTER(ctypes.c_int64)), ("strides", ctypes.POINTER(ctypes.c_int64)),
+                        ("byte_offset", ctypes.c_uint64)]
+    _Deleter = ctypes.CFUNCTYPE(None, ctypes.POINTER(_Managed))
+    _Managed._fields_ = [("dl_tensor", _Tensor), ("manager_ctx", ctypes.c_void_p), ("deleter", _Deleter)]
+    _noop = _Deleter(lambda _: None)
+    _new_capsule = ctypes.pythonapi.PyCapsule_New
+    _new_capsule.restype = ctypes.py_object
+    _new_capsule.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+
+    def __init__(self, a):
+        self.a = np.ascontiguousarray(a)
+        self.shape, self.dtype = self.a.shape, self.a.dtype
+        self._shape = (ctypes.c_int64 * max(self.a.ndim, 1))(*self.a.shape)
+        self._strides = (ctypes.c_int64 * max(self.a.ndim, 1))(*[st // self.a.itemsize for st in self.a.strides])
+        code = {"i": 0, "f": 2}[self.a.dtype.kind]
+        self._managed = self._Managed(self._Tensor(self.a.ctypes.data, self._Device(2, 0), self.a.ndim,
+                                                   self._DType(code, self.a.itemsize * 8, 1), self._shape,
+                                                   self._strides, 0), None, self._noop)
 
     def __dlpack_device__(self):
-        return (2, 0)
+        return (2, 0)  # kDLCUDA, device 0
 
-    def __dlpack__(self, stream=None):
-        raise AssertionError("a CUDA array must be refused before it is read")
+    def __dlpack__(self, stream=None, **kwargs):
+        return self._new_capsule(ctypes.addressof(self._managed), b"dltensor", None)
 
 
+@pytest.mark.skipif(topofr.has_cuda(), reason="a CUDA build runs CUDA arrays (tests/test_cuda.py)")
 @pytest.mark.parametrize("call", [
-    lambda x: topofr.localize_labels(x, (0, 2), 4),
-    lambda x: topofr.partial_fc_sample(x, (0, 2), num_sample=1),
-    lambda x: topofr.shard_stats(x, np.zeros(1, np.int64)),
-    lambda x: topofr.shard_stats(np.zeros((1, 2)), x),
-    lambda x: topofr.combine_shard_stats(x),
-    lambda x: topofr.shard_entropy_eps_partial(np.zeros((1, 2)), np.zeros(1, np.int64), x),
+    lambda f: topofr.localize_labels(f(np.zeros(3, np.int64)), (0, 2), 4),
+    lambda f: topofr.partial_fc_sample(f(np.zeros(3, np.int32)), (0, 2), num_sample=1),
+    lambda f: topofr.shard_stats(f(np.zeros((1, 2))), np.zeros(1, np.int64)),
+    lambda f: topofr.combine_shard_stats(f(np.zeros((1, 2, 4)))),
+    lambda f: topofr.shard_entropy_eps_partial(f(np.zeros((1, 2))), np.zeros(1, np.int64), np.zeros(1)),
 ])
-def test_cuda_arrays_are_refused_clearly(call):
-    with pytest.raises(TypeError, match=r"topofr\.\w+: \w+: is a CUDA array, but the sharded primitives .* run on "
-                                        r"the CPU in this release"):
-        call(FakeCUDA())
+def test_cuda_arrays_need_a_cuda_build(call):
+    # The sharded primitives dispatch as every block does: a CUDA array goes to the CUDA backend, which a
+    # CPU-only build does not have (a TypeError naming the function and the argument, nothing read).
+    with pytest.raises(TypeError, match=r"topofr\.\w+: \w+: is a CUDA array, but this topofr was built without "
+                                        r"CUDA"):
+        call(FakeCUDA)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_cuda_tensors_are_refused_clearly():  # pragma: no cover - GPU machines only
-    with pytest.raises(TypeError, match=r"topofr.shard_stats: cos: is a CUDA array.*CPU in this release"):
-        topofr.shard_stats(torch.zeros(2, 3, device="cuda"), torch.zeros(2, dtype=torch.int64, device="cuda"))
+def test_a_cuda_array_among_cpu_arrays_names_it():
+    # The backend is the first array's; another array on the other side is a TypeError naming it.
+    with pytest.raises(TypeError, match=r"topofr\.shard_stats: local_labels: is on cuda but the other arrays are "
+                                        r"on cpu"):
+        topofr.shard_stats(np.zeros((1, 2)), FakeCUDA(np.zeros(1, np.int64)))
 
 
 # ---- partial_fc_sample ---------------------------------------------------------------------------------------

@@ -519,14 +519,11 @@ def margin_ce_backward(cos: Array, labels: Array, lse: Array, weights: Optional[
     return out
 
 
-# ---- the class-sharded head (Partial FC primitives, topofr/shard.hpp): CPU only ------------------------------
-def _cpu_only(fn: str, **arrays) -> None:
-    """The sharded primitives have no CUDA twin in this release: a CUDA array is a TypeError naming it."""
-    for name, a in arrays.items():
-        if a is not None and _is_cuda(a):
-            raise TypeError(f"topofr.{fn}: {name}: is a CUDA array, but the sharded primitives (shard_stats, "
-                            f"combine_shard_stats, ...) run on the CPU in this release (no CUDA twin yet): pass "
-                            f"CPU arrays")
+# ---- the class-sharded head (Partial FC primitives, topofr/shard.hpp; CUDA: topofr/cuda/shard.cuh) -----------
+# Like every block: NumPy arrays or CPU tensors run on the CPU, CUDA tensors on their device (torch's current
+# stream, or stream=), the outputs are allocated where the first array lives. On CUDA the values the CPU checks
+# element by element (labels, cosines, lse_global, the stats) are checked on the device: a bad one is a
+# topofr.Error when the call synchronises, with the device's description instead of the element's index.
 
 
 class ClassRange(NamedTuple):
@@ -558,16 +555,18 @@ def shard_range(classes: int, world: int, rank: int) -> ClassRange:
     return ClassRange(*_core.shard_range(*args))
 
 
-def localize_labels(labels: Array, shard, classes: int, *, out: Optional[Array] = None) -> Array:
+def localize_labels(labels: Array, shard, classes: int, *, out: Optional[Array] = None,
+                    stream: Optional[int] = None) -> Array:
     """Global labels (N,) int32/int64 to this shard's: a class y in shard = (begin, end) -> y - begin, a class in
     [0, classes) on another shard -> -1, -1 and ignore_label (-100) unchanged; any other value is an error naming
-    the element (checked before anything is written, so out may be labels itself)."""
+    the element (on the CPU checked before anything is written; on CUDA found on the device, a bad label copied
+    unchanged), so out may be labels itself. The output is on labels' device."""
     fn = "localize_labels"
-    _cpu_only(fn, labels=labels, out=out)
     y = _input(labels, "labels")
     sh = _shard(shard, fn)
     out = _output(out, "out") if out is not None else _empty(y, _shape(y), "like")
-    _core.localize_labels(y, sh.begin, sh.end, _integer(classes, fn, "classes", -2 ** 63, 2 ** 63 - 1), out)
+    _core.localize_labels(y, sh.begin, sh.end, _integer(classes, fn, "classes", -2 ** 63, 2 ** 63 - 1), out,
+                          **_exec(y, stream))
     return out
 
 
@@ -587,15 +586,16 @@ class PartialFCSample(NamedTuple):
 
 def partial_fc_sample(local_labels: Array, shard, *, num_sample: Optional[int] = None,
                       sample_rate: Optional[float] = None, seed: int = 0, step: int = 0,
-                      out=None) -> PartialFCSample:
+                      out=None, stream: Optional[int] = None) -> PartialFCSample:
     """Partial FC's class sample on one rank (insightface PartialFC_V2.sample): every local class that is some
     row's target is kept, the other classes with the highest keys fill the sample up to num_sample (or
     max(1, int(sample_rate * C_local)), insightface's count); count = max(num_sample, number of positives). Keys
     come from a counter-based stream of (seed, shard.begin + j, step), so every rank can recompute every rank's
     sample. local_labels: (N,) int32/int64 (localize_labels' output); shard: this rank's (begin, end).
-    out=(index (C_local,) int64, sampled_labels (N,) of local_labels' dtype; it may be local_labels itself)."""
+    out=(index (C_local,) int64, sampled_labels (N,) of local_labels' dtype; it may be local_labels itself).
+    On CUDA the same sample as the CPU's (a stable sort of the same keys); the outputs are on local_labels'
+    device and count, a Python int, is read when the call synchronises."""
     fn = "partial_fc_sample"
-    _cpu_only(fn, local_labels=local_labels)
     y = _input(local_labels, "local_labels")
     sh = _shard(shard, fn)
     if (num_sample is None) == (sample_rate is None):
@@ -609,27 +609,26 @@ def partial_fc_sample(local_labels: Array, shard, *, num_sample: Optional[int] =
     seed, step = _integer(seed, fn, "seed", 0, _U64), _integer(step, fn, "step", 0, _U64)
     if out is not None:
         index, sampled = (_output(o, "out") for o in _out_tuple(out, 2, fn, "(index, sampled_labels)"))
-        _cpu_only(fn, out=index)
-        _cpu_only(fn, out=sampled)
     else:
         index, sampled = _empty(y, (max(sh.size, 0),), "int64"), _empty(y, _shape(y), "like")
-    count = _core.partial_fc_sample(y, sh.begin, sh.end, num_sample, seed, step, index, sampled)
+    count = _core.partial_fc_sample(y, sh.begin, sh.end, num_sample, seed, step, index, sampled, **_exec(y, stream))
     return PartialFCSample(index, sampled, int(count))
 
 
-def shard_stats(cos: Array, local_labels: Array, margin=CombinedMargin(), *, out: Optional[Array] = None) -> Array:
+def shard_stats(cos: Array, local_labels: Array, margin=CombinedMargin(), *, out: Optional[Array] = None,
+                stream: Optional[int] = None) -> Array:
     """Per-row softmax statistics of this shard's margin logits z (s f(cos) in the local label column, s cos
     elsewhere), in double: an (N, 4) float64 array whose columns are [max, sum_exp, sum_exp_z, target] (C++
     topofr::shard_row_stats; sum_exp_z = sum_j exp(z_j - max) (z_j - max); target = z_y, NaN when the row's label
     is not local). cos: (N, C_local) float32/float64; local_labels: (N,) from localize_labels. out: an (N, 4)
-    float64 array with dense rows, written in place (the library writes the 4-double structs into it)."""
+    float64 array with dense rows, written in place (the library writes the 4-double structs into it), on cos's
+    device. On CUDA the row sums are reassociated (a block reduction): within a few ulp of the CPU's."""
     fn = "shard_stats"
-    _cpu_only(fn, cos=cos, local_labels=local_labels, out=out)
     c, y = _input(cos, "cos"), _input(local_labels, "local_labels")
     n = c.shape[0] if len(c.shape) == 2 else 0
     out = _output(out, "out") if out is not None else _empty(c, (n, 4), "float64")
     _no_overlap(fn, out, "stats", cos=c, local_labels=y)
-    _core.shard_stats(c, y, _margin(margin), out)
+    _core.shard_stats(c, y, _margin(margin), out, **_exec(c, stream))
     return out
 
 
@@ -649,14 +648,15 @@ def _dtype_str(dtype) -> str:
     return name
 
 
-def combine_shard_stats(per_rank: Array, dtype: Any = "float64", *, out=None) -> ShardCombined:
+def combine_shard_stats(per_rank: Array, dtype: Any = "float64", *, out=None,
+                        stream: Optional[int] = None) -> ShardCombined:
     """Combines the (W, N, 4) float64 statistics of W ranks (shard_stats' outputs stacked in rank order, e.g. an
     all-gather) in rank order 0..W-1, so every rank gets bitwise the same result: per row lse, loss, p_gt and the
     eps = 0 entropy, each (N,) of `dtype` ("float32"/"float64", a NumPy or torch dtype; the cosines' dtype), in
-    per_rank's framework. out=(lse, loss, p_gt, entropy): the caller's arrays, any of them None (not computed).
-    Errors: a non-finite max or sum_exp_z, sum_exp < 1, a row with a target on two ranks."""
+    per_rank's framework and on its device. out=(lse, loss, p_gt, entropy): the caller's arrays, any of them None
+    (not computed). Errors: a non-finite max or sum_exp_z, sum_exp < 1, a row with a target on two ranks. On
+    CUDA the same per-row code in the same rank order (every rank running it on the GPU agrees bitwise)."""
     fn = "combine_shard_stats"
-    _cpu_only(fn, per_rank=per_rank)
     p = _input(per_rank, "per_rank")
     shape = _shape(p)
     if len(shape) == 3 and not _dense(p):
@@ -669,11 +669,9 @@ def combine_shard_stats(per_rank: Array, dtype: Any = "float64", *, out=None) ->
         outs = tuple(_empty(p, (n,), d) for _ in range(4))
     else:
         outs = tuple(_output(o, "out") for o in _out_tuple(out, 4, fn, "(lse, loss, p_gt, entropy), any None"))
-        for o in outs:
-            _cpu_only(fn, out=o)
     for o, name in zip(outs, ShardCombined._fields):
         _no_overlap(fn, o, name, per_rank=p)
-    _core.combine_shard_stats(p, *outs)
+    _core.combine_shard_stats(p, *outs, **_exec(p, stream))
     return ShardCombined(*outs)
 
 
@@ -681,22 +679,24 @@ def _dense(a) -> bool:
     """C-contiguous (the layout combine_shard_stats reads the W x N structs in)."""
     if _is_torch(a):
         return a.is_contiguous()
-    return isinstance(a, np.ndarray) and a.flags.c_contiguous
+    if isinstance(a, np.ndarray):
+        return a.flags.c_contiguous
+    return True  # another DLPack array (CuPy, ...): not copied here; the extension checks its strides
 
 
 def shard_entropy_eps_partial(cos: Array, local_labels: Array, lse_global: Array, margin=CombinedMargin(), *,
-                              entropy_eps: float = 1e-5, out: Optional[Array] = None) -> Array:
+                              entropy_eps: float = 1e-5, out: Optional[Array] = None,
+                              stream: Optional[int] = None) -> Array:
     """This shard's part of the eps > 0 entropy -sum_j p_j log(p_j + eps), which needs the global lse:
     partial_i = sum_{j local} p_ij log(p_ij + eps), p_ij = exp(z_ij - lse_global_i), in float64 (N,). Sum it over
     the ranks (an all-reduce) and negate to get the entropy. lse_global: combine_shard_stats' lse, cos's dtype.
-    (C++: the argument is `eps`.)"""
+    The output is on cos's device. (C++: the argument is `eps`.)"""
     fn = "shard_entropy_eps_partial"
-    _cpu_only(fn, cos=cos, local_labels=local_labels, lse_global=lse_global, out=out)
     c, y, s = _input(cos, "cos"), _input(local_labels, "local_labels"), _input(lse_global, "lse_global")
     n = c.shape[0] if len(c.shape) == 2 else 0
     out = _output(out, "out") if out is not None else _empty(c, (n,), "float64")
     _no_overlap(fn, out, "partial", cos=c, local_labels=y, lse_global=s)
-    _core.shard_entropy_eps_partial(c, y, _margin(margin), s, float(entropy_eps), out)
+    _core.shard_entropy_eps_partial(c, y, _margin(margin), s, float(entropy_eps), out, **_exec(c, stream))
     return out
 
 

@@ -11,8 +11,10 @@ backward is ``topofr.margin_ce_backward`` with the local labels and the combined
 single-process gradient); the gradient w.r.t. the all-gathered embeddings is summed over the ranks (an
 all-reduce) and each rank keeps its own rows.
 
-Any backend that has ``all_gather`` and ``all_reduce`` works (tested with Gloo on the CPU). The sharded
-primitives run on the CPU in this release, so the cosines, embeddings and weight must be CPU tensors.
+Any backend that has ``all_gather`` and ``all_reduce`` works: Gloo with CPU tensors (tested with 2 and 3 ranks),
+NCCL with CUDA tensors (the sharded primitives run on the tensors' device, on torch's current stream; every
+collective, including the small gathers of the labels and batch sizes, stays on that device, since NCCL cannot
+gather CPU tensors). The CUDA path has not run on a GPU yet (its test in python/tests/test_cuda.py is a 1-rank group).
 """
 from typing import Any, Optional, Tuple, Union
 
@@ -117,6 +119,9 @@ class ShardedMarginCE(nn.Module):
     embeddings their rows of it (the gathered gradient is all-reduced). Labels are global classes in
     [0, num_classes) or ``topofr.ignore_label`` (-100).
 
+    Devices: the module computes where its weight lives (``.cuda()`` it for CUDA, with an NCCL group); the
+    embeddings must be on the weight's device, the labels are moved there (a CPU label tensor is accepted).
+
     Options: ``margin`` (a topofr.CombinedMargin; ``straight_through=True`` is arcface_torch's gradient),
     ``entropy_eps`` (the entropy -sum p log(p + eps); eps > 0 costs one all-reduce of N doubles), ``sds``,
     ``lambda_``, ``focal``, ``gum`` (a topofr.GUMOptions) as in MarginCE; ``sample_rate`` in (0, 1] with ``seed``:
@@ -170,9 +175,11 @@ class ShardedMarginCE(nn.Module):
         for t, name in ((local_embeddings, "local_embeddings"), (local_labels, "local_labels")):
             if not isinstance(t, Tensor):
                 raise TypeError(f"{fn}: {name}: expected a torch.Tensor, got {type(t).__name__}")
-            if t.device.type != "cpu":
-                raise TypeError(f"{fn}: {name}: is on {t.device}, but the sharded primitives run on the CPU in "
-                                f"this release")
+        device = self.weight.device
+        if local_embeddings.device != device:
+            raise TypeError(f"{fn}: local_embeddings: is on {local_embeddings.device}, but the weight is on "
+                            f"{device} (move the module or the embeddings)")
+        local_labels = local_labels.to(device)  # its gather runs on the weight's device (NCCL: CUDA only)
         if local_embeddings.dim() != 2 or local_embeddings.shape[1] != self.embedding_size:
             raise _tf.Error(f"{fn}: local_embeddings: expected (B, {self.embedding_size}), got "
                             f"{tuple(local_embeddings.shape)}")
@@ -183,7 +190,8 @@ class ShardedMarginCE(nn.Module):
             step = self.step
             self.step += 1
         # Every rank's batch size, so that a mismatch is an error on every rank rather than a hang.
-        sizes = _all_gather(torch.tensor([local_embeddings.shape[0]], dtype=torch.int64), self.group).flatten()
+        sizes = _all_gather(torch.tensor([local_embeddings.shape[0]], dtype=torch.int64, device=device),
+                            self.group).flatten()
         if not bool((sizes == sizes[0]).all()):
             raise _tf.Error(f"{fn}: local_embeddings: the batch size must be the same on every rank, got "
                             f"{sizes.tolist()}")
