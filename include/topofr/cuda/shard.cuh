@@ -207,26 +207,29 @@ __global__ void __launch_bounds__(shard_threads)
   }
 }
 
+template <class I>  // I = index_t; a template, as every kernel in the headers (distance.cuh says why)
 __global__ void __launch_bounds__(shard_threads)
-    sample_keys_kernel(const index_t* flag, index_t c, index_t begin, std::uint64_t seed, std::uint64_t step,
-                       double* key, index_t* cls) {
-  for (index_t j = blockIdx.x * index_t(blockDim.x) + threadIdx.x; j < c; j += index_t(gridDim.x) * blockDim.x) {
+    sample_keys_kernel(const I* flag, I c, I begin, std::uint64_t seed, std::uint64_t step,
+                       double* key, I* cls) {
+  for (I j = blockIdx.x * I(blockDim.x) + threadIdx.x; j < c; j += I(gridDim.x) * blockDim.x) {
     key[j] = flag[j] ? sh::positive_key : sh::sample_key(seed, begin + j, step);
     cls[j] = j;
   }
 }
 
+template <class I>  // I = index_t; a template, as every kernel in the headers (distance.cuh says why)
 __global__ void __launch_bounds__(shard_threads)
-    sample_choose_kernel(const double* sorted_key, const index_t* sorted_cls, index_t c, index_t num_sample,
-                         index_t* flag) {
-  for (index_t r = blockIdx.x * index_t(blockDim.x) + threadIdx.x; r < c; r += index_t(gridDim.x) * blockDim.x)
+    sample_choose_kernel(const double* sorted_key, const I* sorted_cls, I c, I num_sample,
+                         I* flag) {
+  for (I r = blockIdx.x * I(blockDim.x) + threadIdx.x; r < c; r += I(gridDim.x) * blockDim.x)
     flag[sorted_cls[r]] = (r < num_sample || sorted_key[r] == sh::positive_key) ? 1 : 0;
 }
 
+template <class I>  // I = index_t; a template, as every kernel in the headers (distance.cuh says why)
 __global__ void __launch_bounds__(shard_threads)
-    sample_index_kernel(const index_t* flag, const index_t* pos, index_t c, index_t* index, index_t* count) {
-  const index_t total = pos[c - 1] + flag[c - 1];
-  for (index_t j = blockIdx.x * index_t(blockDim.x) + threadIdx.x; j < c; j += index_t(gridDim.x) * blockDim.x) {
+    sample_index_kernel(const I* flag, const I* pos, I c, I* index, I* count) {
+  const I total = pos[c - 1] + flag[c - 1];
+  for (I j = blockIdx.x * I(blockDim.x) + threadIdx.x; j < c; j += I(gridDim.x) * blockDim.x) {
     if (flag[j]) index[pos[j]] = j;  // positions < total
     if (j >= total) index[j] = -1;   // disjoint from the positions
     if (j == 0 && count) *count = total;
@@ -362,20 +365,20 @@ void partial_fc_sample(const cuda::context& ctx, device_vector_view<const detail
   if (n > 0)
     cd::launch(fn, cd::sample_positives_kernel<L>, over_n, cd::shard_threads, 0, ctx.stream, local_labels.data(), n, c,
                flag, ctx.status);
-  cd::launch(fn, cd::sample_keys_kernel, over_c, cd::shard_threads, 0, ctx.stream, flag, c, shard.begin, seed, step,
+  cd::launch(fn, cd::sample_keys_kernel<index_t>, over_c, cd::shard_threads, 0, ctx.stream, flag, c, shard.begin, seed, step,
              key, cls);
   std::size_t bytes = sort_bytes;
   cuda::check_cuda(cub::DeviceRadixSort::SortPairsDescending(cub_tmp, bytes, static_cast<const double*>(key), key_sorted,
                                                              static_cast<const index_t*>(cls), cls_sorted, c, 0, 64,
                                                              ctx.stream),
                    fn);
-  cd::launch(fn, cd::sample_choose_kernel, over_c, cd::shard_threads, 0, ctx.stream, key_sorted, cls_sorted, c,
+  cd::launch(fn, cd::sample_choose_kernel<index_t>, over_c, cd::shard_threads, 0, ctx.stream, key_sorted, cls_sorted, c,
              num_sample, flag);
   bytes = scan_bytes;
   cuda::check_cuda(cub::DeviceScan::ExclusiveScan(cub_tmp, bytes, static_cast<const index_t*>(flag), pos, cd::index_add(),
                                                   index_t(0), c, ctx.stream),
                    fn);
-  cd::launch(fn, cd::sample_index_kernel, over_c, cd::shard_threads, 0, ctx.stream, flag, pos, c, index.data(),
+  cd::launch(fn, cd::sample_index_kernel<index_t>, over_c, cd::shard_threads, 0, ctx.stream, flag, pos, c, index.data(),
              count.empty() ? nullptr : count.data());
   if (n > 0)
     cd::launch(fn, cd::sample_labels_kernel<L>, over_n, cd::shard_threads, 0, ctx.stream, local_labels.data(), n, c,
