@@ -540,6 +540,26 @@ std::int64_t load_checkpoint(const config& c, const std::string& path, IResNet& 
   return step;
 }
 
+/// The step a checkpoint was written at (its CRCs checked first), -1 when there is none.
+std::int64_t checkpoint_step(const std::string& path) {
+  if (!fs::exists(path)) return -1;
+  try {
+    verify_zip(path);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error("--resume: " + std::string(e.what()));
+  }
+  try {
+    torch::serialize::InputArchive ar;
+    ar.load_from(path);
+    c10::IValue v;
+    ar.read("step", v);
+    return v.toInt();
+  } catch (const c10::Error& e) {
+    throw std::runtime_error("--resume: " + path + ": truncated or not a topofr checkpoint: " +
+                             first_line(e.what_without_backtrace()));
+  }
+}
+
 /// The rows of the log up to `step` (those after the checkpoint are recomputed): parsed, and as text lines.
 std::vector<log_row> read_log(const std::string& path, std::int64_t step, std::vector<std::string>& lines) {
   std::vector<log_row> rows;
@@ -626,7 +646,8 @@ std::vector<std::string> write_plots(const fs::path& out, const std::string& log
 std::string g_rank_prefix;
 
 /// A test-only hook: TOPOFR_TRAIN_DIE_RANK=r TOPOFR_TRAIN_DIE_STEP=s makes rank r _exit(1) at the start of
-/// step s (1-based, as log.csv), to test how the other ranks and the launcher handle a dead rank.
+/// step s (1-based, as log.csv), to test how the other ranks and the launcher handle a dead rank; with
+/// TOPOFR_TRAIN_DIE_HOW=hang it stops there instead (sleeps, its connections open: the others time out).
 bool die_here(int rank, std::int64_t step) {
   static const char* r = std::getenv("TOPOFR_TRAIN_DIE_RANK");
   static const char* s = std::getenv("TOPOFR_TRAIN_DIE_STEP");
@@ -778,28 +799,41 @@ int run(int argc, char** argv) {
   double train_seconds = 0;
   std::vector<log_row> history;
   std::vector<std::string> log_lines;  // log.csv's rows as text
-  if (c.resume && fs::exists(ckpt)) {
-    start = load_checkpoint(c, ckpt, net, head_module, opt, dev, train_seconds);
-  } else if (c.resume) {
+  // Several processes keep each rank's previous checkpoint too (DIR/checkpoint.rank<R>-of-<W>.pt.prev): a kill
+  // between two ranks' writes leaves some ranks one checkpoint ahead, and those go back to their previous one.
+  const std::string prev = ckpt + ".prev";
+  if (c.resume && !fs::exists(ckpt) && !(W > 1 && fs::exists(prev))) {
     // Checkpoints of another number of processes: refused (the classifier is split by the world size).
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(c.out, ec)) {
       const std::string n = e.path().filename().string();
-      const bool single = n == "checkpoint.pt", multi = n.rfind("checkpoint.rank", 0) == 0 && n.size() > 3 &&
-                                                        n.compare(n.size() - 3, 3, ".pt") == 0;
-      if ((single && W > 1) || (multi && n.find("-of-" + std::to_string(W) + ".pt") == std::string::npos))
-        throw std::invalid_argument("--resume: " + e.path().string() + " was written by a run of another number of processes " +
-                                    (single ? std::string("(1)") : "(" + n.substr(n.find("-of-") + 4, n.size() - n.find("-of-") - 7) + ")") +
-                                    "; this run has " + std::to_string(W) + ": resume with the same --nproc / --world-size");
+      const auto of = n.find("-of-");
+      const bool single = n == "checkpoint.pt", multi = n.rfind("checkpoint.rank", 0) == 0 && of != std::string::npos &&
+                                                        n.size() > 3 && n.compare(n.size() - 3, 3, ".pt") == 0;
+      if ((single && W > 1) || (multi && n.compare(of, std::string::npos, "-of-" + std::to_string(W) + ".pt") != 0))
+        throw std::invalid_argument("--resume: " + e.path().string() + " was written by a run of " +
+                                    (single ? std::string("1 process") : n.substr(of + 4, n.size() - of - 7) + " processes") +
+                                    ", this run has " + std::to_string(W) + ": resume with the same --nproc / --world-size");
     }
     if (lead) std::cerr << "--resume: no checkpoint in " << c.out << ", starting from step 0\n";
   }
-  if (W > 1) {  // every rank must resume from the same step
+  if (W == 1) {
+    if (c.resume && fs::exists(ckpt)) start = load_checkpoint(c, ckpt, net, head_module, opt, dev, train_seconds);
+  } else if (c.resume) {
+    const std::int64_t cur = checkpoint_step(ckpt), old = checkpoint_step(prev);
+    const std::int64_t target = -min_max(pg, -(cur >= 0 ? cur : old), "the checkpoint steps").second;  // min over ranks
+    if (target >= 0) {
+      if (cur == target) start = load_checkpoint(c, ckpt, net, head_module, opt, dev, train_seconds);
+      else if (old == target) start = load_checkpoint(c, prev, net, head_module, opt, dev, train_seconds);
+      else
+        throw std::runtime_error("--resume: rank " + std::to_string(R) + " has no checkpoint of step " +
+                                 std::to_string(target) + " (the step every rank can return to) in " + c.out +
+                                 ": start a new --out");
+    }
     const auto [lo, hi] = min_max(pg, start, "the checkpoint steps");
     if (lo != hi)
       throw std::runtime_error("--resume: the ranks' checkpoints in " + c.out + " are of different steps (" +
-                               std::to_string(lo) + " to " + std::to_string(hi) +
-                               "; a rank's checkpoint is missing or older): start a new --out");
+                               std::to_string(lo) + " to " + std::to_string(hi) + "): start a new --out");
   }
   if (lead) {
     if (start > 0) {
@@ -824,7 +858,11 @@ int run(int argc, char** argv) {
   net->train();
   for (std::int64_t step = start; step < c.steps; ++step) {
     if (die_here(R, step + 1)) {
-      std::cerr << "rank " << R << ": TOPOFR_TRAIN_DIE_STEP: exiting at the start of step " << step + 1 << '\n';
+      const char* how = std::getenv("TOPOFR_TRAIN_DIE_HOW");
+      const bool hang = how && std::string(how) == "hang";
+      std::cerr << "rank " << R << ": TOPOFR_TRAIN_DIE_STEP: " << (hang ? "hanging" : "exiting") << " at the start of step "
+                << step + 1 << std::endl;
+      while (hang) ::pause();
       ::_exit(1);
     }
     const auto t0 = clock_type::now();
@@ -936,6 +974,7 @@ int run(int argc, char** argv) {
     }
     if (done % c.checkpoint_every == 0 || done == c.steps) {  // every rank, at the same step
       if (lead) write_log(log_path, log_lines);
+      if (W > 1 && fs::exists(ckpt)) fs::rename(ckpt, prev);  // atomic: the previous one stays whole
       save_checkpoint(c, ckpt, net, head_module, opt, done, train_seconds);
     }
   }
