@@ -1,7 +1,9 @@
 // examples/train/process_group.hpp — topofr-train on several processes (torch.distributed's c10d).
 //   parse_master:        "HOST:PORT" -> (host, port), one-line errors naming --master;
-//   connect:             the rendezvous (c10d::TCPStore hosted by rank 0) and the process group (Gloo on the
-//                        CPU; NCCL for --device cuda when LibTorch was built with it), both with --dist-timeout;
+//   connect:             the rendezvous (c10d::TCPStore hosted by rank 0) and the process group (Gloo), both
+//                        with --dist-timeout. Gloo also for --device cuda: it takes CUDA tensors (staged through
+//                        the host) and the host tensors that sharded_head.hpp exchanges (its row statistics and
+//                        shape checks), which NCCL would refuse; so no NCCL path (see docs/train.md);
 //   all_reduce_sum_ / broadcast_ / all_reduce_values: the trainer's few collectives (gradients, BatchNorm
 //                        buffers, logged scalars), flattened per dtype into one call each, errors naming the
 //                        rank and what was being exchanged;
@@ -14,10 +16,9 @@
 #include <torch/torch.h>
 
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#if defined(TOPOFR_TRAIN_TORCH_CUDA) && defined(USE_C10D_NCCL)
-#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#if defined(USE_C10D_GLOO)  // CMake defines it when Gloo's headers are found (pip wheels do not ship them)
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
 
 #include <arpa/inet.h>
@@ -49,7 +50,6 @@ struct dist_options {
   std::string host;  // rank 0's address (TCPStore), from --master
   int port = 0;
   double timeout_s = 300;  // --dist-timeout: rendezvous and every collective
-  bool cuda = false;       // NCCL instead of Gloo (CUDA LibTorch with c10d NCCL only)
 };
 
 /// "HOST:PORT" (HOST may be [v6]): throws std::invalid_argument naming --master.
@@ -166,17 +166,11 @@ inline process_group connect(const dist_options& o) {
                                           : " (is rank 0 running, with the same --master?)") +
                              ": " + detail_pg::what_of(e));
   }
+#if !defined(USE_C10D_GLOO)
+  throw std::runtime_error(g.who() + ": this topofr-train was built without Gloo's headers (Debian libgloo-dev; "
+                           "a pip wheel's LibTorch lacks them): one process only, and --sample-rate 1");
+#else
   try {
-#if defined(TOPOFR_TRAIN_TORCH_CUDA) && defined(USE_C10D_NCCL)
-    if (o.cuda) {
-      auto opts = c10d::ProcessGroupNCCL::Options::create();
-      opts->timeout = timeout;
-      g.pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(g.store, o.rank, o.world, opts);
-      return g;
-    }
-#endif
-    if (o.cuda)
-      throw std::runtime_error("--device cuda with several processes needs a LibTorch built with NCCL (USE_C10D_NCCL)");
     auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
     // Loopback (--nproc, or --master 127.x): Gloo's pairs on 127.0.0.1. Otherwise the interface named by
     // TOPOFR_TRAIN_IFNAME, else the one this machine's hostname resolves to (Gloo's default).
@@ -193,6 +187,7 @@ inline process_group connect(const dist_options& o) {
                              " s: " + detail_pg::what_of(e));
   }
   return g;
+#endif
 }
 
 /// In place: each tensor becomes the sum over ranks (one all-reduce per dtype, on a flattened copy).

@@ -785,7 +785,6 @@ int run(int argc, char** argv) {
     dop.host = c.master_host;
     dop.port = c.master_port;
     dop.timeout_s = c.dist_timeout;
-    dop.cuda = dev.is_cuda();
     pg = connect(dop);
   }
   const std::vector<torch::Tensor> net_buffers = net->buffers();
