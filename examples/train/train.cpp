@@ -941,7 +941,6 @@ int run(int argc, char** argv) {
         grads.push_back(p.grad());
       }
       all_reduce_sum_(pg, grads, "the backbone gradients at step " + std::to_string(step + 1));
-      broadcast_(pg, net_buffers, 0, "the BatchNorm buffers at step " + std::to_string(step + 1));
       isa_sum = all_reduce_values(pg, {isa_sum}, "the ISA values at step " + std::to_string(step + 1))[0];
     }
     opt.step();
@@ -973,6 +972,9 @@ int run(int argc, char** argv) {
     }
     if (done % c.checkpoint_every == 0 || done == c.steps) {  // every rank, at the same step
       if (lead) write_log(log_path, log_lines);
+      // BatchNorm's running statistics are rank 0's (DDP's broadcast_buffers): only rank 0 ever reads them (the
+      // evaluation), and its own never change by the broadcast, so it is enough that the checkpoints hold them.
+      broadcast_(pg, net_buffers, 0, "the BatchNorm buffers at step " + std::to_string(done));
       if (W > 1 && fs::exists(ckpt)) fs::rename(ckpt, prev);  // atomic: the previous one stays whole
       save_checkpoint(c, ckpt, net, head_module, opt, done, train_seconds);
     }
