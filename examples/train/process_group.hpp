@@ -16,6 +16,7 @@
 #include <torch/torch.h>
 
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #if defined(USE_C10D_GLOO)  // CMake defines it when Gloo's headers are found (pip wheels do not ship them)
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
