@@ -4,6 +4,8 @@
 // margin cross-entropy with SDS weights (MarginCE), plus the library's ISA between the clean batch and
 // the embeddings of its RSP-perturbed copy (ISA): L = L_cls + alpha L_sa (docs/math.md). Held-out identities
 // are verified (LFW protocol) before and after training, and the topological discrepancy is measured.
+// Several processes (--nproc, --world-size/--rank/--master): data-parallel backbone, class-sharded head
+// (process_group.hpp, sharded_head.hpp); a W-process run computes what --chunks W computes in one process.
 // Usage: topofr-train --help. Docs: docs/train.md.
 #include <torch/torch.h>
 
