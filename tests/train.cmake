@@ -189,6 +189,11 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
       # and --chunks 1 is the plain trainer: --chunks 2 differs from it (BatchNorm per slice)
       "$exe" $args --out c1 > c1.log 2>&1
       if rows c1/log.csv c2/log.csv > /dev/null; then echo "--chunks 2 equals --chunks 1"; exit 1; fi
+      # --margin-grad straight-through reaches the head's backward: the same first row, another second one
+      "$exe" $args --out st --margin-grad straight-through > st.log 2>&1
+      test "$(sed -n 2p st/log.csv | cut -d, -f4-8)" = "$(sed -n 2p c1/log.csv | cut -d, -f4-8)"
+      test "$(sed -n 3p st/log.csv | cut -d, -f4-8)" != "$(sed -n 3p c1/log.csv | cut -d, -f4-8)"
+      grep -q '"margin_grad": "straight-through"' st/report.json
       ]=] sh $<TARGET_FILE:topofr-train> ${CMAKE_CURRENT_BINARY_DIR}/tmp/train_dist_equivalence ${_topofr_dist_args})
     set_tests_properties(train_dist_equivalence PROPERTIES LABELS "cpu;train" TIMEOUT 180)
   endif()
