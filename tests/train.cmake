@@ -32,6 +32,24 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
     set_tests_properties(${train_test} PROPERTIES DISABLED TRUE)
   endif()
 
+  # The class-sharded head on Gloo (examples/train/sharded_head.hpp): ranks are processes re-executed from the
+  # test binary (its own main), so no Catch main object; c10d's Gloo process group is in libtorch_cpu, its
+  # header needs USE_C10D_GLOO and the Gloo headers (Debian libgloo-dev).
+  if(Torch_FOUND)
+    find_path(TOPOFR_GLOO_INCLUDE_DIR gloo/config.h)
+    if(TOPOFR_GLOO_INCLUDE_DIR)
+      add_executable(test_dist_head ${CMAKE_CURRENT_SOURCE_DIR}/test_dist_head.cpp)
+      target_link_libraries(test_dist_head PRIVATE topofr_programs Catch2::Catch2 ${TORCH_LIBRARIES})
+      target_include_directories(test_dist_head PRIVATE ${TOPOFR_GLOO_INCLUDE_DIR})
+      target_compile_definitions(test_dist_head PRIVATE USE_C10D_GLOO TOPOFR_PYTHON="${TOPOFR_PYTHON}"
+        TOPOFR_ORACLES="${CMAKE_CURRENT_SOURCE_DIR}/oracles" TOPOFR_TEST_TMP="${CMAKE_CURRENT_BINARY_DIR}/tmp")
+      add_test(NAME test_dist_head COMMAND test_dist_head)
+      set_tests_properties(test_dist_head PROPERTIES LABELS "cpu;train" TIMEOUT 120)
+    else()
+      message(STATUS "topofr: Gloo headers (Debian libgloo-dev) not found, test_dist_head is not built")
+    endif()
+  endif()
+
   # Resume after kill -9: a run killed after a checkpoint and resumed ends exactly as an uninterrupted run
   # (same final loss and verification, bit for bit: data order, RSP and dropout RNG are restored).
   if(TARGET topofr-train)

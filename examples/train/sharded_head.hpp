@@ -22,6 +22,7 @@
 #include "autograd.hpp"
 
 #include <cstdint>
+#include <exception>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -62,7 +63,10 @@ inline void allreduce_sum(c10d::ProcessGroup& pg, torch::Tensor& t, const char* 
 /// Every rank's t, concatenated along dim 0 in rank order. A small all-gather of (dtype, dim, sizes) comes
 /// first: Gloo fails obscurely or waits when the shapes differ, this names the ranks and their shapes, and
 /// every rank sees every shape, so all of them throw the same error together (no rank is left waiting).
-inline torch::Tensor all_gather(c10d::ProcessGroup& pg, const torch::Tensor& t, const char* fn, const char* arg) {
+/// local_error: this rank failed while preparing t; it still takes part in that first exchange, so that
+/// the others stop with an error naming it instead of waiting for the timeout, and then rethrows its error.
+inline torch::Tensor all_gather(c10d::ProcessGroup& pg, const torch::Tensor& t, const char* fn, const char* arg,
+                                std::exception_ptr local_error = nullptr) {
   constexpr int max_dim = 8;
   if (t.dim() < 1 || t.dim() > max_dim)
     throw std::invalid_argument(std::string(fn) + ": " + arg + " must have 1 to 8 dimensions, got " +
@@ -70,7 +74,7 @@ inline torch::Tensor all_gather(c10d::ProcessGroup& pg, const torch::Tensor& t, 
   const int world = pg.getSize();
   const torch::Tensor x = t.contiguous();
   torch::Tensor desc = torch::full({max_dim + 2}, -1, torch::kLong);
-  desc[0] = static_cast<std::int64_t>(x.scalar_type());
+  desc[0] = local_error ? -2 : static_cast<std::int64_t>(x.scalar_type());
   desc[1] = x.dim();
   for (int k = 0; k < x.dim(); ++k) desc[k + 2] = x.size(k);
   torch::Tensor descs = torch::empty({world, max_dim + 2}, torch::kLong);
@@ -87,6 +91,11 @@ inline torch::Tensor all_gather(c10d::ProcessGroup& pg, const torch::Tensor& t, 
       s += (k ? ", " : "") + std::to_string(d[k + 2].item<std::int64_t>());
     return s + "] " + c10::toString(static_cast<c10::ScalarType>(d[0].item<std::int64_t>()));
   };
+  if (local_error) std::rethrow_exception(local_error);
+  for (int r = 0; r < world; ++r)
+    if (descs[r][0].item<std::int64_t>() == -2)
+      throw std::runtime_error(std::string(fn) + ": rank " + std::to_string(r) + " failed before the all-gather of " +
+                               arg + " (its own error says why)");
   for (int r = 0; r < world; ++r)
     if (!descs[r].equal(descs[0]))
       throw std::invalid_argument(std::string(fn) + ": " + arg +
@@ -142,9 +151,15 @@ inline global_rows combine_rows(c10d::ProcessGroup& pg, const torch::Tensor& c, 
   AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "sharded_margin_ce", [&] {
     using T = scalar_t;
     const vector_view<const std::int64_t> yv(y.data_ptr<std::int64_t>(), n);
-    shard_stats(cpu, detail_ag::cmat<T>(c), yv, m,
-                vector_view<shard_row_stats>(reinterpret_cast<shard_row_stats*>(st.data_ptr<double>()), n));
-    const torch::Tensor all = world > 1 ? all_gather(pg, st, fn, "the row statistics") : st;  // W B x 4, rank-major
+    std::exception_ptr error;  // e.g. a cosine out of range on this shard only: the others must not wait
+    try {
+      shard_stats(cpu, detail_ag::cmat<T>(c), yv, m,
+                  vector_view<shard_row_stats>(reinterpret_cast<shard_row_stats*>(st.data_ptr<double>()), n));
+    } catch (...) {
+      if (world == 1) throw;
+      error = std::current_exception();
+    }
+    const torch::Tensor all = world > 1 ? all_gather(pg, st, fn, "the row statistics", error) : st;  // W B x 4
     const bool eps_entropy = want_entropy && eps > 0.0;
     combine_shard_stats<T>(reinterpret_cast<const shard_row_stats*>(all.data_ptr<double>()), world, n,
                            detail_ag::vec<T>(g.lse), detail_ag::vec<T>(g.loss), detail_ag::vec<T>(g.p_gt),
@@ -153,6 +168,8 @@ inline global_rows combine_rows(c10d::ProcessGroup& pg, const torch::Tensor& c, 
       torch::Tensor part = torch::empty({n}, torch::kDouble);
       shard_entropy_eps_partial(cpu, detail_ag::cmat<T>(c), yv, m, vector_view<const T>(g.lse.data_ptr<T>(), n), eps,
                                 detail_ag::vec<double>(part));
+      // Gloo's ring all-reduce sums each element on one rank and then sends that sum to all: the same bits
+      // everywhere, so GUM sees the same entropies on every rank (the test checks the weights bitwise).
       if (world > 1) allreduce_sum(pg, part, fn, "the entropy partial sums");
       g.entropy.copy_(part.neg());
     }
