@@ -267,7 +267,10 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
       # (the hook stops rank 0 at step 6 should the kill come late: the state is the step-4 checkpoints either way)
       TOPOFR_TRAIN_DIE_RANK=0 TOPOFR_TRAIN_DIE_STEP=6 "$exe" $args --out cut > cut1.log 2>&1 &
       pid=$!
-      while ! grep -q '^4,' cut/log.csv 2>/dev/null || [ ! -f cut/checkpoint.rank1-of-2.pt ]; do sleep 0.02; done
+      until [ -f cut/checkpoint.rank0-of-2.pt ] && [ -f cut/checkpoint.rank1-of-2.pt ]; do  # both of step 4
+        kill -0 $pid 2>/dev/null || { echo "the run ended before its checkpoints"; cat cut1.log; exit 1; }
+        sleep 0.02
+      done
       kill -9 $pid; wait $pid || true
       sleep 0.5
       cp -r cut ahead
