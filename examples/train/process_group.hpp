@@ -260,8 +260,8 @@ inline std::string exit_words(int status) {
 
 /// --nproc W: runs /proc/self/exe W times with args + {--world-size W --rank r --master 127.0.0.1:PORT}
 /// (each child dies with this process: PR_SET_PDEATHSIG) and waits. The first rank that fails (non-zero
-/// status or a signal) is reported on stderr by rank and status, the others get SIGTERM, then SIGKILL after
-/// 5 s; returns 0 when every rank exited 0, else 1. argv0: this program's name (for the children's argv[0]).
+/// status or a signal) is reported on stderr by rank and status; the others get 1 s (to report their own
+/// errors), then SIGTERM, then SIGKILL 5 s later; returns 0 when every rank exited 0, else 1. argv0: this program's name (for the children's argv[0]).
 inline int launch_local(int world, const std::string& argv0, const std::vector<std::string>& args) {
   const int port = free_port();
   const pid_t parent = ::getpid();
@@ -302,8 +302,8 @@ inline int launch_local(int world, const std::string& argv0, const std::vector<s
     for (pid_t p : pids)
       if (p > 0) ::kill(p, sig);
   };
-  auto deadline = std::chrono::steady_clock::time_point::max();
-  bool killed = false;
+  auto term_at = std::chrono::steady_clock::time_point::max(), kill_at = term_at;
+  bool termed = false, killed = false;
   while (running > 0) {
     int st = 0;
     const pid_t p = ::waitpid(-1, &st, failed_rank >= 0 ? WNOHANG : 0);
@@ -311,11 +311,10 @@ inline int launch_local(int world, const std::string& argv0, const std::vector<s
       if (errno == EINTR) continue;
       break;  // ECHILD: none left
     }
-    if (p == 0) {  // stopping the others: SIGKILL after the grace period
-      if (!killed && std::chrono::steady_clock::now() > deadline) {
-        stop_others(SIGKILL);
-        killed = true;
-      }
+    if (p == 0) {  // stopping the others: 1 s to print their own errors, then SIGTERM, SIGKILL 5 s later
+      const auto now = std::chrono::steady_clock::now();
+      if (!termed && now > term_at) stop_others(SIGTERM), termed = true;
+      if (!killed && now > kill_at) stop_others(SIGKILL), killed = true;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
       continue;
     }
@@ -327,10 +326,8 @@ inline int launch_local(int world, const std::string& argv0, const std::vector<s
     if (!ok && failed_rank < 0) {
       failed_rank = r;
       failed_status = st;
-      if (running > 0) {
-        stop_others(SIGTERM);
-        deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-      }
+      term_at = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+      kill_at = term_at + std::chrono::seconds(5);
     }
   }
   if (failed_rank >= 0) {

@@ -822,7 +822,10 @@ int run(int argc, char** argv) {
     if (c.resume && fs::exists(ckpt)) start = load_checkpoint(c, ckpt, net, head_module, opt, dev, train_seconds);
   } else if (c.resume) {
     const std::int64_t cur = checkpoint_step(ckpt), old = checkpoint_step(prev);
-    const std::int64_t target = -min_max(pg, -(cur >= 0 ? cur : old), "the checkpoint steps").second;  // min over ranks
+    const auto [target, newest] = min_max(pg, cur >= 0 ? cur : old, "the checkpoint steps");
+    if (target < 0 && newest >= 0)
+      throw std::runtime_error("--resume: some ranks have no checkpoint in " + c.out + (cur < 0 && old < 0 ? " (rank " + std::to_string(R) + " has none)" : "") +
+                               " while others have one of step " + std::to_string(newest) + ": start a new --out");
     if (target >= 0) {
       if (cur == target) start = load_checkpoint(c, ckpt, net, head_module, opt, dev, train_seconds);
       else if (old == target) start = load_checkpoint(c, prev, net, head_module, opt, dev, train_seconds);
