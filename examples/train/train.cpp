@@ -1021,6 +1021,8 @@ int run(int argc, char** argv) {
 
   const fs::path out(c.out);
   std::vector<std::string> outputs = {log_path, ckpt};
+  for (int r = 1; r < W; ++r)  // the other ranks' (where each rank's --out is this one)
+    outputs.push_back((fs::path(c.out) / ("checkpoint.rank" + std::to_string(r) + "-of-" + std::to_string(W) + ".pt")).string());
   // topology.json: what plot.py draws besides log.csv (per-batch discrepancies, persistence deaths).
   const std::string topo_path = (out / "topology.json").string();
   {
