@@ -116,6 +116,7 @@ inline torch::Tensor margin_ce_forward_gpu(torch::autograd::AutogradContext* ctx
   ctx->saved_data["m1"] = cfg.margin.m1;
   ctx->saved_data["m2"] = cfg.margin.m2;
   ctx->saved_data["m3"] = cfg.margin.m3;
+  ctx->saved_data["straight_through"] = cfg.margin.straight_through;
   return value.to(cos.scalar_type());
 }
 #endif
@@ -173,6 +174,7 @@ class MarginCE : public torch::autograd::Function<MarginCE> {
     ctx->saved_data["m1"] = cfg.margin.m1;
     ctx->saved_data["m2"] = cfg.margin.m2;
     ctx->saved_data["m3"] = cfg.margin.m3;
+    ctx->saved_data["straight_through"] = cfg.margin.straight_through;
     return torch::full({}, value / static_cast<double>(n), cos.options());
   }
 
@@ -180,8 +182,9 @@ class MarginCE : public torch::autograd::Function<MarginCE> {
                                                  torch::autograd::variable_list grad_out) {
     const auto saved = ctx->get_saved_variables();
     const torch::Tensor &c = saved[0], &y = saved[1], &lse = saved[2], &w = saved[3];
-    const combined_margin m{ctx->saved_data["s"].toDouble(), ctx->saved_data["m1"].toDouble(),
-                            ctx->saved_data["m2"].toDouble(), ctx->saved_data["m3"].toDouble()};
+    combined_margin m{ctx->saved_data["s"].toDouble(), ctx->saved_data["m1"].toDouble(),
+                      ctx->saved_data["m2"].toDouble(), ctx->saved_data["m3"].toDouble()};
+    m.straight_through = ctx->saved_data["straight_through"].toBool();  // the margin gradient the forward was asked for
     const std::int64_t n = c.size(0);
     torch::Tensor g = torch::empty_like(c);
 #if defined(TOPOFR_TRAIN_GPU)

@@ -4,6 +4,8 @@
 // margin cross-entropy with SDS weights (MarginCE), plus the library's ISA between the clean batch and
 // the embeddings of its RSP-perturbed copy (ISA): L = L_cls + alpha L_sa (docs/math.md). Held-out identities
 // are verified (LFW protocol) before and after training, and the topological discrepancy is measured.
+// Several processes (--nproc, --world-size/--rank/--master): data-parallel backbone, class-sharded head
+// (process_group.hpp, sharded_head.hpp); a W-process run computes what --chunks W computes in one process.
 // Usage: topofr-train --help. Docs: docs/train.md.
 #include <torch/torch.h>
 
@@ -22,6 +24,8 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <tuple>
 #include <vector>
 
 #include <spawn.h>
@@ -40,6 +44,8 @@
 #include "checkpoint.hpp"
 #include "image_folder.hpp"
 #include "iresnet.hpp"
+#include "process_group.hpp"
+#include "sharded_head.hpp"
 #include "stb_impl.hpp"
 #include "synthetic.hpp"
 #include "verify.hpp"
@@ -81,6 +87,18 @@ struct config {
   std::string report;
   bool progress = true;
   bool plots = true;
+  // Several processes (docs/train.md, "Several processes and machines").
+  int nproc = 1;            // --nproc: start this many local ranks (the launcher)
+  int world = 1, rank = 0;  // --world-size, --rank: this process's place in the run
+  std::string master;       // --master HOST:PORT (rank 0 hosts the rendezvous)
+  std::string master_host;
+  int master_port = 0;
+  double dist_timeout = 300;
+  int chunks = 1;           // --chunks K: the backbone on K slices of this process's rows (K ranks in one)
+  double sample_rate = 1.0; // --sample-rate: Partial FC's class sample
+  std::string margin_grad = "exact";
+
+  bool sharded() const { return world > 1 || sample_rate < 1.0; }
 
   bool use_isa() const { return loss == "arcface+isa" || loss == "topofr"; }
   bool use_sds() const { return loss == "arcface+sds" || loss == "topofr"; }
@@ -113,6 +131,20 @@ struct config {
             {"--warmup", std::to_string(warmup)},
             {"--lr", num(lr)},
             {"--seed", std::to_string(seed)}};
+  }
+  // flags() plus the ones added with several processes, listed only when not at their default, so that a
+  // single-process checkpoint of an earlier topofr-train still resumes.
+  flag_list all_flags() const {
+    auto num = [](double v) {
+      char b[64];
+      return std::string(b, std::to_chars(b, b + sizeof b, v).ptr);
+    };
+    flag_list f = flags();
+    if (world > 1) f.push_back({"--world-size", std::to_string(world)});
+    if (chunks > 1) f.push_back({"--chunks", std::to_string(chunks)});
+    if (sample_rate < 1.0) f.push_back({"--sample-rate", num(sample_rate)});
+    if (margin_grad != "exact") f.push_back({"--margin-grad", margin_grad});
+    return f;
   }
 };
 
@@ -201,6 +233,31 @@ config parse(int argc, char** argv) {
   app.add_option("--report", c.report, "JSON report (default: DIR/report.json)")->group("Output");
   app.add_flag("!--no-progress", c.progress, "no progress line")->group("Output");
   app.add_flag("!--no-plots", c.plots, "no PNG figures (they need /usr/bin/python3 with matplotlib: plot.py)")->group("Output");
+  app.add_option("--margin-grad", c.margin_grad,
+                 "exact (default: d/dcos of the margin) | straight-through (arcface_torch's no_grad margin)")
+      ->check(CLI::IsMember({"exact", "straight-through"}))->group("Loss (paper defaults)");
+  app.add_option("--nproc", c.nproc, "start W processes on this machine (ranks 0..W-1 over 127.0.0.1; default 1)")
+      ->transform(integer(1, 1024))->group("Several processes");
+  app.add_option("--world-size", c.world, "join a run of W processes (with --rank and --master; default 1)")
+      ->transform(integer(1, 65536))->group("Several processes");
+  app.add_option("--rank", c.rank, "this process's rank in [0, --world-size)")->transform(integer(0, 65535))
+      ->group("Several processes");
+  app.add_option("--master", c.master, "HOST:PORT of rank 0, which hosts the rendezvous (TCPStore)")
+      ->group("Several processes");
+  app.add_option("--dist-timeout", c.dist_timeout, "seconds for the rendezvous and each collective (default 300)")
+      ->check(range(0.1, 1e6))->group("Several processes");
+  app.add_option("--chunks", c.chunks, "run the backbone on K equal slices of the batch: what K ranks compute (default 1)")
+      ->transform(integer(1, 65536))->group("Several processes");
+  app.add_option("--sample-rate", c.sample_rate, "Partial FC: fraction of each rank's classes per step, (0, 1] (default 1)")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            char* end = nullptr;
+            const double x = std::strtod(v.c_str(), &end);
+            if (v.empty() || *end != '\0' || !(x > 0 && x <= 1)) return "expected a number in (0, 1], got '" + v + "'";
+            return "";
+          },
+          ""))
+      ->group("Several processes");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -221,6 +278,41 @@ config parse(int argc, char** argv) {
     c.width_px = x == std::string::npos ? c.height : dim(image_size.substr(x + 1));
   }
   if (c.released_code) c.isa_variant = "sorted_deaths", c.isa_latent = "raw";
+  // Several processes: one line per mistake, before anything starts.
+  if (c.nproc > 1 && app.count("--world-size"))
+    usage_error("--nproc " + std::to_string(c.nproc) + " starts its own ranks: drop --world-size/--rank/--master, or drop --nproc");
+  if (c.rank >= c.world)
+    usage_error("--rank " + std::to_string(c.rank) + ": must be in [0, --world-size " + std::to_string(c.world) + ")");
+  if (c.world > 1 && c.master.empty())
+    usage_error("--world-size " + std::to_string(c.world) + ": needs --master HOST:PORT (rank 0's address) and --rank");
+  if (!c.master.empty()) {
+    try {
+      std::tie(c.master_host, c.master_port) = parse_master(c.master);
+    } catch (const std::invalid_argument& e) {
+      usage_error(e.what());
+    }
+  }
+  {
+    const int w = c.nproc > 1 ? c.nproc : c.world;
+    const std::string who = c.nproc > 1 ? "--nproc " + std::to_string(w) : "--world-size " + std::to_string(w);
+    const long long parts = static_cast<long long>(w) * c.chunks;
+    if (c.batch % parts != 0)
+      usage_error("--batch " + std::to_string(c.batch) + ": not divisible by " +
+                  (w > 1 ? "the " + std::to_string(w) + " processes (" + who + ")" : std::string("")) +
+                  (w > 1 && c.chunks > 1 ? " times " : "") +
+                  (c.chunks > 1 ? "--chunks " + std::to_string(c.chunks) : std::string("")) +
+                  ": each process runs --batch / " + std::to_string(parts) + " rows of the global batch");
+    if (c.batch / parts < 2)
+      usage_error("--batch " + std::to_string(c.batch) + ": " + std::to_string(c.batch / parts) +
+                  " row(s) per slice over " + std::to_string(parts) +
+                  " slices; BatchNorm and ISA need at least 2 (raise --batch)");
+    if (w > 1 && c.data.empty()) {  // the synthetic split is known from the flags (split_by_identity)
+      const long long k = c.identities, held = std::max<long long>(2, std::llround(c.holdout * static_cast<double>(k)));
+      if (held <= k - 1 && w > k - held)
+        usage_error(who + ": more processes than the " + std::to_string(k - held) +
+                    " training identities (the classifier is split by identity over the processes)");
+    }
+  }
   if (c.warmup < 0) c.warmup = c.steps / 20;
   if (c.report.empty()) c.report = (fs::path(c.out) / "report.json").string();
   // Output paths that write_file would refuse at the end of the run: refused before any work.
@@ -381,18 +473,18 @@ struct log_row {
   double loss = 0, cls = 0, isa = 0, ce = 0;
 };
 
-void save_checkpoint(const config& c, const std::string& path, IResNet& net, NormClassifier& head,
+void save_checkpoint(const config& c, const std::string& path, IResNet& net, torch::nn::Module& head,
                      torch::optim::SGD& opt, std::int64_t step, double train_seconds) {
   torch::serialize::OutputArchive ar, mnet, mhead, mopt;
   net->save(mnet);
-  head->save(mhead);
+  head.save(mhead);
   opt.save(mopt);
   ar.write("model", mnet);
   ar.write("head", mhead);
   ar.write("optimizer", mopt);
   ar.write("step", c10::IValue(step));
   ar.write("train_seconds", c10::IValue(train_seconds));
-  ar.write("config", c10::IValue(flags_signature(c.flags())));
+  ar.write("config", c10::IValue(flags_signature(c.all_flags())));
   {
     auto gen = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
@@ -411,7 +503,7 @@ std::string first_line(const char* what) {
 
 /// Loads the checkpoint; returns the step it was written at. Every member's CRC-32 is checked first
 /// (LibTorch's reader does not); damage, truncation and flag mismatches are one-line errors naming the file.
-std::int64_t load_checkpoint(const config& c, const std::string& path, IResNet& net, NormClassifier& head,
+std::int64_t load_checkpoint(const config& c, const std::string& path, IResNet& net, torch::nn::Module& head,
                              torch::optim::SGD& opt, torch::Device dev, double& train_seconds) {
   try {
     verify_zip(path);
@@ -425,13 +517,13 @@ std::int64_t load_checkpoint(const config& c, const std::string& path, IResNet& 
     ar.load_from(path, dev);
     c10::IValue v;
     ar.read("config", v);
-    const std::string diff = flags_difference(v.toStringRef(), c.flags());
+    const std::string diff = flags_difference(v.toStringRef(), c.all_flags());
     if (!diff.empty()) throw std::invalid_argument("--resume: " + path + " was written with other flags: " + diff);
     ar.read("model", mnet);
     ar.read("head", mhead);
     ar.read("optimizer", mopt);
     net->load(mnet);
-    head->load(mhead);
+    head.load(mhead);
     opt.load(mopt);
     ar.read("step", v);
     step = v.toInt();
@@ -448,6 +540,26 @@ std::int64_t load_checkpoint(const config& c, const std::string& path, IResNet& 
   std::lock_guard<std::mutex> lock(gen.mutex());
   gen.set_state(state.to(torch::kCPU));
   return step;
+}
+
+/// The step a checkpoint was written at (its CRCs checked first), -1 when there is none.
+std::int64_t checkpoint_step(const std::string& path) {
+  if (!fs::exists(path)) return -1;
+  try {
+    verify_zip(path);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error("--resume: " + std::string(e.what()));
+  }
+  try {
+    torch::serialize::InputArchive ar;
+    ar.load_from(path);
+    c10::IValue v;
+    ar.read("step", v);
+    return v.toInt();
+  } catch (const c10::Error& e) {
+    throw std::runtime_error("--resume: " + path + ": truncated or not a topofr checkpoint: " +
+                             first_line(e.what_without_backtrace()));
+  }
 }
 
 /// The rows of the log up to `step` (those after the checkpoint are recomputed): parsed, and as text lines.
@@ -532,12 +644,33 @@ std::vector<std::string> write_plots(const fs::path& out, const std::string& log
   return written;
 }
 
+/// The rank prefix of error messages ("" for a single process); set once the rank is known.
+std::string g_rank_prefix;
+
+/// A test-only hook: TOPOFR_TRAIN_DIE_RANK=r TOPOFR_TRAIN_DIE_STEP=s makes rank r _exit(1) at the start of
+/// step s (1-based, as log.csv), to test how the other ranks and the launcher handle a dead rank; with
+/// TOPOFR_TRAIN_DIE_HOW=hang it stops there instead (sleeps, its connections open: the others time out).
+bool die_here(int rank, std::int64_t step) {
+  static const char* r = std::getenv("TOPOFR_TRAIN_DIE_RANK");
+  static const char* s = std::getenv("TOPOFR_TRAIN_DIE_STEP");
+  return r && s && std::atoi(r) == rank && std::atoll(s) == step;
+}
+
 int run(int argc, char** argv) {
   const auto wall0 = clock_type::now();
   const config c = parse(argc, argv);
 
   // Threads fixed for the run (reproducibility), the library's OpenMP loops included.
-  const int threads = c.threads > 0 ? c.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (c.nproc > 1) {  // the launcher: W copies of this program, each with its share of the cores
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (c.threads == 0) args.insert(args.end(), {"--threads", std::to_string(std::max(1, cores / c.nproc))});
+    return launch_local(c.nproc, argv[0], args);
+  }
+  const int W = c.world, R = c.rank;
+  const bool lead = R == 0;  // rank 0 alone writes log.csv, the report, the figures and prints progress
+  if (W > 1) g_rank_prefix = "rank " + std::to_string(R) + ": ";
+  const int threads = c.threads > 0 ? c.threads : cores;
   at::set_num_threads(threads);
   torch::Device dev(torch::kCPU);
   if (c.device == "cuda") {
@@ -546,6 +679,9 @@ int run(int argc, char** argv) {
           "--device cuda: no CUDA device available to this LibTorch (it was built without CUDA, or no GPU is "
           "visible); rebuild topofr-train against a CUDA LibTorch or use --device cpu");
     dev = torch::Device(torch::kCUDA);
+#if defined(TOPOFR_TRAIN_TORCH_CUDA)
+    if (W > 1) dev = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(R % torch::cuda::device_count()));
+#endif
   }
   fs::create_directories(c.out);
 
@@ -560,17 +696,24 @@ int run(int argc, char** argv) {
                                (c.skip_bad ? "" : " (--skip-bad-images skips bad images with a warning)"));
     }
   }();
-  for (const auto& w : warnings) std::cerr << "warning: " << w << '\n';
-  if (!warnings.empty()) std::cerr << "data: " << warnings.size() << " warning(s), listed in the report's data.warnings\n";
+  if (lead) {
+    for (const auto& w : warnings) std::cerr << "warning: " << w << '\n';
+    if (!warnings.empty()) std::cerr << "data: " << warnings.size() << " warning(s), listed in the report's data.warnings\n";
+  }
   const split sp = split_by_identity(all, c.holdout, c.seed);
   const image_set &tr = sp.train, &ev = sp.eval;
   if (tr.size() < c.batch)
     throw std::invalid_argument("--batch " + std::to_string(c.batch) + " exceeds the " + std::to_string(tr.size()) +
                                 " training images");
-  std::cerr << "data: " << (c.data.empty() ? "SYNTHETIC faces (built-in generator, seed " + std::to_string(c.seed) + ")" : c.data)
-            << ", " << all.size() << " images of " << all.identities() << " identities at " << c.height << "x"
-            << c.width_px << "; training on " << tr.size() << " images / " << tr.identities()
-            << " identities, verifying on " << ev.size() << " images / " << ev.identities() << " held-out identities\n";
+  if (W > tr.identities())
+    throw std::invalid_argument("--world-size " + std::to_string(W) + ": more processes than the " +
+                                std::to_string(tr.identities()) +
+                                " training identities (the classifier is split by identity over the processes)");
+  if (lead)
+    std::cerr << "data: " << (c.data.empty() ? "SYNTHETIC faces (built-in generator, seed " + std::to_string(c.seed) + ")" : c.data)
+              << ", " << all.size() << " images of " << all.identities() << " identities at " << c.height << "x"
+              << c.width_px << "; training on " << tr.size() << " images / " << tr.identities()
+              << " identities, verifying on " << ev.size() << " images / " << ev.identities() << " held-out identities\n";
 
   // ---- model, head, optimiser ----
   torch::manual_seed(static_cast<std::uint64_t>(c.seed));
@@ -582,26 +725,50 @@ int run(int argc, char** argv) {
   mo.embedding = c.embedding;
   mo.dropout = c.dropout;
   IResNet net(mo);
+  // The full classifier, initialised as in a single process (same seed, same draws) whatever the number of
+  // processes; a sharded run keeps this rank's rows of it (every rank allocates the whole C x d once).
   NormClassifier head(c.embedding, tr.identities());
+  ShardedClassifier shead{nullptr};
+  const class_range range = shard_range(tr.identities(), W, R);
+  if (c.sharded()) {
+    shead = ShardedClassifier(head->weight.detach().narrow(0, range.begin, range.size()), range, tr.identities(),
+                              c.sample_rate, c.seed);
+    head = NormClassifier{nullptr};
+  }
+  torch::nn::Module& head_module = c.sharded() ? static_cast<torch::nn::Module&>(*shead) : *head;
   net->to(dev);
-  head->to(dev);
-  std::vector<torch::Tensor> params;
+  head_module.to(dev);
+  std::vector<torch::Tensor> params, net_params;
   for (auto& p : net->parameters())
-    if (p.requires_grad()) params.push_back(p);
-  for (auto& p : head->parameters()) params.push_back(p);
+    if (p.requires_grad()) params.push_back(p), net_params.push_back(p);
+  for (auto& p : head_module.parameters()) params.push_back(p);
   torch::optim::SGD opt(params, torch::optim::SGDOptions(c.lr).momentum(c.momentum).weight_decay(c.weight_decay));
   std::int64_t nparams = 0;
   for (auto& p : net->parameters()) nparams += p.numel();
-  std::cerr << "model: IResNet-" << c.depth << " width " << c.width << " (" << nparams << " parameters), embedding "
-            << c.embedding << ", loss " << c.loss << (c.released_code ? " (released-code mode)" : "") << ", device "
-            << c.device << ", " << threads << " threads\n";
+  if (lead)
+    std::cerr << "model: IResNet-" << c.depth << " width " << c.width << " (" << nparams << " parameters), embedding "
+              << c.embedding << ", loss " << c.loss << (c.released_code ? " (released-code mode)" : "") << ", device "
+              << c.device << ", " << threads << " threads"
+              << (W > 1 ? ", " + std::to_string(W) + " processes (classes " + std::to_string(range.begin) + ".." +
+                              std::to_string(range.end - 1) + " on rank 0)"
+                        : std::string())
+              << '\n';
 
-  // The untrained network, evaluated first (reproducible from the seed, also when resuming).
-  const eval_result before = evaluate(net, ev, c, dev);
+  // The untrained network (reproducible from the seed, also when resuming): evaluated first by a single
+  // process; with several, rank 0 keeps a copy and evaluates it after training (the other ranks would wait
+  // for it inside a collective).
+  eval_result before;
+  std::vector<torch::Tensor> init_state;
+  if (W == 1) before = evaluate(net, ev, c, dev);
+  else if (lead) {
+    for (const auto& t : net->parameters()) init_state.push_back(t.detach().clone());
+    for (const auto& t : net->buffers()) init_state.push_back(t.detach().clone());
+  }
 
   margin_ce_config mc;
   mc.margin.s = c.s;
   mc.margin.m2 = c.m;
+  mc.margin.straight_through = c.margin_grad == "straight-through";
   mc.sds = c.use_sds();
   mc.lambda = c.lambda;
   mc.focal = !c.released_code;
@@ -610,28 +777,98 @@ int run(int argc, char** argv) {
   const bool unit_latent = c.isa_latent == "normalized";
   if (unit_latent) isa_opt.z_scale = 2.0;  // unit vectors: distances in [0, 2]
 
-  const std::string ckpt = (fs::path(c.out) / "checkpoint.pt").string(), log_path = (fs::path(c.out) / "log.csv").string();
+  // The process group: the rendezvous at --master (several processes), or a one-rank group for Partial FC's
+  // class sample in a single process.
+  process_group pg;
+  if (c.sharded()) {
+    dist_options dop;
+    dop.world = W;
+    dop.rank = R;
+    dop.host = c.master_host;
+    dop.port = c.master_port;
+    dop.timeout_s = c.dist_timeout;
+    pg = connect(dop);
+  }
+  const std::vector<torch::Tensor> net_buffers = net->buffers();
+  // Every rank starts from rank 0's backbone (the same seed gives the same one; this makes sure).
+  broadcast_(pg, net_params, 0, "the initial backbone parameters");
+  broadcast_(pg, net_buffers, 0, "the initial BatchNorm buffers");
+
+  const std::string ckpt_name = W == 1 ? "checkpoint.pt" : "checkpoint.rank" + std::to_string(R) + "-of-" + std::to_string(W) + ".pt";
+  const std::string ckpt = (fs::path(c.out) / ckpt_name).string(), log_path = (fs::path(c.out) / "log.csv").string();
   std::int64_t start = 0;
   double train_seconds = 0;
   std::vector<log_row> history;
   std::vector<std::string> log_lines;  // log.csv's rows as text
-  if (c.resume && fs::exists(ckpt)) {
-    start = load_checkpoint(c, ckpt, net, head, opt, dev, train_seconds);
-    history = read_log(log_path, start, log_lines);
-    std::cerr << "resumed from " << ckpt << " at step " << start << "/" << c.steps << '\n';
-  } else {
-    if (c.resume) std::cerr << "--resume: no checkpoint in " << c.out << ", starting from step 0\n";
+  // Several processes keep each rank's previous checkpoint too (DIR/checkpoint.rank<R>-of-<W>.pt.prev): a kill
+  // between two ranks' writes leaves some ranks one checkpoint ahead, and those go back to their previous one.
+  const std::string prev = ckpt + ".prev";
+  if (c.resume && !fs::exists(ckpt) && !(W > 1 && fs::exists(prev))) {
+    // Checkpoints of another number of processes: refused (the classifier is split by the world size).
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(c.out, ec)) {
+      const std::string n = e.path().filename().string();
+      const auto of = n.find("-of-");
+      const bool single = n == "checkpoint.pt", multi = n.rfind("checkpoint.rank", 0) == 0 && of != std::string::npos &&
+                                                        n.size() > 3 && n.compare(n.size() - 3, 3, ".pt") == 0;
+      if ((single && W > 1) || (multi && n.compare(of, std::string::npos, "-of-" + std::to_string(W) + ".pt") != 0))
+        throw std::invalid_argument("--resume: " + e.path().string() + " was written by a run of " +
+                                    (single ? std::string("1 process") : n.substr(of + 4, n.size() - of - 7) + " processes") +
+                                    ", this run has " + std::to_string(W) + ": resume with the same --nproc / --world-size");
+    }
+    if (lead) std::cerr << "--resume: no checkpoint in " << c.out << ", starting from step 0\n";
   }
-  write_log(log_path, log_lines);  // written whole at each checkpoint and at the end
+  if (W == 1) {
+    if (c.resume && fs::exists(ckpt)) start = load_checkpoint(c, ckpt, net, head_module, opt, dev, train_seconds);
+  } else if (c.resume) {
+    const std::int64_t cur = checkpoint_step(ckpt), old = checkpoint_step(prev);
+    const auto [target, newest] = min_max(pg, cur >= 0 ? cur : old, "the checkpoint steps");
+    if (target < 0 && newest >= 0)
+      throw std::runtime_error("--resume: some ranks have no checkpoint in " + c.out + (cur < 0 && old < 0 ? " (rank " + std::to_string(R) + " has none)" : "") +
+                               " while others have one of step " + std::to_string(newest) + ": start a new --out");
+    if (target >= 0) {
+      if (cur == target) start = load_checkpoint(c, ckpt, net, head_module, opt, dev, train_seconds);
+      else if (old == target) start = load_checkpoint(c, prev, net, head_module, opt, dev, train_seconds);
+      else
+        throw std::runtime_error("--resume: rank " + std::to_string(R) + " has no checkpoint of step " +
+                                 std::to_string(target) + " (the step every rank can return to) in " + c.out +
+                                 ": start a new --out");
+    }
+    const auto [lo, hi] = min_max(pg, start, "the checkpoint steps");
+    if (lo != hi)
+      throw std::runtime_error("--resume: the ranks' checkpoints in " + c.out + " are of different steps (" +
+                               std::to_string(lo) + " to " + std::to_string(hi) + "): start a new --out");
+  }
+  if (lead) {
+    if (start > 0) {
+      history = read_log(log_path, start, log_lines);
+      std::cerr << "resumed from " << ckpt << (W > 1 ? " (and the other ranks' files)" : "") << " at step " << start
+                << "/" << c.steps << '\n';
+    }
+    write_log(log_path, log_lines);  // written whole at each checkpoint and at the end
+  }
 
   // ---- training ----
+  // The global batch (B rows) is drawn identically by every rank; rank R takes rows [R L, (R+1) L), L = B/W,
+  // and runs the backbone on K = --chunks slices of S = L/K rows (BatchNorm statistics per slice); the head
+  // sees the whole batch (all-gathered embeddings, classes sharded over the ranks).
   sampler smp{tr.size(), c.batch, tr.size() / c.batch, c.seed};
+  const std::int64_t L = c.batch / W, K = c.chunks, S = L / K;
+  const double isa_weight = c.alpha / static_cast<double>(W * K);  // alpha * mean over the W K slices
   const bool tty = ::isatty(2);
   std::vector<double> step_ms, topo_ms;
   const auto train0 = clock_type::now();
   const double seconds_before = train_seconds;
   net->train();
   for (std::int64_t step = start; step < c.steps; ++step) {
+    if (die_here(R, step + 1)) {
+      const char* how = std::getenv("TOPOFR_TRAIN_DIE_HOW");
+      const bool hang = how && std::string(how) == "hang";
+      std::cerr << "rank " << R << ": TOPOFR_TRAIN_DIE_STEP: " << (hang ? "hanging" : "exiting") << " at the start of step "
+                << step + 1 << std::endl;
+      while (hang) ::pause();
+      ::_exit(1);
+    }
     const auto t0 = clock_type::now();
     // Learning rate: linear warm-up, then polynomial decay (power 2), as insightface's PolyScheduler.
     const double lr = step < c.warmup ? c.lr * static_cast<double>(step + 1) / (c.warmup + 1)
@@ -649,7 +886,7 @@ int run(int argc, char** argv) {
 
     double topo = 0;
     torch::Tensor xp = x;
-    if (c.use_isa()) {  // RSP: the classifier and the latent side of ISA see the perturbed batch
+    if (c.use_isa()) {  // RSP on the global batch: the classifier and the latent side of ISA see the perturbed batch
       const auto r0 = clock_type::now();
       xp = x.clone();
       rsp_options ro;
@@ -659,39 +896,78 @@ int run(int argc, char** argv) {
       rsp_perturb(cpu, image_batch_view<float>(xp.data_ptr<float>(), xp.size(0), xp.size(1), xp.size(2), xp.size(3)), ro);
       topo += std::chrono::duration<double, std::milli>(clock_type::now() - r0).count();
     }
-    const torch::Tensor z = net->forward(xp.to(dev));
-    const torch::Tensor cosv = head->forward(z);
+    // This rank's rows, the backbone per slice. BatchNorm's running statistics follow the first slice only
+    // (as DDP's broadcast of rank 0's buffers): saved after it, restored after the backward (the forward
+    // saved them for it: an in-place restore before would fail autograd's version check).
+    const torch::Tensor xl = W == 1 ? x : x.narrow(0, R * L, L), xpl = (W == 1 ? xp : xp.narrow(0, R * L, L)).to(dev);
+    std::vector<torch::Tensor> zs, saved_buffers;
+    for (std::int64_t k = 0; k < K; ++k) {
+      zs.push_back(net->forward(K == 1 ? xpl : xpl.narrow(0, k * S, S)));
+      if (K > 1 && k == 0)
+        for (const auto& b : net_buffers) saved_buffers.push_back(b.detach().clone());
+    }
+    const torch::Tensor z = K == 1 ? zs[0] : torch::cat(zs);
     margin_ce_stats st;
-    torch::Tensor lcls = MarginCE::apply(cosv, y, mc, &st), loss = lcls;
-    double lisa = 0;
+    torch::Tensor lcls;
+    if (c.sharded()) {
+      const torch::Tensor zg = all_gather_rows(*pg.pg, z);  // the global batch's embeddings, in rank order
+      const auto [cosv, local] = shead->forward(zg, y, static_cast<std::uint64_t>(step));
+      lcls = sharded_margin_ce(*pg.pg, cosv, local, mc, &st);
+    } else {
+      lcls = MarginCE::apply(head->forward(z), y, mc, &st);
+    }
+    torch::Tensor loss = lcls;
+    double isa_sum = 0;  // sum of this rank's slices' L_sa
     if (c.use_isa()) {
       const auto r0 = clock_type::now();
-      torch::Tensor lsa = ISA::apply(
-          x, unit_latent ? torch::nn::functional::normalize(z, torch::nn::functional::NormalizeFuncOptions().dim(1)) : z,
-          isa_opt);
+      for (std::int64_t k = 0; k < K; ++k) {
+        const torch::Tensor zk = zs[static_cast<std::size_t>(k)];
+        torch::Tensor lsa = ISA::apply(
+            K == 1 ? xl : xl.narrow(0, k * S, S),
+            unit_latent ? torch::nn::functional::normalize(zk, torch::nn::functional::NormalizeFuncOptions().dim(1)) : zk,
+            isa_opt);
+        isa_sum += lsa.item<double>();
+        loss = W * K == 1 ? lcls + c.alpha * lsa : loss + isa_weight * lsa;
+      }
       topo += std::chrono::duration<double, std::milli>(clock_type::now() - r0).count();
-      lisa = lsa.item<double>();
-      loss = lcls + c.alpha * lsa;
     }
     opt.zero_grad();
     loss.backward();
+    if (K > 1) {
+      torch::NoGradGuard ng;
+      for (std::size_t i = 0; i < net_buffers.size(); ++i) net_buffers[i].copy_(saved_buffers[i]);
+    }
+    if (W > 1) {
+      // Data-parallel backbone: the sum of the ranks' gradients (the head's loss is already the global mean;
+      // each rank's ISA term carries alpha / (W K)). The classifier shard's gradient is complete locally.
+      std::vector<torch::Tensor> grads;
+      for (auto& p : net_params) {
+        if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+        grads.push_back(p.grad());
+      }
+      all_reduce_sum_(pg, grads, "the backbone gradients at step " + std::to_string(step + 1));
+      isa_sum = all_reduce_values(pg, {isa_sum}, "the ISA values at step " + std::to_string(step + 1))[0];
+    }
     opt.step();
-    const double lv = loss.item<double>(), cv = lcls.item<double>();
+    const double lisa = isa_sum / static_cast<double>(W * K), cv = lcls.item<double>();
+    const double lv = W * K == 1 ? loss.item<double>() : cv + (c.use_isa() ? c.alpha * lisa : 0.0);
     if (!std::isfinite(lv)) throw std::runtime_error("loss is not finite at step " + std::to_string(step + 1) + " (lower --lr?)");
 
     const double ms = std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
     step_ms.push_back(ms);
     topo_ms.push_back(topo);
     const std::int64_t done = step + 1;
-    history.push_back({done, lv, cv, lisa, st.loss_unweighted});
-    std::ostringstream log;
-    log << done << ',' << step / smp.per_epoch << ',' << lr << ',' << lv << ',' << cv << ',' << lisa << ','
-        << st.loss_unweighted << ',' << st.pi << ',' << st.hard_fraction << ',' << ms << ',' << topo << ','
-        << 1000.0 * c.batch / ms;
-    log_lines.push_back(log.str());
     const double elapsed = std::chrono::duration<double>(clock_type::now() - train0).count();
     train_seconds = seconds_before + elapsed;
-    if (c.progress && (tty || done % std::max(1, c.steps / 20) == 0 || done == c.steps)) {
+    if (lead) {
+      history.push_back({done, lv, cv, lisa, st.loss_unweighted});
+      std::ostringstream log;
+      log << done << ',' << step / smp.per_epoch << ',' << lr << ',' << lv << ',' << cv << ',' << lisa << ','
+          << st.loss_unweighted << ',' << st.pi << ',' << st.hard_fraction << ',' << ms << ',' << topo << ','
+          << 1000.0 * c.batch / ms;
+      log_lines.push_back(log.str());
+    }
+    if (lead && c.progress && (tty || done % std::max(1, c.steps / 20) == 0 || done == c.steps)) {
       const double per_step = elapsed / static_cast<double>(done - start);
       char b[256];
       std::snprintf(b, sizeof b, "step %lld/%d | loss %.4f (cls %.4f, isa %.4f) | %.1f img/s | ETA %s",
@@ -699,16 +975,28 @@ int run(int argc, char** argv) {
                     duration(per_step * static_cast<double>(c.steps - done)).c_str());
       std::cerr << (tty ? "\r" : "") << b << (tty ? "\033[K" : "\n") << std::flush;
     }
-    if (done % c.checkpoint_every == 0 || done == c.steps) {
-      write_log(log_path, log_lines);
-      save_checkpoint(c, ckpt, net, head, opt, done, train_seconds);
+    if (done % c.checkpoint_every == 0 || done == c.steps) {  // every rank, at the same step
+      if (lead) write_log(log_path, log_lines);
+      // BatchNorm's running statistics are rank 0's (DDP's broadcast_buffers): only rank 0 ever reads them (the
+      // evaluation), and its own never change by the broadcast, so it is enough that the checkpoints hold them.
+      broadcast_(pg, net_buffers, 0, "the BatchNorm buffers at step " + std::to_string(done));
+      if (W > 1 && fs::exists(ckpt)) fs::rename(ckpt, prev);  // atomic: the previous one stays whole
+      save_checkpoint(c, ckpt, net, head_module, opt, done, train_seconds);
     }
   }
+  if (!lead) return 0;  // the other ranks write nothing but their checkpoints
   if (c.progress && tty) std::cerr << '\n';
   write_log(log_path, log_lines);
 
   // ---- verification, topology, plots, report ----
   const eval_result after = evaluate(net, ev, c, dev);
+  if (W > 1) {  // the untrained network: its copy, back into net
+    torch::NoGradGuard ng;
+    std::size_t i = 0;
+    for (auto& t : net->parameters()) t.copy_(init_state[i++]);
+    for (auto& t : net->buffers()) t.copy_(init_state[i++]);
+    before = evaluate(net, ev, c, dev);
+  }
   const auto& vb = before.ver;
   const auto& va = after.ver;
   auto pct = [](double v) {
@@ -733,6 +1021,8 @@ int run(int argc, char** argv) {
 
   const fs::path out(c.out);
   std::vector<std::string> outputs = {log_path, ckpt};
+  for (int r = 1; r < W; ++r)  // the other ranks' (where each rank's --out is this one)
+    outputs.push_back((fs::path(c.out) / ("checkpoint.rank" + std::to_string(r) + "-of-" + std::to_string(W) + ".pt")).string());
   // topology.json: what plot.py draws besides log.csv (per-batch discrepancies, persistence deaths).
   const std::string topo_path = (out / "topology.json").string();
   {
@@ -780,6 +1070,10 @@ int run(int argc, char** argv) {
                   {"seed", static_cast<std::int64_t>(c.seed)},
                   {"threads", threads},
                   {"device", c.device},
+                  {"world_size", c.world},
+                  {"chunks", c.chunks},
+                  {"sample_rate", c.sample_rate},
+                  {"margin_grad", c.margin_grad},
                   {"torch_version", TORCH_VERSION}});
   json report = obj({{"configuration", cfg},
                      {"data", obj({{"images", all.size()},
@@ -813,11 +1107,18 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     return run(argc, argv);
-  } catch (const c10::Error& e) {  // LibTorch's: the first line, without the C++ backtrace
-    std::cerr << "\ntopofr-train: error: " << first_line(e.what_without_backtrace()) << '\n';
-    return 1;
   } catch (const std::exception& e) {
-    std::cerr << "\ntopofr-train: error: " << e.what() << '\n';
+    // LibTorch's errors: the first line, without the C++ backtrace. With several processes, the rank (unless
+    // the message names it already), and _exit: a process group's threads are not waited for.
+    std::string what = e.what();
+    if (const auto* t = dynamic_cast<const c10::Error*>(&e)) what = first_line(t->what_without_backtrace());
+    if (!g_rank_prefix.empty() && what.rfind("rank ", 0) != 0) what = g_rank_prefix + what;
+    std::cerr << "\ntopofr-train: error: " << what << '\n';
+    if (!g_rank_prefix.empty()) {
+      std::cerr.flush();
+      std::fflush(nullptr);
+      ::_exit(1);
+    }
     return 1;
   }
 }
