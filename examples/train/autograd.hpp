@@ -67,6 +67,54 @@ vector_view<T> vec(torch::Tensor& t) {
   return {t.data_ptr<T>(), t.numel()};
 }
 
+/// The margin, carried from a forward to its backward in the context's saved_data (which holds IValues).
+inline void save_margin(torch::autograd::AutogradContext* ctx, const combined_margin& m) {
+  ctx->saved_data["s"] = m.s;
+  ctx->saved_data["m1"] = m.m1;
+  ctx->saved_data["m2"] = m.m2;
+  ctx->saved_data["m3"] = m.m3;
+  ctx->saved_data["straight_through"] = m.straight_through;  // the margin gradient the forward was asked for
+}
+inline combined_margin saved_margin(torch::autograd::AutogradContext* ctx) {
+  combined_margin m{ctx->saved_data["s"].toDouble(), ctx->saved_data["m1"].toDouble(),
+                    ctx->saved_data["m2"].toDouble(), ctx->saved_data["m3"].toDouble()};
+  m.straight_through = ctx->saved_data["straight_through"].toBool();
+  return m;
+}
+
+/// MarginCE's value (1/N) sum_i w_i loss_i, in double, from host tensors of N rows: w (all 1 on entry) becomes
+/// the SDS weights of the GUM posterior on `entropy` when cfg.sds (entropy is not read otherwise); stats, when
+/// given, receives the fit and the unweighted mean.
+template <class T>
+double weighted_mean(const torch::Tensor& loss, const torch::Tensor& entropy, const torch::Tensor& p_gt,
+                     const margin_ce_config& cfg, torch::Tensor& w, margin_ce_stats* stats) {
+  const std::int64_t n = loss.size(0);
+  if (cfg.sds) {
+    torch::Tensor h = torch::empty({n}, loss.options());
+    const gum_result g = gum_fit(cpu, vector_view<const T>(entropy.data_ptr<T>(), n), vec<T>(h), cfg.gum);
+    sds_weights(cpu, vector_view<const T>(h.data_ptr<T>(), n), vector_view<const T>(p_gt.data_ptr<T>(), n),
+                cfg.lambda, cfg.focal, vec<T>(w));
+    if (stats) {
+      stats->pi = g.pi;
+      stats->sigma = g.sigma;
+      stats->gum_iterations = g.iterations;
+      stats->hard_fraction = h.gt(0.5).to(torch::kDouble).mean().item<double>();
+    }
+  }
+  double value = 0, unweighted = 0;
+  const T* l = loss.data_ptr<T>();
+  const T* wi = w.data_ptr<T>();
+  for (std::int64_t i = 0; i < n; ++i) {
+    value += static_cast<double>(wi[i]) * static_cast<double>(l[i]);
+    unweighted += static_cast<double>(l[i]);
+  }
+  if (stats) {
+    stats->loss_unweighted = unweighted / static_cast<double>(n);
+    stats->weights = w;
+  }
+  return value / static_cast<double>(n);
+}
+
 }  // namespace detail_ag
 
 #if defined(TOPOFR_TRAIN_GPU)
@@ -112,11 +160,7 @@ inline torch::Tensor margin_ce_forward_gpu(torch::autograd::AutogradContext* ctx
     stats->weights = host.narrow(0, 2, n).to(c.scalar_type());  // exact: double holds every float
   }
   ctx->save_for_backward({c, y, lse, w});
-  ctx->saved_data["s"] = cfg.margin.s;
-  ctx->saved_data["m1"] = cfg.margin.m1;
-  ctx->saved_data["m2"] = cfg.margin.m2;
-  ctx->saved_data["m3"] = cfg.margin.m3;
-  ctx->saved_data["straight_through"] = cfg.margin.straight_through;
+  detail_ag::save_margin(ctx, cfg.margin);
   return value.to(cos.scalar_type());
 }
 #endif
@@ -140,51 +184,24 @@ class MarginCE : public torch::autograd::Function<MarginCE> {
     const auto o = c.options();
     torch::Tensor loss = torch::empty({n}, o), ent = torch::empty({n}, o), pgt = torch::empty({n}, o),
                   lse = torch::empty({n}, o), w = torch::ones({n}, o);
-    double value = 0, unweighted = 0;
+    double value = 0;
     AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "MarginCE", [&] {
       using T = scalar_t;
       const vector_view<const std::int64_t> yv(y.data_ptr<std::int64_t>(), n);
       margin_ce_forward(cpu, detail_ag::cmat<T>(c), yv, cfg.margin, cfg.entropy_eps, detail_ag::vec<T>(loss),
                         detail_ag::vec<T>(ent), detail_ag::vec<T>(pgt), detail_ag::vec<T>(lse));
-      if (cfg.sds) {
-        torch::Tensor h = torch::empty({n}, o);
-        const gum_result g = gum_fit(cpu, vector_view<const T>(ent.data_ptr<T>(), n), detail_ag::vec<T>(h), cfg.gum);
-        sds_weights(cpu, vector_view<const T>(h.data_ptr<T>(), n), vector_view<const T>(pgt.data_ptr<T>(), n),
-                    cfg.lambda, cfg.focal, detail_ag::vec<T>(w));
-        if (stats) {
-          stats->pi = g.pi;
-          stats->sigma = g.sigma;
-          stats->gum_iterations = g.iterations;
-          stats->hard_fraction = h.gt(0.5).to(torch::kDouble).mean().item<double>();
-        }
-      }
-      const T* l = loss.data_ptr<T>();
-      const T* wi = w.data_ptr<T>();
-      for (std::int64_t i = 0; i < n; ++i) {
-        value += static_cast<double>(wi[i]) * static_cast<double>(l[i]);
-        unweighted += static_cast<double>(l[i]);
-      }
+      value = detail_ag::weighted_mean<T>(loss, ent, pgt, cfg, w, stats);
     });
-    if (stats) {
-      stats->loss_unweighted = unweighted / static_cast<double>(n);
-      stats->weights = w;
-    }
     ctx->save_for_backward({c, y, lse, w});
-    ctx->saved_data["s"] = cfg.margin.s;
-    ctx->saved_data["m1"] = cfg.margin.m1;
-    ctx->saved_data["m2"] = cfg.margin.m2;
-    ctx->saved_data["m3"] = cfg.margin.m3;
-    ctx->saved_data["straight_through"] = cfg.margin.straight_through;
-    return torch::full({}, value / static_cast<double>(n), cos.options());
+    detail_ag::save_margin(ctx, cfg.margin);
+    return torch::full({}, value, cos.options());
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_out) {
     const auto saved = ctx->get_saved_variables();
     const torch::Tensor &c = saved[0], &y = saved[1], &lse = saved[2], &w = saved[3];
-    combined_margin m{ctx->saved_data["s"].toDouble(), ctx->saved_data["m1"].toDouble(),
-                      ctx->saved_data["m2"].toDouble(), ctx->saved_data["m3"].toDouble()};
-    m.straight_through = ctx->saved_data["straight_through"].toBool();  // the margin gradient the forward was asked for
+    const combined_margin m = detail_ag::saved_margin(ctx);
     const std::int64_t n = c.size(0);
     torch::Tensor g = torch::empty_like(c);
 #if defined(TOPOFR_TRAIN_GPU)

@@ -195,40 +195,14 @@ class ShardedMarginCE : public torch::autograd::Function<ShardedMarginCE> {
     // As MarginCE, but the entropy is only needed (and only costs its all-reduce) for the SDS weights.
     const global_rows g = combine_rows(*pg, c, y, cfg.margin, cfg.sds, cfg.entropy_eps);
     torch::Tensor w = torch::ones({n}, o);
-    double value = 0, unweighted = 0;
+    double value = 0;
     AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "sharded_margin_ce", [&] {
-      using T = scalar_t;
-      if (cfg.sds) {  // the same inputs on every rank: the same GUM fit and weights, no communication
-        torch::Tensor h = torch::empty({n}, o);
-        const gum_result r =
-            gum_fit(cpu, vector_view<const T>(g.entropy.data_ptr<T>(), n), detail_ag::vec<T>(h), cfg.gum);
-        sds_weights(cpu, vector_view<const T>(h.data_ptr<T>(), n), vector_view<const T>(g.p_gt.data_ptr<T>(), n),
-                    cfg.lambda, cfg.focal, detail_ag::vec<T>(w));
-        if (stats) {
-          stats->pi = r.pi;
-          stats->sigma = r.sigma;
-          stats->gum_iterations = r.iterations;
-          stats->hard_fraction = h.gt(0.5).to(torch::kDouble).mean().item<double>();
-        }
-      }
-      const T* l = g.loss.data_ptr<T>();
-      const T* wi = w.data_ptr<T>();
-      for (std::int64_t i = 0; i < n; ++i) {
-        value += static_cast<double>(wi[i]) * static_cast<double>(l[i]);
-        unweighted += static_cast<double>(l[i]);
-      }
+      // The same inputs on every rank: the same GUM fit and weights, no communication.
+      value = detail_ag::weighted_mean<scalar_t>(g.loss, g.entropy, g.p_gt, cfg, w, stats);
     });
-    if (stats) {
-      stats->loss_unweighted = unweighted / static_cast<double>(n);
-      stats->weights = w;
-    }
     ctx->save_for_backward({c, y, g.lse, w});
-    ctx->saved_data["s"] = cfg.margin.s;
-    ctx->saved_data["m1"] = cfg.margin.m1;
-    ctx->saved_data["m2"] = cfg.margin.m2;
-    ctx->saved_data["m3"] = cfg.margin.m3;
-    ctx->saved_data["straight_through"] = cfg.margin.straight_through;
-    return torch::full({}, value / static_cast<double>(n), cos.options());
+    detail_ag::save_margin(ctx, cfg.margin);
+    return torch::full({}, value, cos.options());
   }
 
   /// Local: margin_ce_backward with the combined lse is this shard's part of the gradient of the global loss
@@ -237,9 +211,7 @@ class ShardedMarginCE : public torch::autograd::Function<ShardedMarginCE> {
                                                  torch::autograd::variable_list grad_out) {
     const auto saved = ctx->get_saved_variables();
     const torch::Tensor &c = saved[0], &y = saved[1], &lse = saved[2], &w = saved[3];
-    combined_margin m{ctx->saved_data["s"].toDouble(), ctx->saved_data["m1"].toDouble(),
-                      ctx->saved_data["m2"].toDouble(), ctx->saved_data["m3"].toDouble()};
-    m.straight_through = ctx->saved_data["straight_through"].toBool();
+    const combined_margin m = detail_ag::saved_margin(ctx);
     const std::int64_t n = c.size(0);
     torch::Tensor g = torch::empty_like(c);
     const double go = grad_out[0].to(torch::kCPU).to(torch::kDouble).item<double>();
