@@ -385,6 +385,18 @@ class MarginCEStats(NamedTuple):
     hard_fraction: float    # fraction of samples with h_i > 0.5
 
 
+def _last_stats(module: Any) -> Optional["MarginCEStats"]:
+    """module._last as a MarginCEStats: kept as tensors by forward, turned into numbers (one host sync) when
+    asked for, then cached."""
+    last = module._last
+    if last is None or isinstance(last, MarginCEStats):
+        return last
+    entropy, p_gt, hard, omega, stats = last
+    pi, sigma, hard_fraction = stats.tolist()
+    module._last = MarginCEStats(entropy, p_gt, hard, omega, pi, sigma, hard_fraction)
+    return module._last
+
+
 class MarginCE(nn.Module):
     """The SDS-weighted margin cross-entropy: mean_i omega_i * loss_i (TopoFR's L_cls).
 
@@ -410,12 +422,7 @@ class MarginCE(nn.Module):
     @property
     def last(self) -> Optional[MarginCEStats]:
         """The MarginCEStats of the last forward call (None before the first)."""
-        if self._last is None or isinstance(self._last, MarginCEStats):
-            return self._last
-        entropy, p_gt, hard, omega, stats = self._last
-        pi, sigma, hard_fraction = stats.tolist()
-        self._last = MarginCEStats(entropy, p_gt, hard, omega, pi, sigma, hard_fraction)
-        return self._last
+        return _last_stats(self)
 
     def forward(self, cos: Tensor, labels: Tensor) -> Tensor:
         """cos: (N, C); labels: (N,); returns mean_i omega_i loss_i (0-d, cos's dtype)."""

@@ -27,7 +27,7 @@ from torch.autograd.function import once_differentiable
 import topofr as _tf
 from topofr import CombinedMargin, GUMOptions
 
-from . import MarginCEStats, _margin_tuple, _sds_kernel
+from . import MarginCEStats, _last_stats, _margin_tuple, _sds_kernel
 
 __all__ = ["ShardedMarginCE", "all_gather_with_grad"]
 
@@ -161,12 +161,7 @@ class ShardedMarginCE(nn.Module):
     @property
     def last(self) -> Optional[MarginCEStats]:
         """The MarginCEStats of the last forward call (global, identical on every rank; None before the first)."""
-        if self._last is None or isinstance(self._last, MarginCEStats):
-            return self._last
-        entropy, p_gt, hard, omega, stats = self._last
-        pi, sigma, hard_fraction = stats.tolist()
-        self._last = MarginCEStats(entropy, p_gt, hard, omega, pi, sigma, hard_fraction)
-        return self._last
+        return _last_stats(self)
 
     def forward(self, local_embeddings: Tensor, local_labels: Tensor, step: Optional[int] = None) -> Tensor:
         """local_embeddings: (B, D) of this rank; local_labels: (B,) int32/int64 global classes or -100.
