@@ -183,7 +183,7 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
   # at step 2 after one update with the all-reduced gradient) of --nproc W equal those of --chunks W within
   # relative 1e-5 (float; the sums run in another order: Gloo's all-reduce, the sharded softmax's combination).
   # Rank 0 alone writes log.csv and the report; each rank writes its checkpoint.
-  if(TARGET topofr-train)
+  if(TARGET topofr-train AND TOPOFR_GLOO_INCLUDE_DIR)  # several processes need Gloo (libgloo-dev)
     add_test(NAME train_dist_equivalence COMMAND sh -c [=[
       set -e
       exe="$1"; d="$2"; args="$3 --steps 2"
@@ -222,7 +222,7 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
   # * ranks started one by one (--world-size 2 --rank r --master): rank 1 exits at step 2 -> rank 0 fails at
   #   once naming itself and the collective; rank 1 hangs instead (connections open) -> rank 0 times out
   #   after 5 s; rank 1 never starts -> rank 0's rendezvous times out. No case hangs (each under `timeout`).
-  if(TARGET topofr-train)
+  if(TARGET topofr-train AND TOPOFR_GLOO_INCLUDE_DIR)
     add_test(NAME train_dist_failure COMMAND sh -c [=[
       set -e
       exe="$1"; d="$2"; args="$3 --steps 6 --checkpoint-every 2 --dist-timeout 5"
@@ -258,7 +258,7 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
   # it) after the checkpoints of step 4, --resume, and the log and report equal an uninterrupted run's. Also:
   # a rank one checkpoint ahead of the other (a kill between their writes) goes back to its previous file;
   # another number of processes is refused naming the file.
-  if(TARGET topofr-train)
+  if(TARGET topofr-train AND TOPOFR_GLOO_INCLUDE_DIR)
     add_test(NAME train_dist_resume COMMAND sh -c [=[
       set -e
       exe="$1"; d="$2"; args="$3 --steps 12 --checkpoint-every 4 --nproc 2"
@@ -296,7 +296,7 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
   endif()
 
   # (d) Bad process flags: one line naming the flag and the value, before anything starts.
-  if(TARGET topofr-train)
+  if(TARGET topofr-train AND TOPOFR_GLOO_INCLUDE_DIR)
     add_test(NAME train_dist_bad_flags COMMAND sh -c [=[
       exe="$1"; d="$2"; rm -rf "$d"; mkdir -p "$d"; cd "$d"
       check() {  # expected text, then -- and the arguments
