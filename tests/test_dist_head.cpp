@@ -162,7 +162,7 @@ bool run_case(c10d::ProcessGroup& pg, const spec& sp) {
 
   if (!sp.straight) {
     loss_o.backward();
-  } else {  // MarginCE's backward drops straight_through: the cos gradient from the library's head directly
+  } else {  // the cos gradient from the library's head with cfg.margin, independent of how MarginCE carries the flag
     torch::Tensor g = torch::empty_like(co);
     AT_DISPATCH_FLOATING_TYPES(co.scalar_type(), "oracle_backward", [&] {
       using T = scalar_t;

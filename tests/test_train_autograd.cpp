@@ -26,8 +26,9 @@ namespace {
 /// cross-entropy): the oracle. Rows labelled -1 (target on another shard) or -100 (ignored) get no margin
 /// and a zero loss. With for_gradient, a -1 row adds its logsumexp instead (times w / N): the part of the
 /// row's loss whose gradient lives on this shard, p (Partial FC); a -100 row adds nothing. w: constants.
+/// straight: the margin applied as arcface_torch does, under no_grad (the logits' derivative is s everywhere).
 torch::Tensor oracle_margin_ce(const torch::Tensor& cos, const torch::Tensor& labels, double s, double m,
-                               const torch::Tensor& w, bool for_gradient = false) {
+                               const torch::Tensor& w, bool for_gradient = false, bool straight = false) {
   const auto valid = labels.ge(0);
   const auto idx = labels.clamp_min(0).unsqueeze(1);
   const auto target = cos.gather(1, idx).squeeze(1);
@@ -36,6 +37,7 @@ torch::Tensor oracle_margin_ce(const torch::Tensor& cos, const torch::Tensor& la
       torch::where(target > std::cos(M_PI - m), torch::cos(theta + m), target - std::sin(M_PI - m) * m);
   const auto new_target = torch::where(valid, with_margin, target);
   auto logits = cos.scatter(1, idx, new_target.unsqueeze(1)) * s;
+  if (straight) logits = (cos + (logits / s - cos).detach()) * s;
   const auto lse = torch::logsumexp(logits, 1);
   const auto loss = lse - logits.gather(1, idx).squeeze(1);
   auto term = torch::where(valid, loss, torch::zeros_like(loss));
@@ -95,33 +97,36 @@ TEMPLATE_TEST_CASE("MarginCE gradient vs LibTorch autograd of the ArcFace CE for
   cos0[1][labels[1].item<std::int64_t>()] = 0.94;
   const double go = 2.5;  // a grad_output other than 1
 
-  for (bool sds : {false, true}) {
-    for (bool focal : {true, false}) {
-      if (!sds && !focal) continue;
-      DYNAMIC_SECTION("sds " << sds << " focal " << focal) {
-        train::margin_ce_config cfg;
-        cfg.sds = sds;
-        cfg.focal = focal;
-        cfg.margin.s = 64.0;
-        cfg.margin.m2 = 0.5;
-        train::margin_ce_stats st;
-        torch::Tensor cos = cos0.to(dtype).clone().set_requires_grad(true);
-        torch::Tensor loss = MarginCE::apply(cos, labels, cfg, &st);
-        (loss * go).backward();
+  struct variant {
+    bool sds, focal, straight;
+  };
+  for (const variant v : {variant{false, true, false}, variant{true, true, false}, variant{true, false, false},
+                          variant{true, true, true}}) {
+    const bool sds = v.sds, focal = v.focal, straight = v.straight;
+    DYNAMIC_SECTION("sds " << sds << " focal " << focal << " straight-through " << straight) {
+      train::margin_ce_config cfg;
+      cfg.sds = sds;
+      cfg.focal = focal;
+      cfg.margin.s = 64.0;
+      cfg.margin.m2 = 0.5;
+      cfg.margin.straight_through = straight;
+      train::margin_ce_stats st;
+      torch::Tensor cos = cos0.to(dtype).clone().set_requires_grad(true);
+      torch::Tensor loss = MarginCE::apply(cos, labels, cfg, &st);
+      (loss * go).backward();
 
-        // The weights are constants of the objective (no gradient through omega): the oracle takes them.
-        REQUIRE(st.weights.numel() == n);
-        if (!sds) CHECK(st.weights.eq(1).all().item<bool>());
-        if (sds && focal) CHECK(st.weights.le(2.0).all().item<bool>());
-        torch::Tensor cd = cos0.to(dtype).to(torch::kDouble).clone().set_requires_grad(true);
-        const torch::Tensor wd = st.weights.to(torch::kDouble);
-        const torch::Tensor ref = oracle_margin_ce(cd.detach(), labels, 64.0, 0.5, wd);
-        (oracle_margin_ce(cd, labels, 64.0, 0.5, wd, true) * go).backward();
-        CHECK(std::fabs(loss.item<double>() - ref.item<double>()) <= tol * std::fabs(ref.item<double>()));
-        CHECK(max_rel(cos.grad(), cd.grad()) <= tol);
-        CHECK(cos.grad()[5].abs().max().item<double>() > 0.0);   // label -1: p (the target is elsewhere)
-        CHECK(cos.grad()[7].abs().max().item<double>() == 0.0);  // label -100: no gradient
-      }
+      // The weights are constants of the objective (no gradient through omega): the oracle takes them.
+      REQUIRE(st.weights.numel() == n);
+      if (!sds) CHECK(st.weights.eq(1).all().item<bool>());
+      if (sds && focal) CHECK(st.weights.le(2.0).all().item<bool>());
+      torch::Tensor cd = cos0.to(dtype).to(torch::kDouble).clone().set_requires_grad(true);
+      const torch::Tensor wd = st.weights.to(torch::kDouble);
+      const torch::Tensor ref = oracle_margin_ce(cd.detach(), labels, 64.0, 0.5, wd);
+      (oracle_margin_ce(cd, labels, 64.0, 0.5, wd, true, straight) * go).backward();
+      CHECK(std::fabs(loss.item<double>() - ref.item<double>()) <= tol * std::fabs(ref.item<double>()));
+      CHECK(max_rel(cos.grad(), cd.grad()) <= tol);
+      CHECK(cos.grad()[5].abs().max().item<double>() > 0.0);   // label -1: p (the target is elsewhere)
+      CHECK(cos.grad()[7].abs().max().item<double>() == 0.0);  // label -100: no gradient
     }
   }
 }
