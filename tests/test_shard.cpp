@@ -321,6 +321,15 @@ TEST_CASE("shard errors name the argument and the value", "[shard]") {
                                               vector_view<const double>(lse.data(), 2), -1.0,
                                               vector_view<double>(part.data(), 2)),
                     Contains("entropy_eps: must be >= 0"));
+  for (double eps : {1e-5, 0.0}) {  // both paths (lanes for eps >= the smallest normal, else element-wise)
+    cos[1] = -1.25;
+    CHECK_THROWS_WITH(shard_entropy_eps_partial(cpu, matrix_view<const double>(cos.data(), 2, 2),
+                                                vector_view<const std::int64_t>(lab.data(), 2), combined_margin{},
+                                                vector_view<const double>(lse.data(), 2), eps,
+                                                vector_view<double>(part.data(), 2)),
+                      Contains("topofr::shard_entropy_eps_partial: cos: element (0, 1) is -1.25"));
+    cos[1] = 0.2;
+  }
   CHECK_THROWS_WITH(combine_shard_stats(st.data(), 0, 2, vector_view<double>(lse.data(), 2)),
                     Contains("topofr::combine_shard_stats: world: must be >= 1, got 0"));
 }

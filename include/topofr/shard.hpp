@@ -218,6 +218,28 @@ void exp_sums(const T* c, index_t b, index_t e, double s, double mx, double& se,
   for (index_t l = 0; l < W; ++l) se += a[l], sez += az[l];
 }
 
+/// sum_j p_j log(p_j + eps) over [b, e), p_j = exp(s c_j - l), for eps >= the smallest normal double (p + eps
+/// is then a positive normal number, the domain of fastmath::log_normal); eight double lanes, as exp_sums.
+template <class T>
+double eps_sum(const T* c, index_t b, index_t e, double s, double l, double eps) {
+  constexpr index_t W = 8;
+  double a[W];
+  for (index_t k = 0; k < W; ++k) a[k] = 0.0;
+  index_t j = b;
+  for (; j + W <= e; j += W)
+    for (index_t k = 0; k < W; ++k) {
+      const double p = fastmath::exp_finite(s * static_cast<double>(c[j + k]) - l);
+      a[k] += p * fastmath::log_normal(p + eps);
+    }
+  for (; j < e; ++j) {
+    const double p = fastmath::exp_finite(s * static_cast<double>(c[j]) - l);
+    a[0] += p * fastmath::log_normal(p + eps);
+  }
+  double sum = 0.0;
+  for (index_t k = 0; k < W; ++k) sum += a[k];
+  return sum;
+}
+
 /// The logits of row i of a shard in double (logit above). Calls op(j, z_j) for every j; false when a
 /// cosine is out of [-1, 1].
 template <class T, class L, class Op>
@@ -427,11 +449,28 @@ void shard_entropy_eps_partial(cpu_t, matrix_view<InC> cos, vector_view<L> local
   const index_t n = cos.rows(), c = cos.cols();
   detail::arc::check_labels(local_labels, n, c, fn);
   detail::arc::check_finite(lse_global, fn, "lse_global");
+  // eps >= the smallest normal double (the released code's 1e-5): p + eps is a positive normal number, so the
+  // lanes of eps_sum apply; otherwise (eps = 0: 0 log 0 = 0) one element at a time with the C library.
+  const bool lanes = eps >= std::numeric_limits<double>::min();
   detail::arc::for_rows(cos, fn, [&](index_t i) {
+    const T* ci = cos.row(i);
     const index_t y = static_cast<index_t>(local_labels[i]);
     const double l = static_cast<double>(lse_global[i]);
     double acc = 0.0;
-    const bool ok = detail::shard::row_logits<T, L>(mf, cos.row(i), c, y, [&](index_t, double z) {
+    if (lanes) {
+      T mx = -std::numeric_limits<T>::infinity();  // only the range check is wanted
+      if (!detail::arc::max_checked(ci, 0, c, mx)) return false;
+      const index_t split = y >= 0 ? y : c;
+      acc = detail::shard::eps_sum(ci, 0, split, mf.s, l, eps);
+      if (y >= 0) {
+        acc += detail::shard::eps_sum(ci, y + 1, c, mf.s, l, eps);
+        const double p = std::exp(detail::shard::logit(mf, static_cast<double>(ci[y]), true) - l);
+        acc += p * std::log(p + eps);
+      }
+      partial[i] = acc;
+      return true;
+    }
+    const bool ok = detail::shard::row_logits<T, L>(mf, ci, c, y, [&](index_t, double z) {
       const double p = std::exp(z - l);
       if (p > 0.0 || eps > 0.0) acc += p * std::log(p + eps);  // eps = 0: 0 log 0 = 0
     });
