@@ -259,7 +259,7 @@ SAN=$(command -v compute-sanitizer || true)
 for c in /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer; do
   [ -z "$SAN" ] && [ -x "$c" ] && SAN=$c
 done
-RACE_SUBSET="cuda_test_persistence cuda_test_gum cuda_test_isa cuda_test_objective"  # the kernels with barriers
+RACE_SUBSET="cuda_test_persistence cuda_test_gum cuda_test_isa cuda_test_objective cuda_test_shard"  # the kernels with barriers
 sanitize() {  # sanitize TOOL TEST
   local step="$1:$2"
   if [ "$HAVE_GPU" = 0 ]; then row "$step" "SKIPPED (no GPU$([ "$DRY" = 1 ] && echo ': expected in a dry run'))" 0 ""; return; fi
