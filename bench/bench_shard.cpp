@@ -39,20 +39,24 @@ data& shared() {
   return d;
 }
 
+/// The batch's labels as the shard r sees them (localize_labels).
+std::vector<std::int64_t> localized(const data& d, class_range r) {
+  std::vector<std::int64_t> local(n);
+  localize_labels(cpu, vector_view<const std::int64_t>(d.labels.data(), n), r, c,
+                  vector_view<std::int64_t>(local.data(), n));
+  return local;
+}
+
 // Rank 0's part of a W-rank head, every rank's statistics computed here so that the combine sees real ones.
 void BM_sharded_rank0(benchmark::State& st) {
   data& d = shared();
   const index_t world = st.range(0);
   const class_range r0 = shard_range(c, world, 0);
-  std::vector<std::int64_t> local(n);
-  localize_labels(cpu, vector_view<const std::int64_t>(d.labels.data(), n), r0, c,
-                  vector_view<std::int64_t>(local.data(), n));
+  const std::vector<std::int64_t> local = localized(d, r0);
   std::vector<shard_row_stats> stats(static_cast<std::size_t>(world * n));
   for (index_t r = 0; r < world; ++r) {  // the other ranks' statistics (not timed)
     const class_range cr = shard_range(c, world, r);
-    std::vector<std::int64_t> lr(n);
-    localize_labels(cpu, vector_view<const std::int64_t>(d.labels.data(), n), cr, c,
-                    vector_view<std::int64_t>(lr.data(), n));
+    const std::vector<std::int64_t> lr = localized(d, cr);
     shard_stats(cpu, matrix_view<const float>(d.cos.data() + cr.begin, n, cr.size(), c),
                 vector_view<const std::int64_t>(lr.data(), n), d.m,
                 vector_view<shard_row_stats>(stats.data() + r * n, n));
@@ -78,9 +82,7 @@ void BM_shard_stats(benchmark::State& st) {
   data& d = shared();
   const index_t world = st.range(0);
   const class_range r0 = shard_range(c, world, 0);
-  std::vector<std::int64_t> local(n);
-  localize_labels(cpu, vector_view<const std::int64_t>(d.labels.data(), n), r0, c,
-                  vector_view<std::int64_t>(local.data(), n));
+  const std::vector<std::int64_t> local = localized(d, r0);
   std::vector<shard_row_stats> stats(n);
   for (auto _ : st) {
     shard_stats(cpu, matrix_view<const float>(d.cos.data() + r0.begin, n, r0.size(), c),
@@ -96,9 +98,7 @@ void BM_entropy_eps_partial(benchmark::State& st) {
   data& d = shared();
   const index_t world = st.range(0);
   const class_range r0 = shard_range(c, world, 0);
-  std::vector<std::int64_t> local(n);
-  localize_labels(cpu, vector_view<const std::int64_t>(d.labels.data(), n), r0, c,
-                  vector_view<std::int64_t>(local.data(), n));
+  const std::vector<std::int64_t> local = localized(d, r0);
   margin_ce_forward(cpu, matrix_view<const float>(d.cos.data(), n, c), vector_view<const std::int64_t>(d.labels.data(), n),
                     d.m, 0.0, vector_view<float>(d.loss.data(), n), {}, {}, vector_view<float>(d.lse.data(), n));
   std::vector<double> partial(n);

@@ -115,6 +115,22 @@ double weighted_mean(const torch::Tensor& loss, const torch::Tensor& entropy, co
   return value / static_cast<double>(n);
 }
 
+/// The host backward of MarginCE and sharded_margin_ce: grad_out (a scalar) times margin_ce_backward with the
+/// saved cosines c, labels y, lse and weights w, and grad_scale 1/N; on grad_out's device.
+inline torch::Tensor host_backward(const torch::Tensor& c, const torch::Tensor& y, const torch::Tensor& lse,
+                                   const torch::Tensor& w, const combined_margin& m, const torch::Tensor& grad_out) {
+  const std::int64_t n = c.size(0);
+  torch::Tensor g = torch::empty_like(c);
+  const double go = grad_out.to(torch::kCPU).to(torch::kDouble).item<double>();
+  AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "margin_ce_backward", [&] {
+    using T = scalar_t;
+    margin_ce_backward(cpu, cmat<T>(c), vector_view<const std::int64_t>(y.data_ptr<std::int64_t>(), n), m,
+                       vector_view<const T>(lse.data_ptr<T>(), n), vector_view<const T>(w.data_ptr<T>(), n),
+                       go / static_cast<double>(n), mat<T>(g));
+  });
+  return g.to(grad_out.device());
+}
+
 }  // namespace detail_ag
 
 #if defined(TOPOFR_TRAIN_GPU)
@@ -202,10 +218,10 @@ class MarginCE : public torch::autograd::Function<MarginCE> {
     const auto saved = ctx->get_saved_variables();
     const torch::Tensor &c = saved[0], &y = saved[1], &lse = saved[2], &w = saved[3];
     const combined_margin m = detail_ag::saved_margin(ctx);
-    const std::int64_t n = c.size(0);
-    torch::Tensor g = torch::empty_like(c);
 #if defined(TOPOFR_TRAIN_GPU)
     if (c.is_cuda()) {
+      const std::int64_t n = c.size(0);
+      torch::Tensor g = torch::empty_like(c);
       // grad_output stays on the device (reading it would be one more synchronisation): the blocks scale by
       // 1/N and the incoming gradient multiplies the result (exact when it is 1, as for a loss's own term).
       const torch_gpu_env dev(c);
@@ -218,14 +234,7 @@ class MarginCE : public torch::autograd::Function<MarginCE> {
       return {g, torch::Tensor(), torch::Tensor(), torch::Tensor()};
     }
 #endif
-    const double go = grad_out[0].to(torch::kCPU).to(torch::kDouble).item<double>();
-    AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "MarginCE_backward", [&] {
-      using T = scalar_t;
-      margin_ce_backward(cpu, detail_ag::cmat<T>(c), vector_view<const std::int64_t>(y.data_ptr<std::int64_t>(), n), m,
-                         vector_view<const T>(lse.data_ptr<T>(), n), vector_view<const T>(w.data_ptr<T>(), n),
-                         go / static_cast<double>(n), detail_ag::mat<T>(g));
-    });
-    return {g.to(grad_out[0].device()), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    return {detail_ag::host_backward(c, y, lse, w, m, grad_out[0]), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 

@@ -211,17 +211,8 @@ class ShardedMarginCE : public torch::autograd::Function<ShardedMarginCE> {
                                                  torch::autograd::variable_list grad_out) {
     const auto saved = ctx->get_saved_variables();
     const torch::Tensor &c = saved[0], &y = saved[1], &lse = saved[2], &w = saved[3];
-    const combined_margin m = detail_ag::saved_margin(ctx);
-    const std::int64_t n = c.size(0);
-    torch::Tensor g = torch::empty_like(c);
-    const double go = grad_out[0].to(torch::kCPU).to(torch::kDouble).item<double>();
-    AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "sharded_margin_ce_backward", [&] {
-      using T = scalar_t;
-      margin_ce_backward(cpu, detail_ag::cmat<T>(c), vector_view<const std::int64_t>(y.data_ptr<std::int64_t>(), n),
-                         m, vector_view<const T>(lse.data_ptr<T>(), n), vector_view<const T>(w.data_ptr<T>(), n),
-                         go / static_cast<double>(n), detail_ag::mat<T>(g));
-    });
-    return {g.to(grad_out[0].device()), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    return {detail_ag::host_backward(c, y, lse, w, detail_ag::saved_margin(ctx), grad_out[0]), torch::Tensor(),
+            torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
