@@ -123,7 +123,7 @@ else
   export LD_LIBRARY_PATH=$CARRY/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 fi
 probe() {
-  if [ ! -x "$PROGS/gpu_probe" ]; then PROBE="gpu_probe missing"; return 1; fi
+  if [ ! -x "$PROGS/gpu_probe" ]; then PROBE="gpu_probe missing" RC=127 DT=0; return 1; fi
   run_step probe 30 "$PROGS/gpu_probe"
   PROBE=$(tr '\n' ';' < "$(log_of probe)" | sed 's/;$//')
   return "$RC"
